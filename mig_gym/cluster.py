@@ -1,0 +1,191 @@
+"""Simulator entities: queries, partitions, GPUs, and the per-class index policies query.
+
+These are mutable records owned by :class:`mig_gym.simulator.Simulator`. Policies receive them
+through :class:`ClusterView` and must treat them as read-only.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mig_gym.hardware import Layout
+
+__all__ = ["Query", "Partition", "GPU", "Plan", "ClassIndex", "ClusterView"]
+
+
+class Query:
+    """One inference request: ``batch`` items of model ``model`` (index), arrived at ``arrival_s``."""
+
+    __slots__ = ("id", "arrival_s", "model", "batch", "retries")
+
+    def __init__(self, qid: int, arrival_s: float, model: int, batch: int) -> None:
+        self.id = qid
+        self.arrival_s = arrival_s
+        self.model = model
+        self.batch = batch
+        self.retries = 0
+
+    def __repr__(self) -> str:
+        return f"Query(id={self.id}, t={self.arrival_s:.6f}, model={self.model}, b={self.batch})"
+
+
+class Partition:
+    """A MIG instance hosting one model, serving one query at a time from a FIFO queue.
+
+    ``est_free_s`` is the profiled estimate of when all work already assigned (running plus queued)
+    is done; dispatchers compute ``max(est_free_s, now) + latency`` as a query's estimated finish.
+    ``lat[b]`` is the profiled service time of a batch of ``b`` (``inf`` if it does not fit memory).
+    """
+
+    __slots__ = ("uid", "gpu", "gpcs", "start", "model", "lat", "queue", "queued_s", "running",
+                 "run_end_s", "est_free_s", "available", "version")
+
+    def __init__(self, uid: int, gpu: int, gpcs: int, start: int, model: int,
+                 lat: Sequence[float]) -> None:
+        self.uid = uid
+        self.gpu = gpu
+        self.gpcs = gpcs
+        self.start = start
+        self.model = model
+        self.lat = lat
+        self.queue: deque[Query] = deque()
+        self.queued_s = 0.0  # profiled work waiting in the queue
+        self.running: Query | None = None
+        self.run_end_s = 0.0
+        self.est_free_s = 0.0
+        self.available = False
+        self.version = 0
+
+    def fits(self, batch: int) -> bool:
+        return batch < len(self.lat) and self.lat[batch] < math.inf
+
+    def backlog_s(self, now: float) -> float:
+        """Estimated seconds of assigned work left (running remainder plus queued)."""
+        return max(self.est_free_s - now, 0.0)
+
+    def __repr__(self) -> str:
+        return (f"Partition(uid={self.uid}, gpu={self.gpu}, {self.gpcs}g@{self.start}, "
+                f"model={self.model}, queue={len(self.queue)}, busy={self.running is not None})")
+
+
+class GPU:
+    """One physical GPU: its layout, partitions and reconfiguration/failure state."""
+
+    __slots__ = ("index", "layout", "models", "partitions", "state", "target", "down_since")
+
+    UP, DRAINING, RECONFIGURING, DOWN = "up", "draining", "reconfiguring", "down"
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.layout: Layout | None = None
+        self.models: tuple[int, ...] = ()
+        self.partitions: list[Partition] = []
+        self.state = GPU.DOWN
+        self.target: tuple[Layout, tuple[int, ...]] | None = None  # pending reconfiguration
+        self.down_since = 0.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A partitioner's decision: a layout per GPU and the model hosted by each placement."""
+
+    layouts: tuple[Layout, ...]
+    models: tuple[tuple[int, ...], ...]  # per GPU, per placement (same order as layout.placements)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.layouts) != len(self.models):
+            raise ValueError("Plan needs one model tuple per layout")
+        for lay, mods in zip(self.layouts, self.models, strict=True):
+            if len(lay.placements) != len(mods):
+                raise ValueError(f"layout {lay} has {len(lay.placements)} placements, "
+                                 f"got {len(mods)} models")
+
+
+class ClassIndex:
+    """Partitions of one (model, size) class ordered by ``est_free_s``: a lazy-deletion heap.
+
+    ``best()`` returns the available partition with the smallest ``est_free_s`` in O(log P)
+    amortised; stale heap entries (older ``version`` or unavailable partitions) are dropped when
+    they reach the top, and the heap is rebuilt when stale entries outnumber live ones.
+    """
+
+    __slots__ = ("heap", "members")
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, int, Partition]] = []
+        self.members: dict[int, Partition] = {}
+
+    def push(self, p: Partition) -> None:
+        p.version += 1
+        heapq.heappush(self.heap, (p.est_free_s, p.uid, p.version, p))
+        if len(self.heap) > 4 * len(self.members) + 16:
+            self.heap = [(q.est_free_s, q.uid, q.version, q) for q in self.members.values()
+                         if q.available]
+            heapq.heapify(self.heap)
+
+    def add(self, p: Partition) -> None:
+        self.members[p.uid] = p
+        self.push(p)
+
+    def remove(self, p: Partition) -> None:
+        self.members.pop(p.uid, None)
+        p.version += 1
+
+    def best(self) -> Partition | None:
+        heap = self.heap
+        while heap:
+            _, _, ver, p = heap[0]
+            if ver == p.version and p.available:
+                return p
+            heapq.heappop(heap)
+        return None
+
+
+class ClusterView:
+    """Read-only view of the simulated server handed to policies.
+
+    Attributes:
+        now: current simulated time in seconds.
+        gpus: the GPUs (``GPU.partitions`` lists their partitions).
+        sizes: partition sizes (GPCs) of the hardware, ascending.
+        slo_s: latency target per model index.
+    """
+
+    def __init__(self, sim: object) -> None:
+        self._sim = sim
+
+    @property
+    def now(self) -> float:
+        return self._sim.now  # type: ignore[attr-defined]
+
+    @property
+    def gpus(self) -> Sequence[GPU]:
+        return self._sim.gpus  # type: ignore[attr-defined]
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return self._sim.sizes  # type: ignore[attr-defined]
+
+    @property
+    def slo_s(self) -> Sequence[float]:
+        return self._sim.slo_s  # type: ignore[attr-defined]
+
+    def partitions(self, model: int | None = None) -> list[Partition]:
+        """Available partitions (hosting ``model`` if given), in GPU order."""
+        return [p for g in self._sim.gpus for p in g.partitions  # type: ignore[attr-defined]
+                if p.available and (model is None or p.model == model)]
+
+    def best_in_class(self, model: int, gpcs: int) -> Partition | None:
+        """The available partition of this model and size with the earliest ``est_free_s``."""
+        idx = self._sim.index.get((model, gpcs))  # type: ignore[attr-defined]
+        return idx.best() if idx is not None else None
+
+    def class_sizes(self, model: int) -> tuple[int, ...]:
+        """Sizes that have at least one partition (available or not) hosting ``model``."""
+        return tuple(k for k in self._sim.sizes  # type: ignore[attr-defined]
+                     if self._sim.index.get((model, k)) and self._sim.index[(model, k)].members)

@@ -1,0 +1,228 @@
+"""From a scenario and a policy string to a running simulation and its ``Summary``.
+
+``build`` wires scenario -> profiles -> workload -> partition plan -> simulator; ``simulate`` runs it.
+Random streams are separate per purpose and all derive from the run's seed: the workload's own
+streams (arrivals, batch sizes, models), service noise, the dispatcher and the partitioner, so the
+arrivals are the same whatever the policy does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mig_gym import config as C
+from mig_gym import hardware, profiles, workload
+from mig_gym.cluster import Plan
+from mig_gym.metrics import Recorder, Summary
+from mig_gym.policies import Policy, make_policy, parse_policy
+from mig_gym.policies.partitioners import PlanContext
+from mig_gym.policies.tuned import PARISTuned
+from mig_gym.progress import Progress
+from mig_gym.scenario import load_scenario
+from mig_gym.simulator import Decision, Simulator
+
+__all__ = ["Run", "build", "simulate", "load_profiles", "latency_tables", "plan_context",
+           "apply_plan", "rng_for"]
+
+# Stream ids under the run seed (the workload uses its own ids inside QueryStream).
+_NOISE, _DISPATCH, _PARTITION = 101, 102, 103
+
+
+def rng_for(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
+
+
+def load_profiles(sc: C.Scenario) -> profiles.ProfileSet:
+    """The scenario's profile set (built-in, or loaded from its file)."""
+    pc = sc.profiles
+    if pc.path is None:
+        return profiles.builtin_profiles(sc.cluster.gpu, sc.model_names, extrapolate=pc.extrapolate)
+    path = Path(sc.base_dir) / pc.path
+    if pc.format == "parvagpu":
+        return profiles.load_parvagpu_csv(path, pc.model or sc.model_names[0], sc.cluster.gpu,
+                                          interpolation=pc.interpolation,
+                                          extrapolate=pc.extrapolate)
+    return profiles.load_mig_gym_csv(path, interpolation=pc.interpolation,
+                                     extrapolate=pc.extrapolate)
+
+
+def _batch_configs(sc: C.Scenario) -> list[C.Batch]:
+    return [sc.workload.batch] + [ph.batch for ph in sc.workload.phases if ph.batch is not None]
+
+
+def max_batch(sc: C.Scenario) -> int:
+    """Largest batch the workload can produce."""
+    top = 1
+    for b in _batch_configs(sc):
+        if isinstance(b, C.LognormalBatch | C.TraceColumnBatch):
+            top = max(top, b.max)
+        elif isinstance(b, C.FixedBatch):
+            top = max(top, b.value)
+        else:
+            top = max(top, max(b.pmf))
+    return top
+
+
+def latency_tables(sc: C.Scenario, prof: profiles.ProfileSet,
+                   spec: hardware.GPUSpec) -> dict[tuple[int, int], list[float]]:
+    """``tables[(model, gpcs)][b]``: service time of batch b, ``inf`` where it does not fit memory."""
+    top = max_batch(sc)
+    out: dict[tuple[int, int], list[float]] = {}
+    for m, name in enumerate(sc.model_names):
+        lp = prof[name]
+        mem = np.array([math.inf] + [lp.memory_gb(b) for b in range(1, top + 1)])
+        for k in spec.sizes:
+            try:
+                curve = lp.latency_curve(k, top)
+            except profiles.ProfileRangeError as e:
+                raise profiles.ProfileRangeError(
+                    f"{e}; the workload can produce batches up to {top}: lower workload.batch.max "
+                    "or set profiles.extrapolate: true") from None
+            curve = np.where(mem <= spec.profile_for(k).mem_gb, curve, math.inf)
+            curve[0] = math.inf
+            out[(m, k)] = curve.tolist()
+    return out
+
+
+def plan_context(sc: C.Scenario, prof: profiles.ProfileSet, seed: int) -> PlanContext:
+    spec = hardware.gpu_spec(sc.cluster.gpu)
+    pmfs = []
+    for m in sc.model_names:
+        mixed: dict[int, float] = {}
+        cfgs = _batch_configs(sc)
+        for b in cfgs:  # the static plan sees every phase's distribution, equally weighted
+            for k, p in workload.batch_pmf(b).items():
+                mixed[k] = mixed.get(k, 0.0) + p / len(cfgs)
+        pmfs.append(mixed)
+    return PlanContext(spec=spec, num_gpus=sc.cluster.num_gpus, profiles=prof,
+                       model_names=sc.model_names, shares=tuple(m.share for m in sc.models),
+                       slo_s=tuple(m.slo_ms / 1e3 for m in sc.models), batch_pmfs=tuple(pmfs),
+                       rate_qps=workload.mean_rate_qps(sc.workload, base_dir=sc.base_dir), seed=seed)
+
+
+def apply_plan(sim: Simulator, plan: Plan) -> int:
+    """Reconfigure only the GPUs whose layout changes, keeping GPUs that already match one of
+    the new layouts. Returns the number of GPUs reconfigured."""
+    wanted = list(zip(plan.layouts, plan.models, strict=True))
+    keep: dict[int, int] = {}
+    for g in sim.gpus:
+        cur = g.target if g.target is not None else (g.layout, g.models)
+        for j, w in enumerate(wanted):
+            if j not in keep.values() and w == cur:
+                keep[g.index] = j
+                break
+    free = [j for j in range(len(wanted)) if j not in keep.values()]
+    changed = 0
+    for g in sim.gpus:
+        if g.index not in keep:
+            lay, mods = wanted[free.pop(0)]
+            changed += sim.reconfigure(g.index, lay, mods)
+    return changed
+
+
+@dataclass
+class Run:
+    """A built simulation: the scenario, policy, simulator and the objects around it."""
+
+    scenario: C.Scenario
+    policy: Policy
+    seed: int
+    sim: Simulator
+    recorder: Recorder
+    context: PlanContext
+    stream: workload.QueryStream
+
+    def step_epoch(self, d: Decision) -> None:
+        """Let a re-planning partitioner act at an epoch decision."""
+        replan = getattr(self.policy.partitioner, "replan", None)
+        if replan is not None:
+            plan = replan(self.context, self.sim)
+            if plan is not None:
+                apply_plan(self.sim, plan)
+
+    def summary(self) -> Summary:
+        s = self.sim
+        return self.recorder.summary(scenario=self.scenario.name, policy=self.policy.label,
+                                     seed=self.seed, now=s.now, queued=s.queued_count(),
+                                     running=s.running, last_arrival_s=s.last_arrival_s)
+
+
+def build(scenario: C.Scenario | str | dict | None = None, policy: str | None = None,
+          seed: int | None = None, num_queries: int | None = None, load: float | None = None,
+          external_dispatch: bool = False, epoch_s: float | None = None,
+          progress: bool = False, plan: Plan | None = None) -> Run:
+    """Build (but do not run) a simulation. Arguments as for :func:`simulate`; ``plan`` replaces
+    the partitioner's initial plan; ``external_dispatch`` makes every arrival a ``Decision``."""
+    sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
+    if load is not None:
+        sc = dataclasses.replace(sc, workload=dataclasses.replace(sc.workload, load=load))
+    if num_queries is not None:
+        warm = min(sc.run.warmup_queries, num_queries // 10)
+        sc = dataclasses.replace(sc, run=dataclasses.replace(sc.run, num_queries=num_queries,
+                                                             warmup_queries=warm))
+    seed = sc.seed if seed is None else seed
+    spec = hardware.gpu_spec(sc.cluster.gpu)
+    prof = load_profiles(sc)
+    tables = latency_tables(sc, prof, spec)
+    ctx = plan_context(sc, prof, seed)
+    pol = make_policy(parse_policy(policy, sc), sc, rng_for(seed, _DISPATCH),
+                      rng_for(seed, _PARTITION))
+    if isinstance(pol.partitioner, PARISTuned):
+        pol.partitioner.scorer = functools.partial(_trial_score, sc, seed)
+    if plan is None:
+        plan = pol.partitioner.plan(ctx)
+    stream = workload.QueryStream(sc.workload, sc.model_names, [m.share for m in sc.models],
+                                  seed, sc.run.num_queries, base_dir=sc.base_dir)
+    blocks: Iterator[workload.QueryBlock] = stream.blocks()
+    if progress:
+        blocks = Progress.wrap_blocks(blocks, sc.run.num_queries, f"{sc.name} {pol.label}")
+    rec = Recorder(spec.sizes, sc.run.window_s, sc.run.warmup_queries, sc.model_names)
+    replan_epoch = getattr(pol.partitioner, "epoch_s", None)
+    sim = Simulator(
+        gpu=spec, num_gpus=sc.cluster.num_gpus, tables=tables,
+        slo_s=[m.slo_ms / 1e3 for m in sc.models], stream=blocks, plan=plan, recorder=rec,
+        dispatcher=None if external_dispatch else pol.dispatcher,
+        central_queue=pol.dispatcher.central_queue and not external_dispatch,
+        fallback=pol.fallback, reconfig_s=sc.cluster.reconfig_s,
+        service_cv=sc.workload.service_cv, noise_rng=rng_for(seed, _NOISE),
+        faults=[(f.gpu, f.down_at_s, f.up_at_s) for f in sc.faults],
+        epoch_s=epoch_s if epoch_s is not None else replan_epoch, drain=sc.run.drain,
+        track_batches=replan_epoch is not None or epoch_s is not None)
+    return Run(sc, pol, seed, sim, rec, ctx, stream)
+
+
+def _trial_score(sc: C.Scenario, seed: int, plan: Plan, n: int) -> tuple[float, float]:
+    """PARIS_tuned's score of a candidate plan: (violation rate, p95) of a short ELSA run."""
+    run = build(sc, "scenario+elsa", seed, n, plan=plan)
+    run.sim.run()
+    s = run.summary()
+    return (s.sla_violation_rate, s.latency_p95_ms)
+
+
+def simulate(scenario: C.Scenario | str | dict | None = None, policy: str | None = None,
+             seed: int | None = None, num_queries: int | None = None, load: float | None = None,
+             progress: bool = False) -> Summary:
+    """Run one simulation and return its :class:`~mig_gym.metrics.Summary`.
+
+    Args:
+        scenario: a ``Scenario``, a YAML path, a dict, or None for the default scenario.
+        policy: ``"partitioner+dispatcher"`` (e.g. ``"paris+elsa"``, ``"homo7+fifs"``); None uses
+            the scenario's own policy.
+        seed: overrides the scenario's seed.
+        num_queries: overrides ``run.num_queries`` (warm-up is capped at 10 % of it).
+        load: overrides ``workload.load`` (arrival-rate multiplier).
+        progress: draw a progress bar on stderr.
+    """
+    run = build(scenario, policy, seed, num_queries, load, progress=progress)
+    while (d := run.sim.run_until_decision()) is not None:
+        if d.kind == "epoch":
+            run.step_epoch(d)
+    run.sim.check_conservation()
+    return run.summary()

@@ -1,0 +1,285 @@
+"""Serving metrics: a bounded-memory recorder fed by the simulator, and the run ``Summary``.
+
+Percentiles of the whole run come from a log-bucketed histogram whose buckets are 0.1 % wide, so a
+reported percentile is within 0.05 % (relative) of the exact order statistic; means are exact. Time
+series rows are closed every ``window_s`` of simulated time and their percentiles are exact over the
+window (the window's latencies are kept until it closes, then dropped), so memory is bounded by the
+window, not by the run length.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+__all__ = ["LatencyHistogram", "Recorder", "Summary", "SKETCH_RELATIVE_ERROR"]
+
+_LO_S = 1e-6
+_RATIO = 1.001
+_LOG_RATIO = math.log(_RATIO)
+_NBINS = int(math.log(1e6 / _LO_S) / _LOG_RATIO) + 2
+SKETCH_RELATIVE_ERROR = (_RATIO - 1) / 2  # bound on |reported / exact - 1| for whole-run percentiles
+
+
+class LatencyHistogram:
+    """Fixed log-spaced histogram from 1 us to 1e6 s; values outside are clamped to the end bins."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(_NBINS, dtype=np.int64)
+        self.n = 0
+
+    def add(self, x_s: float) -> None:
+        i = int(math.log(x_s / _LO_S) / _LOG_RATIO) if x_s > _LO_S else 0
+        self.counts[min(i, _NBINS - 1)] += 1
+        self.n += 1
+
+    def quantile(self, q: float) -> float:
+        """The q-quantile (0..1) in seconds, reported at the bucket's geometric midpoint."""
+        if self.n == 0:
+            return math.nan
+        rank = max(1, math.ceil(q * self.n))
+        i = int(np.searchsorted(np.cumsum(self.counts), rank))
+        return _LO_S * _RATIO ** (i + 0.5)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What one simulation run measured. Latencies exclude the warm-up queries.
+
+    ``arrived == completed + rejected + in_system`` always holds (``conserved``). ``sla_violation_rate``
+    counts completed-late and rejected queries over all measured queries that ended. ``utilization``
+    is busy GPC-seconds over available GPC-seconds (GPUs that are down or being reconfigured offer
+    none).
+    """
+
+    scenario: str
+    policy: str
+    seed: int
+    arrived: int
+    completed: int
+    rejected: int
+    rejected_by_reason: dict[str, int]
+    retried: int
+    redispatched: int
+    in_system: int
+    queued: int
+    running: int
+    measured: int
+    latency_mean_ms: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_p99_ms: float
+    latency_max_ms: float
+    sla_violation_rate: float
+    offered_qps: float
+    throughput_qps: float
+    goodput_qps: float
+    utilization: float
+    utilization_by_size: dict[int, float]
+    reconfigurations: int
+    downtime_s: float
+    sim_time_s: float
+    percentile_relative_error: float = SKETCH_RELATIVE_ERROR
+    by_model: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def conserved(self) -> bool:
+        return self.arrived == self.completed + self.rejected + self.in_system
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["conserved"] = self.conserved
+        return d
+
+
+class _Window:
+    __slots__ = ("lat", "viol", "arrived", "busy", "avail", "busy_by_size")
+
+    def __init__(self, sizes: tuple[int, ...]) -> None:
+        self.lat: list[float] = []
+        self.viol = 0
+        self.arrived = 0
+        self.busy = 0.0
+        self.avail = 0.0
+        self.busy_by_size = dict.fromkeys(sizes, 0.0)
+
+
+class Recorder:
+    """Accumulates counters, busy/available GPC time and windowed time series.
+
+    The simulator calls ``advance(now)`` before every state change so the piecewise-constant busy and
+    available GPC counts are integrated exactly.
+    """
+
+    def __init__(self, sizes: tuple[int, ...], window_s: float, warmup_queries: int,
+                 model_names: tuple[str, ...]) -> None:
+        self.sizes = sizes
+        self.window_s = window_s
+        self.warmup = warmup_queries
+        self.model_names = model_names
+        self.hist = LatencyHistogram()
+        self.t = 0.0
+        self.busy_gpcs = dict.fromkeys(sizes, 0)
+        self.avail_gpcs = 0
+        self.busy_s = dict.fromkeys(sizes, 0.0)  # GPC-seconds
+        self.avail_s = 0.0
+        self.size_avail_gpcs = dict.fromkeys(sizes, 0)
+        self.size_avail_s = dict.fromkeys(sizes, 0.0)
+        self.arrived = self.completed = self.retried = self.redispatched = 0
+        self.rejected: dict[str, int] = {}
+        self.measured = self.violations = 0
+        self.lat_sum = 0.0
+        self.lat_max = 0.0
+        self.first_measured_s: float | None = None
+        self.last_done_s = 0.0
+        self.good = 0
+        self.model_stats = [[0, 0, 0.0] for _ in model_names]  # measured, violations, latency sum
+        self.reconfigurations = 0
+        self.downtime_s = 0.0
+        self.window = _Window(sizes)
+        self.window_end = window_s
+        self.series: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------ time integration
+    def advance(self, now: float) -> None:
+        while now > self.window_end:
+            self._integrate(self.window_end)
+            self._close_window()
+        self._integrate(now)
+
+    def _integrate(self, now: float) -> None:
+        dt = now - self.t
+        if dt <= 0.0:
+            return
+        w = self.window
+        for k, g in self.busy_gpcs.items():
+            if g:
+                self.busy_s[k] += g * dt
+                w.busy_by_size[k] += g * dt
+        for k, g in self.size_avail_gpcs.items():
+            if g:
+                self.size_avail_s[k] += g * dt
+        self.avail_s += self.avail_gpcs * dt
+        w.avail += self.avail_gpcs * dt
+        self.t = now
+
+    def _close_window(self) -> None:
+        w, sizes = self.window, self.sizes
+        lat = np.asarray(w.lat) if w.lat else None
+        row: dict[str, float] = {
+            "t_s": self.window_end,
+            "arrived": float(w.arrived),
+            "completed": float(len(w.lat)),
+            "throughput_qps": len(w.lat) / self.window_s,
+            "goodput_qps": (len(w.lat) - w.viol) / self.window_s,
+            "sla_violation_rate": w.viol / len(w.lat) if w.lat else 0.0,
+            "utilization": sum(w.busy_by_size.values()) / w.avail if w.avail > 0 else 0.0,
+        }
+        for name, q in (("latency_p50_ms", 50), ("latency_p95_ms", 95), ("latency_p99_ms", 99)):
+            row[name] = float(np.percentile(lat, q)) * 1e3 if lat is not None else math.nan
+        row["latency_mean_ms"] = float(lat.mean()) * 1e3 if lat is not None else math.nan
+        for k in sizes:
+            row[f"busy_gpc_s_{k}g"] = w.busy_by_size[k]
+        self.series.append(row)
+        self.window = _Window(sizes)
+        self.window_end += self.window_s
+
+    # ------------------------------------------------------------------ capacity changes
+    def capacity(self, now: float, size: int, delta_gpcs: int) -> None:
+        self.advance(now)
+        self.avail_gpcs += delta_gpcs
+        self.size_avail_gpcs[size] += delta_gpcs
+
+    def busy(self, now: float, size: int, delta_gpcs: int) -> None:
+        self.advance(now)
+        self.busy_gpcs[size] += delta_gpcs
+
+    # ------------------------------------------------------------------ query outcomes
+    def on_arrival(self) -> None:
+        self.arrived += 1
+        self.window.arrived += 1
+
+    def on_complete(self, qid: int, model: int, arrival_s: float, now: float, slo_s: float) -> None:
+        self.completed += 1
+        lat = now - arrival_s
+        late = lat > slo_s
+        w = self.window
+        w.lat.append(lat)
+        w.viol += late
+        if qid < self.warmup:
+            return
+        if self.first_measured_s is None:
+            self.first_measured_s = arrival_s
+        self.last_done_s = max(self.last_done_s, now)
+        self.measured += 1
+        self.violations += late
+        self.good += not late
+        self.lat_sum += lat
+        self.lat_max = max(self.lat_max, lat)
+        self.hist.add(lat)
+        st = self.model_stats[model]
+        st[0] += 1
+        st[1] += late
+        st[2] += lat
+
+    def on_reject(self, qid: int, model: int, reason: str, now: float) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        if qid >= self.warmup:
+            self.violations += 1
+            self.model_stats[model][1] += 1
+            if self.first_measured_s is None:
+                self.first_measured_s = now
+
+    # ------------------------------------------------------------------ summary
+    def summary(self, *, scenario: str, policy: str, seed: int, now: float, queued: int,
+                running: int, last_arrival_s: float) -> Summary:
+        self.advance(now)
+        n_rej = sum(self.rejected.values())
+        ended = self.measured + n_rej
+        start = self.first_measured_s if self.first_measured_s is not None else 0.0
+        span = max(self.last_done_s, now) - start
+        q = self.hist.quantile
+        by_model = {
+            name: {
+                "measured": float(st[0]),
+                "sla_violation_rate": st[1] / max(st[0], 1),
+                "latency_mean_ms": st[2] / st[0] * 1e3 if st[0] else math.nan,
+            }
+            for name, st in zip(self.model_names, self.model_stats, strict=True)
+        }
+        return Summary(
+            scenario=scenario,
+            policy=policy,
+            seed=seed,
+            arrived=self.arrived,
+            completed=self.completed,
+            rejected=n_rej,
+            rejected_by_reason=dict(sorted(self.rejected.items())),
+            retried=self.retried,
+            redispatched=self.redispatched,
+            in_system=queued + running,
+            queued=queued,
+            running=running,
+            measured=self.measured,
+            latency_mean_ms=self.lat_sum / self.measured * 1e3 if self.measured else math.nan,
+            latency_p50_ms=q(0.50) * 1e3,
+            latency_p95_ms=q(0.95) * 1e3,
+            latency_p99_ms=q(0.99) * 1e3,
+            latency_max_ms=self.lat_max * 1e3,
+            sla_violation_rate=self.violations / ended if ended else 0.0,
+            offered_qps=self.arrived / last_arrival_s if last_arrival_s > 0 else math.nan,
+            throughput_qps=self.measured / span if span > 0 else math.nan,
+            goodput_qps=self.good / span if span > 0 else math.nan,
+            utilization=sum(self.busy_s.values()) / self.avail_s if self.avail_s > 0 else 0.0,
+            utilization_by_size={
+                k: self.busy_s[k] / self.size_avail_s[k]
+                for k in self.sizes
+                if self.size_avail_s[k] > 0
+            },
+            reconfigurations=self.reconfigurations,
+            downtime_s=self.downtime_s,
+            sim_time_s=now,
+            by_model=by_model,
+        )

@@ -1,0 +1,104 @@
+"""Per-query dispatchers (push) and the FIFS marker (pull).
+
+A dispatcher's ``choose(query, view)`` returns the partition that should serve the query, or ``None``
+when no available partition can; it never changes the simulator. Every dispatcher also has the
+SB3-style ``predict`` used through the environments (see :mod:`mig_gym.envs`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mig_gym.cluster import ClusterView, Partition, Query
+
+__all__ = ["FIFS", "EarliestFinish", "JoinShortestQueue", "RoundRobin", "RandomDispatch",
+           "estimated_finish"]
+
+
+def estimated_finish(p: Partition, batch: int, now: float) -> float:
+    """Profiled completion time of a batch sent to ``p`` now: its backlog plus the batch's latency."""
+    return max(p.est_free_s, now) + p.lat[batch]
+
+
+class FIFS:
+    """First-idle-first-serve (the paper's baseline): a central FIFO per model; an idle partition
+    takes the oldest query it can serve. Implemented by the simulator's pull mode."""
+
+    name = "fifs"
+    central_queue = True
+
+    def choose(self, query: Query, view: ClusterView) -> Partition | None:  # used for re-dispatch
+        return EarliestFinish().choose(query, view)
+
+
+class EarliestFinish:
+    """Send each query to the partition with the earliest estimated finish; ties go to the smaller
+    partition. Cost O(sizes x log P) through the simulator's per-class index."""
+
+    name = "earliest_finish"
+    central_queue = False
+
+    def choose(self, query: Query, view: ClusterView) -> Partition | None:
+        best, best_t = None, math.inf
+        now, b = view.now, query.batch
+        for k in view.sizes:
+            p = view.best_in_class(query.model, k)
+            if p is None or not p.fits(b):
+                continue
+            t = estimated_finish(p, b, now)
+            if t < best_t:
+                best, best_t = p, t
+        return best
+
+
+class JoinShortestQueue:
+    """Fewest queued-plus-running queries; ties by estimated finish. O(P) per query."""
+
+    name = "jsq"
+    central_queue = False
+
+    def choose(self, query: Query, view: ClusterView) -> Partition | None:
+        best, key = None, (math.inf, math.inf)
+        now, b = view.now, query.batch
+        for p in view.partitions(query.model):
+            if p.fits(b):
+                k = (len(p.queue) + (p.running is not None), estimated_finish(p, b, now))
+                if k < key:
+                    best, key = p, k
+        return best
+
+
+class RoundRobin:
+    """Cycle through the model's available partitions that can hold the batch."""
+
+    name = "round_robin"
+    central_queue = False
+
+    def __init__(self) -> None:
+        self._next: dict[int, int] = {}
+
+    def choose(self, query: Query, view: ClusterView) -> Partition | None:
+        parts = [p for p in view.partitions(query.model) if p.fits(query.batch)]
+        if not parts:
+            return None
+        i = self._next.get(query.model, 0) % len(parts)
+        self._next[query.model] = i + 1
+        return parts[i]
+
+
+class RandomDispatch:
+    """Uniformly random available partition that can hold the batch."""
+
+    name = "random"
+    central_queue = False
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def choose(self, query: Query, view: ClusterView) -> Partition | None:
+        parts = [p for p in view.partitions(query.model) if p.fits(query.batch)]
+        if not parts:
+            return None
+        return parts[int(self.rng.integers(len(parts)))]

@@ -1,0 +1,490 @@
+"""Discrete-event simulator of a multi-GPU MIG inference server (no gymnasium here).
+
+The heap holds ``(time_s, seq, event)``; arrivals come from the lazily generated query stream and are
+merged with the heap, heap events first on ties. Each partition serves one query at a time from its
+FIFO queue (push dispatch) or takes the oldest query it can serve from a central per-model FIFO when
+it becomes idle (pull dispatch, FIFS).
+
+``run_until_decision()`` advances to the next point where an outside policy must act (a query to
+dispatch, when no dispatcher is attached, or a decision epoch) and returns it; ``dispatch()`` and
+``reconfigure()`` apply decisions. ``run()`` drives a whole run with an attached dispatcher.
+
+Invariant (checked by ``check_conservation``): every arrived query is completed, rejected with a
+reason, queued (partition queue, central queue or held while no partition can take it) or running.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+from mig_gym.cluster import GPU, ClassIndex, ClusterView, Partition, Plan, Query
+from mig_gym.hardware import GPUSpec, Layout
+from mig_gym.metrics import Recorder
+from mig_gym.workload import QueryBlock
+
+__all__ = ["Simulator", "Decision", "PushDispatcher", "REJECT_NOT_HOSTED", "REJECT_MEMORY"]
+
+REJECT_NOT_HOSTED = "model_not_hosted"
+REJECT_MEMORY = "batch_exceeds_partition_memory"
+
+
+class PushDispatcher(Protocol):
+    """Picks a partition for a query; ``None`` means no available partition can take it."""
+
+    def choose(self, query: Query, view: ClusterView) -> Partition | None: ...
+
+
+# --------------------------------------------------------------------------- events
+@dataclass(frozen=True, slots=True)
+class Completion:
+    partition: Partition
+    query: Query
+
+
+@dataclass(frozen=True, slots=True)
+class ReconfigDone:
+    gpu: int
+    gen: int
+
+
+@dataclass(frozen=True, slots=True)
+class GPUFail:
+    gpu: int
+
+
+@dataclass(frozen=True, slots=True)
+class GPURecover:
+    gpu: int
+
+
+@dataclass(frozen=True, slots=True)
+class EpochTick:
+    index: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A point where an outside policy acts: dispatch ``query``, or re-plan at epoch ``epoch``."""
+
+    kind: Literal["dispatch", "epoch"]
+    time_s: float
+    query: Query | None = None
+    epoch: int = 0
+
+
+class Simulator:
+    """The event loop and the server state. See the module docstring for the semantics.
+
+    Args:
+        gpu: hardware of every GPU.
+        num_gpus: number of GPUs.
+        tables: ``tables[(model, gpcs)][b]`` = profiled service time (s) of batch ``b``; ``inf``
+            where the batch does not fit the partition's memory.
+        slo_s: latency target per model index.
+        stream: query blocks in arrival order.
+        plan: the initial partition plan (installed at t=0 without downtime).
+        recorder: metrics sink.
+        dispatcher: push dispatcher; ``None`` makes every arrival a ``Decision``.
+        central_queue: pull dispatch (FIFS) instead of push.
+        fallback: dispatcher for re-dispatched queries when ``dispatcher`` is None.
+        reconfig_s: downtime of a GPU reconfiguration after its running queries drain.
+        service_cv: coefficient of variation of multiplicative log-normal service noise.
+        noise_rng: generator for service noise (drawn per query in arrival order).
+        faults: ``(gpu, down_at_s, up_at_s or None)`` triples.
+        epoch_s: if set, a ``Decision("epoch")`` every ``epoch_s`` while arrivals remain.
+        drain: after the last arrival, run until every query has finished.
+    """
+
+    def __init__(self, *, gpu: GPUSpec, num_gpus: int,
+                 tables: dict[tuple[int, int], Sequence[float]], slo_s: Sequence[float],
+                 stream: Iterator[QueryBlock], plan: Plan, recorder: Recorder,
+                 dispatcher: PushDispatcher | None = None, central_queue: bool = False,
+                 fallback: PushDispatcher | None = None, reconfig_s: float = 3.0,
+                 service_cv: float = 0.0, noise_rng: np.random.Generator | None = None,
+                 faults: Sequence[tuple[int, float, float | None]] = (),
+                 epoch_s: float | None = None, drain: bool = True,
+                 track_batches: bool = False) -> None:
+        if len(plan.layouts) != num_gpus:
+            raise ValueError(f"plan has {len(plan.layouts)} layouts for {num_gpus} GPUs")
+        self.spec = gpu
+        self.sizes = gpu.sizes
+        self.tables = tables
+        self.slo_s = tuple(slo_s)
+        self.num_models = len(slo_s)
+        self.rec = recorder
+        self.dispatcher = dispatcher
+        self.fallback = fallback if fallback is not None else dispatcher
+        self.central = central_queue
+        self.reconfig_s = reconfig_s
+        self.drain = drain
+        self.now = 0.0
+        self.view = ClusterView(self)
+        self.gpus = [GPU(i) for i in range(num_gpus)]
+        self.index: dict[tuple[int, int], ClassIndex] = {}
+        self.central_q: list[deque[Query]] = [deque() for _ in slo_s]
+        self.idle: list[dict[int, Partition]] = [{} for _ in slo_s]
+        self.held: deque[Query] = deque()
+        self.active = 0  # arrived and not yet completed or rejected
+        self.running = 0
+        self.batch_counts: list[dict[int, int]] | None = (
+            [{} for _ in slo_s] if track_batches else None)
+        self._heap: list[tuple[float, int, object]] = []
+        self._seq = 0
+        self._uid = 0
+        self._gen = [0] * num_gpus
+        self._stream = stream
+        self._blk_t: list[float] = []
+        self._blk_m: list[int] = []
+        self._blk_b: list[int] = []
+        self._blk_i = 0
+        self._next_id = 0
+        self.last_arrival_s = 0.0
+        self.arrivals_done = False
+        self._cv = service_cv
+        self._noise_rng = noise_rng
+        self._noise: dict[int, float] = {}
+        if service_cv > 0:
+            self._sigma = math.sqrt(math.log1p(service_cv**2))
+            if noise_rng is None:
+                raise ValueError("service_cv > 0 needs a noise_rng")
+        self._max_fit = {key: self._largest_fit(t) for key, t in tables.items()}
+        self._epoch_s = epoch_s
+        for g, (lay, mods) in enumerate(zip(plan.layouts, plan.models, strict=True)):
+            self._install(self.gpus[g], lay, mods)
+        self._servable = self._servable_batches()
+        for g_idx, down, up in faults:
+            self._push(down, GPUFail(g_idx))
+            if up is not None:
+                self._push(up, GPURecover(g_idx))
+        if epoch_s is not None:
+            self._push(epoch_s, EpochTick(1))
+        self._load_block()
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _largest_fit(table: Sequence[float]) -> int:
+        for b in range(len(table) - 1, 0, -1):
+            if table[b] < math.inf:
+                return b
+        return 0
+
+    def _push(self, t: float, ev: object) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, ev))
+
+    def _load_block(self) -> None:
+        blk = next(self._stream, None)
+        if blk is None or len(blk.arrival_s) == 0:
+            self.arrivals_done = True
+            self._blk_t = []
+            return
+        self._blk_t = blk.arrival_s.tolist()
+        self._blk_m = blk.model.tolist()
+        self._blk_b = blk.batch.tolist()
+        self._blk_i = 0
+        if self._cv > 0:
+            n = len(self._blk_t)
+            f = self._noise_rng.lognormal(-self._sigma**2 / 2, self._sigma, n)  # type: ignore[union-attr]
+            self._blk_noise = f.tolist()
+
+    def _servable_batches(self) -> list[int]:
+        """Largest batch per model that some partition of the plan (or pending plan) can serve."""
+        best = [0] * self.num_models
+        self._hosted: set[int] = set()
+        for g in self.gpus:
+            lay, mods = g.target if g.target is not None else (g.layout, g.models)
+            if lay is None:
+                continue
+            for pl, m in zip(lay.placements, mods, strict=True):
+                if m >= 0:
+                    self._hosted.add(m)
+                    best[m] = max(best[m], self._max_fit.get((m, pl.profile.gpcs), 0))
+        return best
+
+    # ------------------------------------------------------------------ partitions online/offline
+    def _install(self, g: GPU, layout: Layout, models: tuple[int, ...]) -> None:
+        g.layout, g.models, g.target, g.state = layout, tuple(models), None, GPU.UP
+        g.partitions = []
+        for pl, m in zip(layout.placements, models, strict=True):
+            k = pl.profile.gpcs
+            self._uid += 1
+            table = self.tables.get((m, k), ()) if m >= 0 else ()
+            p = Partition(self._uid, g.index, k, pl.start, m, table)
+            p.est_free_s = self.now
+            p.available = m >= 0
+            g.partitions.append(p)
+            self.rec.capacity(self.now, k, k)
+            if m < 0:
+                continue
+            self.index.setdefault((m, k), ClassIndex()).add(p)
+            self._became_idle(p)
+
+    def _take_offline(self, g: GPU) -> list[Query]:
+        """Mark ``g``'s partitions unavailable; return their queued (not running) queries."""
+        out: list[Query] = []
+        for p in g.partitions:
+            if p.model >= 0:
+                self.index[(p.model, p.gpcs)].remove(p)
+                self.idle[p.model].pop(p.uid, None)
+            p.available = False
+            out.extend(p.queue)
+            p.queue.clear()
+            p.queued_s = 0.0
+        return out
+
+    # ------------------------------------------------------------------ service
+    def _start(self, p: Partition, q: Query) -> None:
+        est = p.lat[q.batch]
+        actual = est * self._noise[q.id] if self._cv > 0 else est
+        p.running = q
+        p.run_end_s = self.now + actual
+        p.est_free_s = self.now + est + p.queued_s
+        self.running += 1
+        self.rec.busy(self.now, p.gpcs, p.gpcs)
+        self._push(p.run_end_s, Completion(p, q))
+        self.index[(p.model, p.gpcs)].push(p)
+
+    def _became_idle(self, p: Partition) -> None:
+        """``p`` has nothing running: start its next query or mark it idle."""
+        if self.central:
+            dq = self.central_q[p.model]
+            for i, q in enumerate(dq):
+                if p.fits(q.batch):
+                    del dq[i]
+                    self._start(p, q)
+                    return
+            self.idle[p.model][p.uid] = p
+            p.est_free_s = self.now
+            self.index[(p.model, p.gpcs)].push(p)
+            return
+        if p.queue:
+            q = p.queue.popleft()
+            p.queued_s = p.queued_s - p.lat[q.batch] if p.queue else 0.0
+            self._start(p, q)
+        else:
+            p.est_free_s = self.now
+            self.index[(p.model, p.gpcs)].push(p)
+
+    def dispatch(self, q: Query, p: Partition | None) -> None:
+        """Send ``q`` to partition ``p`` (push), or hold/reject it if ``p`` is None."""
+        if p is None:
+            self._hold_or_reject(q)
+            return
+        if not p.available or p.model != q.model or not p.fits(q.batch):
+            raise ValueError(f"partition {p} cannot take {q}")
+        if p.running is None and not p.queue:
+            self._start(p, q)
+        else:
+            est = p.lat[q.batch]
+            p.queue.append(q)
+            p.queued_s += est
+            p.est_free_s = max(p.est_free_s, self.now) + est
+            self.index[(p.model, p.gpcs)].push(p)
+
+    def _route(self, q: Query, dispatcher: PushDispatcher | None) -> None:
+        if q.batch > self._servable[q.model]:
+            self._reject(q)
+        elif self.central:
+            for p in self.idle[q.model].values():
+                if p.fits(q.batch):
+                    del self.idle[q.model][p.uid]
+                    self._start(p, q)
+                    return
+            self.central_q[q.model].append(q)
+        else:
+            self.dispatch(q, dispatcher.choose(q, self.view))  # type: ignore[union-attr]
+
+    def _hold_or_reject(self, q: Query) -> None:
+        if q.batch > self._servable[q.model]:
+            self._reject(q)
+        else:
+            self.held.append(q)
+
+    def _reject(self, q: Query) -> None:
+        reason = REJECT_MEMORY if q.model in self._hosted else REJECT_NOT_HOSTED
+        self.rec.on_reject(q.id, q.model, reason, self.now)
+        self.active -= 1
+        self._noise.pop(q.id, None)
+
+    def _release_held(self) -> None:
+        held, self.held = self.held, deque()
+        for q in held:
+            self._route(q, self.fallback)
+
+    # ------------------------------------------------------------------ reconfiguration and faults
+    def reconfigure(self, gpu: int, layout: Layout, models: Sequence[int]) -> bool:
+        """Start re-partitioning ``gpu``. Returns False if it already has (or is getting) that plan.
+
+        The GPU stops taking work, its queued queries are re-dispatched, running ones drain, then
+        it is down for ``reconfig_s`` before the new partitions come online. A GPU that is down
+        takes the new layout when it recovers.
+        """
+        g = self.gpus[gpu]
+        models = tuple(models)
+        if len(models) != len(layout.placements):
+            raise ValueError(f"layout {layout} needs {len(layout.placements)} models")
+        want = (layout, models)
+        current = g.target if g.target is not None else (g.layout, g.models)
+        if current == want:
+            return False
+        g.target = want
+        self._servable = self._servable_batches()
+        if g.state != GPU.UP:
+            return True  # draining, reconfiguring or down: the new target applies when ready
+        self.rec.reconfigurations += 1
+        g.state = GPU.DRAINING
+        orphans = self._take_offline(g)
+        if not any(p.running for p in g.partitions):
+            self._begin_downtime(g)
+        self.rec.redispatched += len(orphans)
+        for q in orphans:
+            self._route(q, self.fallback)
+        return True
+
+    def _begin_downtime(self, g: GPU) -> None:
+        for p in g.partitions:
+            self.rec.capacity(self.now, p.gpcs, -p.gpcs)
+        g.partitions = []
+        g.state = GPU.RECONFIGURING
+        g.down_since = self.now
+        self._gen[g.index] += 1
+        self._push(self.now + self.reconfig_s, ReconfigDone(g.index, self._gen[g.index]))
+
+    def _on_fail(self, g: GPU) -> None:
+        if g.state == GPU.DOWN:
+            return
+        victims: list[Query] = []
+        if g.state in (GPU.UP, GPU.DRAINING):
+            victims = self._take_offline(g)
+            for p in g.partitions:
+                if p.running is not None:
+                    victims.append(p.running)
+                    self.running -= 1
+                    self.rec.busy(self.now, p.gpcs, -p.gpcs)
+                    p.running = None  # its Completion event is now stale
+                self.rec.capacity(self.now, p.gpcs, -p.gpcs)
+        elif g.state == GPU.RECONFIGURING:
+            self.rec.downtime_s += self.now - g.down_since
+        g.partitions = []
+        g.state = GPU.DOWN
+        self._gen[g.index] += 1
+        victims.sort(key=lambda q: (q.arrival_s, q.id))
+        self.rec.retried += len(victims)
+        for q in victims:
+            q.retries += 1
+            self._route(q, self.fallback)
+
+    def _on_recover(self, g: GPU) -> None:
+        if g.state != GPU.DOWN:
+            return
+        if g.target is not None:
+            self._begin_downtime(g)
+            return
+        self._install(g, g.layout, g.models)  # type: ignore[arg-type]
+        self._release_held()
+
+    # ------------------------------------------------------------------ main loop
+    def _handle(self, ev: object) -> Decision | None:
+        if isinstance(ev, Completion):
+            p, q = ev.partition, ev.query
+            if p.running is not q:
+                return None  # aborted by a failure
+            p.running = None
+            self.running -= 1
+            self.active -= 1
+            self.rec.busy(self.now, p.gpcs, -p.gpcs)
+            self.rec.on_complete(q.id, q.model, q.arrival_s, self.now, self.slo_s[q.model])
+            if self._cv > 0:
+                del self._noise[q.id]
+            g = self.gpus[p.gpu]
+            if g.state == GPU.UP:
+                self._became_idle(p)
+            elif g.state == GPU.DRAINING and not any(x.running for x in g.partitions):
+                self._begin_downtime(g)
+        elif isinstance(ev, ReconfigDone):
+            g = self.gpus[ev.gpu]
+            if ev.gen != self._gen[ev.gpu] or g.state != GPU.RECONFIGURING:
+                return None
+            self.rec.downtime_s += self.now - g.down_since
+            lay, mods = g.target  # type: ignore[misc]
+            self._install(g, lay, mods)
+            self._release_held()
+        elif isinstance(ev, GPUFail):
+            self._on_fail(self.gpus[ev.gpu])
+        elif isinstance(ev, GPURecover):
+            self._on_recover(self.gpus[ev.gpu])
+        elif isinstance(ev, EpochTick):
+            if not self.arrivals_done:
+                self._push(self.now + self._epoch_s, EpochTick(ev.index + 1))  # type: ignore[operator]
+                return Decision("epoch", self.now, epoch=ev.index)
+        return None
+
+    def _finished(self) -> bool:
+        if not self.arrivals_done:
+            return False
+        return not self.drain or self.active == 0 or not self._heap
+
+    def run_until_decision(self) -> Decision | None:
+        """Advance to the next decision; ``None`` when the run is over."""
+        heap = self._heap
+        while True:
+            t_arr = self._blk_t[self._blk_i] if not self.arrivals_done else math.inf
+            if heap and heap[0][0] <= t_arr:
+                if self._finished():
+                    return None
+                t, _, ev = heapq.heappop(heap)
+                self.now = t
+                d = self._handle(ev)
+                if d is not None:
+                    return d
+                continue
+            if t_arr == math.inf:
+                return None
+            i = self._blk_i
+            q = Query(self._next_id, t_arr, self._blk_m[i], self._blk_b[i])
+            self._next_id += 1
+            self.now = t_arr
+            self.last_arrival_s = t_arr
+            if self._cv > 0:
+                self._noise[q.id] = self._blk_noise[i]
+            self._blk_i = i + 1
+            if self._blk_i == len(self._blk_t):
+                self._load_block()
+            self.active += 1
+            self.rec.on_arrival()
+            if self.batch_counts is not None:
+                c = self.batch_counts[q.model]
+                c[q.batch] = c.get(q.batch, 0) + 1
+            if self.dispatcher is None and not self.central:
+                if q.batch > self._servable[q.model]:
+                    self._reject(q)
+                    continue
+                return Decision("dispatch", t_arr, query=q)
+            self._route(q, self.dispatcher)
+
+    def run(self) -> None:
+        """Run to the end with the attached dispatcher (epoch decisions are ignored)."""
+        while self.run_until_decision() is not None:
+            pass
+
+    # ------------------------------------------------------------------ accounting
+    def queued_count(self) -> int:
+        return (sum(len(p.queue) for g in self.gpus for p in g.partitions)
+                + sum(len(d) for d in self.central_q) + len(self.held))
+
+    def check_conservation(self) -> None:
+        """Raise AssertionError if a query was lost or double counted."""
+        queued, running = self.queued_count(), self.running
+        r = self.rec
+        total = r.completed + sum(r.rejected.values()) + queued + running
+        if total != r.arrived or self.active != queued + running:
+            raise AssertionError(
+                f"conservation broken: arrived {r.arrived} != completed {r.completed} + rejected "
+                f"{sum(r.rejected.values())} + queued {queued} + running {running}")
