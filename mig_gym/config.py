@@ -50,7 +50,7 @@ class ProfilesConfig:
 @dataclass(frozen=True)
 class PoissonArrivals:
     kind: Literal["poisson"] = "poisson"
-    rate_qps: float = field(default=2000.0, metadata=_lim(0.0, 1e9, lo_open=True))
+    rate_qps: float = field(default=1200.0, metadata=_lim(0.0, 1e9, lo_open=True))
 
 
 @dataclass(frozen=True)

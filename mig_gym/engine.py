@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mig_gym import config as C
-from mig_gym import hardware, profiles, workload
+from mig_gym import hardware, profiles, traces, workload
 from mig_gym.cluster import Plan
 from mig_gym.metrics import Recorder, Summary
 from mig_gym.policies import Policy, make_policy, parse_policy
@@ -91,6 +91,15 @@ def latency_tables(sc: C.Scenario, prof: profiles.ProfileSet,
     return out
 
 
+def _trace_for(sc: C.Scenario, b: C.Batch) -> traces.Trace | None:
+    """The arrivals trace a ``trace_column`` batch reads its sizes from (None otherwise)."""
+    arr = sc.workload.arrivals
+    if not isinstance(b, C.TraceColumnBatch) or not isinstance(arr, C.TraceArrivals):
+        return None
+    return traces.read_trace(Path(sc.base_dir) / arr.path, arr.column,
+                             time_unit_s=arr.time_unit_s, columns=(b.column,))
+
+
 def plan_context(sc: C.Scenario, prof: profiles.ProfileSet, seed: int) -> PlanContext:
     spec = hardware.gpu_spec(sc.cluster.gpu)
     pmfs = []
@@ -98,7 +107,7 @@ def plan_context(sc: C.Scenario, prof: profiles.ProfileSet, seed: int) -> PlanCo
         mixed: dict[int, float] = {}
         cfgs = _batch_configs(sc)
         for b in cfgs:  # the static plan sees every phase's distribution, equally weighted
-            for k, p in workload.batch_pmf(b).items():
+            for k, p in workload.batch_pmf(b, _trace_for(sc, b)).items():
                 mixed[k] = mixed.get(k, 0.0) + p / len(cfgs)
         pmfs.append(mixed)
     return PlanContext(spec=spec, num_gpus=sc.cluster.num_gpus, profiles=prof,
@@ -146,6 +155,14 @@ class Run:
             plan = replan(self.context, self.sim)
             if plan is not None:
                 apply_plan(self.sim, plan)
+
+    def execute(self) -> Summary:
+        """Run to the end (re-planning at epochs if the partitioner does) and summarise."""
+        while (d := self.sim.run_until_decision()) is not None:
+            if d.kind == "epoch":
+                self.step_epoch(d)
+        self.sim.check_conservation()
+        return self.summary()
 
     def summary(self) -> Summary:
         s = self.sim
@@ -220,9 +237,4 @@ def simulate(scenario: C.Scenario | str | dict | None = None, policy: str | None
         load: overrides ``workload.load`` (arrival-rate multiplier).
         progress: draw a progress bar on stderr.
     """
-    run = build(scenario, policy, seed, num_queries, load, progress=progress)
-    while (d := run.sim.run_until_decision()) is not None:
-        if d.kind == "epoch":
-            run.step_epoch(d)
-    run.sim.check_conservation()
-    return run.summary()
+    return build(scenario, policy, seed, num_queries, load, progress=progress).execute()

@@ -1,0 +1,42 @@
+# The README's two commands: `make run` and `make test`. Every target sets up .venv by itself.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.stamp-setup
+PYTEST_ARGS ?= -n 2
+
+.PHONY: setup run test test-all bench lint results clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 2; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# CPU build of torch first: a plain `torch` would pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/mig-gym compare scenarios/paper_resnet50.yaml \
+	    --policies paris+elsa,paris+fifs,homo7+fifs,homo1+fifs --seeds 3 --logdir runs/
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS) -m ''
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check mig_gym tests benchmarks tools
+	$(BIN)/ruff format --check mig_gym tests benchmarks tools
+
+results: $(STAMP)
+	$(BIN)/python tools/make_results.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

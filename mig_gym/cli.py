@@ -1,0 +1,234 @@
+"""The ``mig-gym`` command line: run, validate, plan, compare, sweep.
+
+User errors (a malformed scenario, a missing file, an unknown policy) print one clear message and
+exit with status 2; anything else is a bug and exits with status 1 and a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from mig_gym import hardware
+from mig_gym.engine import build, simulate
+from mig_gym.policies import PolicyError
+from mig_gym.profiles import ProfileRangeError
+from mig_gym.scenario import ScenarioError, load_scenario
+from mig_gym.workload import WorkloadError
+
+__all__ = ["main"]
+
+USER_ERRORS = (ScenarioError, PolicyError, ProfileRangeError, WorkloadError, FileNotFoundError,
+               hardware.UnknownGPUError)
+
+
+class UsageError(Exception):
+    """A command-line mistake reported without a traceback."""
+
+
+def _summary_table(rows: Sequence[tuple[str, str]]) -> str:
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{w}}  {v}" for k, v in rows)
+
+
+def _fmt_summary(s: object) -> str:
+    d = s.to_dict()  # type: ignore[attr-defined]
+    rows = [
+        ("scenario / policy / seed", f"{d['scenario']} / {d['policy']} / {d['seed']}"),
+        ("queries arrived", f"{d['arrived']:,}"),
+        ("completed / rejected / in system",
+         f"{d['completed']:,} / {d['rejected']:,} / {d['in_system']:,}"),
+        ("retried / re-dispatched", f"{d['retried']:,} / {d['redispatched']:,}"),
+        ("latency mean / p50 / p95 / p99 (ms)",
+         f"{d['latency_mean_ms']:.2f} / {d['latency_p50_ms']:.2f} / {d['latency_p95_ms']:.2f}"
+         f" / {d['latency_p99_ms']:.2f}"),
+        ("SLA violation rate", f"{d['sla_violation_rate']:.4f}"),
+        ("offered / throughput / goodput (q/s)",
+         f"{d['offered_qps']:.1f} / {d['throughput_qps']:.1f} / {d['goodput_qps']:.1f}"),
+        ("utilization (busy / available GPC-s)", f"{d['utilization']:.3f}"),
+        ("utilization by size",
+         ", ".join(f"{k}g {v:.3f}" for k, v in d["utilization_by_size"].items())),
+        ("reconfigurations / downtime (s)", f"{d['reconfigurations']} / {d['downtime_s']:.1f}"),
+        ("simulated time (s)", f"{d['sim_time_s']:.1f}"),
+        ("all queries accounted for", "yes" if d["conserved"] else "NO"),
+    ]
+    if d["rejected_by_reason"]:
+        rows.insert(3, ("rejected by reason",
+                        ", ".join(f"{k}: {v}" for k, v in d["rejected_by_reason"].items())))
+    return _summary_table(rows)
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_run(a: argparse.Namespace) -> int:
+    s = simulate(a.scenario, policy=a.policy, seed=a.seed, num_queries=a.num_queries,
+                 load=a.load, progress=not a.no_progress)
+    if a.json:
+        print(json.dumps(s.to_dict(), indent=2))
+    else:
+        print(_fmt_summary(s))
+    return 0
+
+
+def cmd_validate(a: argparse.Namespace) -> int:
+    sc = load_scenario(a.scenario)
+    print(f"{a.scenario}: OK ({sc.name}: {sc.cluster.num_gpus} x {sc.cluster.gpu}, "
+          f"models {', '.join(sc.model_names)}, {sc.run.num_queries:,} queries)")
+    return 0
+
+
+def cmd_plan(a: argparse.Namespace) -> int:
+    run = build(a.scenario, policy=a.policy or None, seed=a.seed)
+    part = run.policy.partitioner
+    sc, sim = run.scenario, run.sim
+    layouts = [(g.index, g.layout, g.models) for g in sim.gpus]
+    model_plans = getattr(part, "last", None) or getattr(getattr(part, "paris", None), "last", [])
+    best = getattr(part, "best", None)
+    if best is not None:
+        model_plans = best.last
+    if a.json:
+        out = {
+            "scenario": sc.name, "policy": run.policy.label, "gpu": sc.cluster.gpu,
+            "gpus": [{"gpu": i, "layout": list(lay.sizes),
+                      "models": [sc.model_names[m] for m in mods],
+                      "commands": lay.nvidia_smi_commands(i)} for i, lay, mods in layouts],
+            "models": [{"model": mp.model, "max_batch": mp.max_batch,
+                        "ranges": {k: list(v) for k, v in mp.ranges.items()},
+                        "partitions": mp.counts, "gpus": mp.gpus,
+                        "expected_load_per_partition": mp.load_per_partition}
+                       for mp in model_plans],
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{sc.name}: {run.policy.label} on {sc.cluster.num_gpus} x {sc.cluster.gpu}")
+    for mp in model_plans:
+        print(f"\nmodel {mp.model} ({mp.gpus} GPUs), SLA {sc.slo_s(mp.model) * 1e3:g} ms")
+        print("  size  knee(max batch)  batches homed   partitions  expected load/partition")
+        for k in run.context.spec.sizes:
+            rng = mp.ranges.get(k)
+            homed = sorted(b for b, h in mp.home.items() if h == k)
+            span = f"{homed[0]}-{homed[-1]}" if homed else "-"
+            load = mp.load_per_partition.get(k)
+            print(f"  {k}g    {mp.max_batch.get(k, 0):>5}            "
+                  f"{span:<14}{mp.counts.get(k, 0):>6}      "
+                  f"{'' if load is None else f'{load:.2f}'}"
+                  f"{'' if rng else '   (no range of its own)'}")
+    for label, viol, p95 in getattr(part, "scores", []):
+        print(f"  candidate {label}: violation rate {viol:.4f}, p95 {p95:.1f} ms")
+    print("\nlayout per GPU:")
+    for i, lay, mods in layouts:
+        names = sorted({sc.model_names[m] for m in mods})
+        print(f"  GPU {i}: {lay!s:<16} ({', '.join(names)})")
+    print("\nnvidia-smi commands (run as root with MIG mode enabled: nvidia-smi -i N -mig 1):")
+    for i, lay, _ in layouts:
+        for c in lay.nvidia_smi_commands(i):
+            print(f"  {c}")
+    return 0
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    from mig_gym import report  # noqa: PLC0415  (plotting stack loaded only for reports)
+
+    report.compare(a.scenario, _split(a.policies), seeds=a.seeds, logdir=Path(a.logdir),
+                   num_queries=a.num_queries, load=a.load, jobs=a.jobs, progress=not a.no_progress)
+    return 0
+
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from mig_gym import report  # noqa: PLC0415
+
+    report.sweep(a.scenario, _split(a.policies), loads=_loads(a.loads), seeds=a.seeds,
+                 logdir=Path(a.logdir), num_queries=a.num_queries, jobs=a.jobs,
+                 progress=not a.no_progress)
+    return 0
+
+
+def _split(text: str) -> list[str]:
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    if not items:
+        raise UsageError("--policies: give at least one policy, e.g. paris+elsa,homo7+fifs")
+    return items
+
+
+def _loads(text: str) -> list[float]:
+    try:
+        if ":" in text:
+            lo, hi, step = (float(x) for x in text.split(":"))
+            if step <= 0 or hi < lo or lo <= 0:
+                raise ValueError
+            n = int(round((hi - lo) / step)) + 1
+            return [round(lo + i * step, 10) for i in range(n)]
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--loads {text!r}: expected lo:hi:step (e.g. 0.2:1.4:0.1) "
+                         "or a comma list of positive numbers") from None
+
+
+# --------------------------------------------------------------------------- parser
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mig-gym", description=__doc__.split("\n")[0])
+    p.add_argument("--verbose", action="store_true", help="show tracebacks for user errors too")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser, policy: bool = True) -> None:
+        sp.add_argument("scenario", help="scenario YAML file")
+        sp.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+        if policy:
+            sp.add_argument("--policy", default=None,
+                            help="partitioner+dispatcher, e.g. paris+elsa (default: scenario's)")
+
+    r = sub.add_parser("run", help="one simulation, summary table")
+    common(r)
+    r.add_argument("--num-queries", type=int, default=None)
+    r.add_argument("--load", type=float, default=None, help="arrival-rate multiplier")
+    r.add_argument("--json", action="store_true", help="print the Summary as JSON")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check a scenario file and explain every problem")
+    v.add_argument("scenario")
+    v.set_defaults(func=cmd_validate)
+
+    pl = sub.add_parser("plan", help="PARIS's partition plan and the nvidia-smi commands for it")
+    common(pl)
+    pl.add_argument("--json", action="store_true")
+    pl.set_defaults(func=cmd_plan)
+
+    for name, fn, helptext in (("compare", cmd_compare, "several policies on the same arrivals"),
+                               ("sweep", cmd_sweep, "latency and violations versus offered load")):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("scenario")
+        c.add_argument("--policies", default="paris+elsa,paris+fifs,homo7+fifs,homo1+fifs")
+        c.add_argument("--seeds", type=int, default=3, help="number of seeds (scenario seed + i)")
+        c.add_argument("--logdir", default="runs", help="TensorBoard / CSV / plot output folder")
+        c.add_argument("--num-queries", type=int, default=None)
+        c.add_argument("--jobs", type=int, default=None, help="worker processes (default: cores)")
+        c.add_argument("--no-progress", action="store_true")
+        if name == "compare":
+            c.add_argument("--load", type=float, default=None)
+        else:
+            c.add_argument("--loads", default="0.2:1.4:0.1", help="lo:hi:step or a comma list")
+        c.set_defaults(func=fn)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (*USER_ERRORS, UsageError) as e:
+        if args.verbose:
+            traceback.print_exc()
+        msg = str(e) if not isinstance(e, KeyError) else str(e.args[0])
+        print(f"mig-gym {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
