@@ -162,6 +162,7 @@ class Run:
             if d.kind == "epoch":
                 self.step_epoch(d)
         self.sim.check_conservation()
+        self.recorder.finish(self.sim.now)
         return self.summary()
 
     def summary(self) -> Summary:

@@ -165,15 +165,20 @@ class Recorder:
         w.avail += self.avail_gpcs * dt
         self.t = now
 
-    def _close_window(self) -> None:
+    def _close_window(self, end_s: float | None = None) -> None:
+        """Close the current window at its end (or at ``end_s`` for the last, partial one)."""
         w, sizes = self.window, self.sizes
+        end = self.window_end if end_s is None else end_s
+        span = self.window_s - (self.window_end - end)
+        if span <= 0:
+            return
         lat = np.asarray(w.lat) if w.lat else None
         row: dict[str, float] = {
-            "t_s": self.window_end,
+            "t_s": end,
             "arrived": float(w.arrived),
             "completed": float(len(w.lat)),
-            "throughput_qps": len(w.lat) / self.window_s,
-            "goodput_qps": (len(w.lat) - w.viol) / self.window_s,
+            "throughput_qps": len(w.lat) / span,
+            "goodput_qps": (len(w.lat) - w.viol) / span,
             "sla_violation_rate": w.viol / len(w.lat) if w.lat else 0.0,
             "utilization": sum(w.busy_by_size.values()) / w.avail if w.avail > 0 else 0.0,
         }
@@ -231,6 +236,12 @@ class Recorder:
             self.model_stats[model][1] += 1
             if self.first_measured_s is None:
                 self.first_measured_s = now
+
+    def finish(self, now: float) -> None:
+        """End of run: close the last, partial window so short runs still have a series row."""
+        self.advance(now)
+        if now > self.window_end - self.window_s:
+            self._close_window(now)
 
     # ------------------------------------------------------------------ summary
     def summary(self, *, scenario: str, policy: str, seed: int, now: float, queued: int,

@@ -26,6 +26,7 @@ from mig_gym import hardware
 
 INTERPOLATIONS = ("loglinear", "loglog", "linear")
 BUILTIN_FILES = {"A100-80GB": "profiles_a100_80gb.yaml"}
+# Header of ParvaGPU prof_data/*.csv (MunQ-Lee/ParvaGPU_SC24); see docs/profiles.md.
 PARVAGPU_COLUMNS = ("Mig instance", "Batch size", "Workload Number", "Throughput", "Latency")
 MIG_GYM_COLUMNS = ("model", "gpu", "gpcs", "batch", "latency_ms")
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mig_gym import config as C
+from mig_gym import hardware
 from mig_gym.engine import build
 from mig_gym.policies import parse_policy
 from mig_gym.progress import Progress
@@ -138,7 +139,8 @@ def compare(scenario: str | Path | C.Scenario, policies: Sequence[str], seeds: i
             for row in res[0][1]:
                 w.add_scalars(serving_scalars(row), int(round(row["t_s"])))
             for i, (d, _) in enumerate(res):
-                w.add_scalars({f"summary/{k}": v for k, v in serving_scalars(d).items()}, i)
+                scal = serving_scalars(d, _sizes(sc))
+                w.add_scalars({f"summary/{k}": v for k, v in scal.items()}, i)
     md = _compare_markdown(sc, policies, rows, seeds)
     (out / "compare.md").write_text(md)
     _plot_compare(out, sc, policies, results, points)
@@ -148,6 +150,10 @@ def compare(scenario: str | Path | C.Scenario, policies: Sequence[str], seeds: i
               f"utilization_by_size.png")
         print(f"TensorBoard: tensorboard --logdir {Path(logdir)}")
     return rows
+
+
+def _sizes(sc: C.Scenario) -> tuple[int, ...]:
+    return hardware.gpu_spec(sc.cluster.gpu).sizes
 
 
 def _safe(policy: str) -> str:

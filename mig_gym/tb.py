@@ -24,11 +24,14 @@ SERVING_TAGS = {
 }
 
 
-def serving_scalars(row: dict) -> dict[str, float]:
-    """The serving tags present in a Summary dict or a time-series row."""
+def serving_scalars(row: dict, sizes: tuple[int, ...] = ()) -> dict[str, float]:
+    """The serving tags present in a Summary dict or a time-series row. With ``sizes``, every
+    size gets a ``serving/utilization_<k>g`` tag (0 where the plan has no partition of that size),
+    so all policies share the same tags."""
     out = {tag: float(row[k]) for k, tag in SERVING_TAGS.items() if k in row}
-    for k, v in (row.get("utilization_by_size") or {}).items():
-        out[f"serving/utilization_{k}g"] = float(v)
+    by_size = row.get("utilization_by_size") or {}
+    for k in sizes or tuple(by_size):
+        out[f"serving/utilization_{k}g"] = float(by_size.get(k, 0.0))
     return out
 
 
