@@ -29,7 +29,7 @@ from mig_gym.scenario import load_scenario
 from mig_gym.simulator import Decision, Simulator
 
 __all__ = ["Run", "build", "simulate", "load_profiles", "latency_tables", "plan_context",
-           "apply_plan", "rng_for"]
+           "apply_plan", "match_assignment", "rng_for", "max_batch"]
 
 # Stream ids under the run seed (the workload uses its own ids inside QueryStream).
 _NOISE, _DISPATCH, _PARTITION = 101, 102, 103
@@ -116,23 +116,29 @@ def plan_context(sc: C.Scenario, prof: profiles.ProfileSet, seed: int) -> PlanCo
                        rate_qps=workload.mean_rate_qps(sc.workload, base_dir=sc.base_dir), seed=seed)
 
 
+def match_assignment(current: list, wanted: list) -> list:
+    """Assign the ``wanted`` items to slots so that slots whose ``current`` item is wanted keep
+    it; the rest take the remaining wanted items in order. Returns the new item per slot."""
+    left = list(wanted)
+    out: list = [None] * len(current)
+    for i, cur in enumerate(current):
+        if cur in left:
+            left.remove(cur)
+            out[i] = cur
+    for i in range(len(current)):
+        if out[i] is None:
+            out[i] = left.pop(0)
+    return out
+
+
 def apply_plan(sim: Simulator, plan: Plan) -> int:
     """Reconfigure only the GPUs whose layout changes, keeping GPUs that already match one of
     the new layouts. Returns the number of GPUs reconfigured."""
+    current = [g.target if g.target is not None else (g.layout, g.models) for g in sim.gpus]
     wanted = list(zip(plan.layouts, plan.models, strict=True))
-    keep: dict[int, int] = {}
-    for g in sim.gpus:
-        cur = g.target if g.target is not None else (g.layout, g.models)
-        for j, w in enumerate(wanted):
-            if j not in keep.values() and w == cur:
-                keep[g.index] = j
-                break
-    free = [j for j in range(len(wanted)) if j not in keep.values()]
     changed = 0
-    for g in sim.gpus:
-        if g.index not in keep:
-            lay, mods = wanted[free.pop(0)]
-            changed += sim.reconfigure(g.index, lay, mods)
+    for g, (lay, mods) in zip(sim.gpus, match_assignment(current, wanted), strict=True):
+        changed += sim.reconfigure(g.index, lay, mods)
     return changed
 
 

@@ -138,6 +138,8 @@ class Recorder:
         self.model_stats = [[0, 0, 0.0] for _ in model_names]  # measured, violations, latency sum
         self.reconfigurations = 0
         self.downtime_s = 0.0
+        self.late_all = 0  # completed late, warm-up included
+        self.lat_norm_all = 0.0  # sum of latency / SLA, warm-up included
         self.window = _Window(sizes)
         self.window_end = window_s
         self.series: list[dict[str, float]] = []
@@ -213,6 +215,8 @@ class Recorder:
         w = self.window
         w.lat.append(lat)
         w.viol += late
+        self.late_all += late  # reward bookkeeping counts warm-up queries too
+        self.lat_norm_all += lat / slo_s
         if qid < self.warmup:
             return
         if self.first_measured_s is None:

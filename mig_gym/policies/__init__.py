@@ -19,6 +19,7 @@ from mig_gym import config as C
 from mig_gym.policies.dispatchers import (
     FIFS,
     EarliestFinish,
+    FirstFree,
     JoinShortestQueue,
     RandomDispatch,
     RoundRobin,
@@ -30,7 +31,7 @@ from mig_gym.policies.periodic import PeriodicPARIS
 from mig_gym.policies.tuned import PARISTuned
 
 __all__ = ["Policy", "PolicyError", "parse_policy", "make_policy", "PARTITIONERS", "DISPATCHERS",
-           "PARIS", "ELSA", "FIFS", "EarliestFinish", "JoinShortestQueue", "RoundRobin",
+           "PARIS", "ELSA", "FIFS", "FirstFree", "EarliestFinish", "JoinShortestQueue", "RoundRobin",
            "RandomDispatch", "Homogeneous", "FixedLayouts", "RandomLayouts", "PeriodicPARIS",
            "PARISTuned"]
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from mig_gym.cluster import ClusterView, Partition, Query
 
-__all__ = ["FIFS", "EarliestFinish", "JoinShortestQueue", "RoundRobin", "RandomDispatch",
+__all__ = ["FIFS", "FirstFree", "EarliestFinish", "JoinShortestQueue", "RoundRobin", "RandomDispatch",
            "estimated_finish"]
 
 
@@ -102,3 +102,23 @@ class RandomDispatch:
         if not parts:
             return None
         return parts[int(self.rng.integers(len(parts)))]
+
+
+class FirstFree:
+    """Push form of FIFS: the partition that becomes free soonest (earliest ``est_free_s``, ties to
+    the smaller partition), whatever the query's own run time there. With deterministic service it
+    serves queries in arrival order on the first partition to free up, like the central queue."""
+
+    name = "fifs_push"
+    central_queue = False
+
+    def choose(self, query: Query, view: ClusterView) -> Partition | None:
+        best, best_t = None, math.inf
+        for k in view.sizes:
+            p = view.best_in_class(query.model, k)
+            if p is None or not p.fits(query.batch):
+                continue
+            t = max(p.est_free_s, view.now)
+            if t < best_t:
+                best, best_t = p, t
+        return best

@@ -1,0 +1,26 @@
+"""Gymnasium environments, registered on ``import mig_gym``:
+
+* ``mig_gym/Dispatch-v0`` (:class:`DispatchEnv`): one step per arriving query.
+* ``mig_gym/Partition-v0`` (:class:`PartitionEnv`): one step per decision epoch.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from mig_gym.envs.dispatch import DispatchEnv
+from mig_gym.envs.partition import PartitionEnv
+from mig_gym.envs.policies import reference_policy
+
+__all__ = ["DispatchEnv", "PartitionEnv", "reference_policy", "register_envs"]
+
+
+def register_envs() -> None:
+    """Register both environments (idempotent)."""
+    for env_id, entry in (("mig_gym/Dispatch-v0", "mig_gym.envs.dispatch:DispatchEnv"),
+                          ("mig_gym/Partition-v0", "mig_gym.envs.partition:PartitionEnv")):
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry, disable_env_checker=False)
+
+
+register_envs()

@@ -1,0 +1,97 @@
+"""Shared pieces of the environments: scenario preparation, reward bookkeeping and the adapter that
+lets reference policies act through an environment with an SB3-style ``predict``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mig_gym import config as C
+from mig_gym.metrics import Recorder
+from mig_gym.scenario import load_scenario
+
+__all__ = ["prepare_scenario", "RewardBook", "ReferencePolicy", "OBS_CLIP"]
+
+OBS_CLIP = 10.0  # ratios to the SLA (or to the mean rate) are clipped here to keep bounds finite
+
+
+def prepare_scenario(scenario: str | dict | C.Scenario | None) -> C.Scenario:
+    """Load a scenario for an environment (path, dict, ``Scenario`` or None = default)."""
+    if isinstance(scenario, C.Scenario):
+        return scenario
+    return load_scenario(scenario)
+
+
+def with_run(sc: C.Scenario, **changes: Any) -> C.Scenario:
+    return dataclasses.replace(sc, run=dataclasses.replace(sc.run, **changes))
+
+
+class RewardBook:
+    """Turns the recorder's cumulative counters into per-step reward terms.
+
+    Terms (before weighting): ``sla_violation`` = minus the queries that completed late or were
+    rejected since the last step; ``latency`` = minus the sum of latency / SLA of the queries that
+    completed since the last step; ``reconfig`` = minus the GPUs reconfigured by this step's action;
+    ``invalid_action`` = minus one if the action was invalid.
+    """
+
+    def __init__(self, rec: Recorder, weights: C.RewardWeights) -> None:
+        self.rec = rec
+        self.w = weights
+        self._last = self._now()
+
+    def _now(self) -> tuple[int, float, int, int]:
+        r = self.rec
+        return r.late_all, r.lat_norm_all, sum(r.rejected.values()), r.completed
+
+    def step(self, reconfigured: int = 0, invalid: bool = False,
+             per_query: bool = False) -> tuple[float, dict[str, float]]:
+        late, lat, rej, done = self._now()
+        l0, lat0, rej0, done0 = self._last
+        self._last = (late, lat, rej, done)
+        viol, latency = float(late - l0 + rej - rej0), float(lat - lat0)
+        if per_query:  # Partition-v0: rates over the epoch, comparable across loads
+            ended = max(done - done0 + rej - rej0, 1)
+            viol, latency = viol / ended, latency / max(done - done0, 1)
+        terms = {"sla_violation": -viol, "latency": -latency,
+                 "reconfig": -float(reconfigured), "invalid_action": -float(invalid)}
+        w = self.w
+        reward = (w.sla_violation * terms["sla_violation"] + w.latency * terms["latency"]
+                  + w.reconfig * terms["reconfig"] + w.invalid_action * terms["invalid_action"])
+        return reward, terms
+
+
+class ReferencePolicy:
+    """An SB3-style policy wrapping a reference decision rule that reads the environment's
+    read-only view. Works on a single environment or on a vector env whose sub-environments are
+    reachable (``DummyVecEnv.envs`` or ``gymnasium.vector.SyncVectorEnv.envs``).
+
+    Args:
+        env: the environment (or vector env) the policy acts in.
+        decide: ``decide(unwrapped_env) -> action`` for one environment.
+    """
+
+    def __init__(self, env: Any, decide: Callable[[Any], Any], name: str = "") -> None:
+        self.env = env
+        self.decide = decide
+        self.name = name
+
+    def _subenvs(self) -> list[Any]:
+        envs = getattr(self.env, "envs", None)
+        if envs is None:
+            return [self.env.unwrapped]
+        return [e.unwrapped for e in envs]
+
+    def predict(self, observation: np.ndarray, state: Any = None,
+                episode_start: np.ndarray | None = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        subs = self._subenvs()
+        acts = [self.decide(e) for e in subs]
+        obs = np.asarray(observation)
+        single = getattr(self.env, "envs", None) is None
+        if single and obs.ndim == len(subs[0].observation_space.shape):
+            return np.asarray(acts[0]), state
+        return np.stack([np.asarray(a) for a in acts]), state

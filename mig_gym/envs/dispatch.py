@@ -1,0 +1,232 @@
+"""``mig_gym/Dispatch-v0``: choose the partition for every arriving query."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from mig_gym import config as C
+from mig_gym.cluster import Partition, Query
+from mig_gym.engine import Run, build, max_batch
+from mig_gym.envs.common import OBS_CLIP, RewardBook, prepare_scenario, with_run
+from mig_gym.policies.dispatchers import EarliestFinish
+
+__all__ = ["DispatchEnv", "PART_FEATURES"]
+
+PART_FEATURES = ("size", "hosts_model", "backlog", "est_done", "available", "queue")
+_GLOBAL = ("rate", "in_system", "progress")
+_RATE_TAU_S = 1.0  # time constant of the exponentially decaying arrival-rate estimate
+
+
+class DispatchEnv(gym.Env):
+    """## Description
+    One step per arriving query: the agent picks the partition that serves it. The layout is fixed
+    for the episode, chosen by the scenario's partitioner (PARIS by default); the simulator is the
+    one of ``mig_gym.simulate`` with the agent as its push dispatcher.
+
+    ## Action Space
+    ``Discrete(P)``, P = ``num_gpus x 7`` partition slots (slot ``7g + j`` is placement ``j`` of GPU
+    ``g``). ``action_masks()`` and ``info["action_mask"]`` mark the valid slots: available, hosting
+    the query's model, and with memory for its batch. An invalid action is remapped to the
+    earliest-finish valid partition, penalised (``invalid_action`` term) and counted
+    (``info["invalid_actions"]``). Queries that no partition can take at the moment (all down) are
+    held by the simulator without a step.
+
+    ## Observation Space
+    ``Box(0, 10, (P * 6 + 3 + M + 3,), float32)``; times are divided by the query's SLA so a policy
+    transfers across scenarios, and ratios are clipped at 10.
+
+    | index | feature |
+    |---|---|
+    | ``6i+0`` | slot i size / 7 (0 for an empty slot) |
+    | ``6i+1`` | slot i hosts the query's model (0/1) |
+    | ``6i+2`` | slot i estimated backlog / SLA |
+    | ``6i+3`` | estimated completion of this query on slot i / SLA (10 if it cannot run there) |
+    | ``6i+4`` | slot i available (0/1) |
+    | ``6i+5`` | slot i queue length / 10 |
+    | ``6P+0..2`` | query batch / max batch, time already waited / SLA, model index / M |
+    | ``6P+3..`` | model one-hot (M values) |
+    | last 3 | arrival rate / scenario mean rate, queries in system / P, episode progress |
+
+    ## Rewards
+    ``reward = w_v * sla_violation + w_l * latency + w_i * invalid_action`` with weights
+    ``env.reward_weights`` of the scenario and terms in ``info["reward_terms"]``: minus queries that
+    finished late or were rejected since the last step, minus the sum of latency / SLA of queries
+    that finished since the last step, minus one for an invalid action. The episode return equals
+    ``-(w_v * late-or-rejected + w_l * sum(latency / SLA) + w_i * invalid actions)`` over the
+    queries that finished during the episode.
+
+    ## Episode End
+    Truncation after ``env.queries_per_episode`` arrivals (``terminated`` is always False).
+    ``info["summary"]`` then holds the episode's ``Summary`` fields.
+
+    ## Arguments
+    ``gym.make("mig_gym/Dispatch-v0", scenario=PATH | dict | Scenario | None, render_mode=None |
+    "ansi", policy=None)``; ``policy`` overrides the scenario's (its partitioner sets the layout;
+    its dispatcher serves re-dispatched queries after failures).
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012
+
+    def __init__(self, scenario: str | dict | C.Scenario | None = None,
+                 render_mode: str | None = None, policy: str | None = None) -> None:
+        sc = prepare_scenario(scenario)
+        self.scenario = with_run(sc, num_queries=sc.env.queries_per_episode, drain=False,
+                                 warmup_queries=min(sc.run.warmup_queries,
+                                                    sc.env.queries_per_episode // 10))
+        self.policy = policy
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.render_mode = render_mode
+        self.num_models = len(sc.models)
+        self.slots = sc.cluster.num_gpus * 7
+        self.max_batch = max_batch(sc)
+        n = self.slots * len(PART_FEATURES) + 3 + self.num_models + len(_GLOBAL)
+        self.observation_space = spaces.Box(0.0, OBS_CLIP, (n,), np.float32)
+        self.action_space = spaces.Discrete(self.slots)
+        self._mean_rate = 1.0
+        self.run: Run | None = None
+        self.pending_query: Query | None = None
+        self.invalid_actions = 0
+
+    # ------------------------------------------------------------------ read-only view
+    @property
+    def view(self) -> Any:
+        """The simulator's read-only ``ClusterView`` (for reference policies)."""
+        assert self.run is not None, "call reset() first"
+        return self.run.sim.view
+
+    def slot_partition(self, slot: int) -> Partition | None:
+        g, j = divmod(int(slot), 7)
+        gpus = self.run.sim.gpus  # type: ignore[union-attr]
+        if g >= len(gpus) or j >= len(gpus[g].partitions):
+            return None
+        return gpus[g].partitions[j]
+
+    def partition_slot(self, p: Partition) -> int:
+        g = self.run.sim.gpus[p.gpu]  # type: ignore[union-attr]
+        return p.gpu * 7 + g.partitions.index(p)
+
+    def action_masks(self) -> np.ndarray:
+        mask = np.zeros(self.slots, dtype=bool)
+        q = self.pending_query
+        if q is None or self.run is None:
+            return mask
+        for g in self.run.sim.gpus:
+            for j, p in enumerate(g.partitions):
+                mask[g.index * 7 + j] = p.available and p.model == q.model and p.fits(q.batch)
+        return mask
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        ep_seed = int(self.np_random.integers(2**31 - 1))
+        self.run = build(self.scenario, self.policy, ep_seed, external_dispatch=True)
+        self._mean_rate = max(self.run.context.rate_qps, 1e-9)
+        self.book = RewardBook(self.run.recorder, self.scenario.env.reward_weights)
+        self._rate = self._mean_rate
+        self._last_t = 0.0
+        self.invalid_actions = 0
+        self.pending_query = None
+        done = self._advance()
+        obs = self._obs() if not done else np.zeros(self.observation_space.shape, np.float32)
+        return obs, {"action_mask": self.action_masks(), "episode_seed": ep_seed}
+
+    def _advance(self) -> bool:
+        """Run to the next query that needs a choice; True if the episode is over."""
+        sim = self.run.sim  # type: ignore[union-attr]
+        while True:
+            d = sim.run_until_decision()
+            if d is None:
+                self.pending_query = None
+                return True
+            if d.kind != "dispatch":
+                continue
+            q = d.query
+            dt = q.arrival_s - self._last_t
+            self._last_t = q.arrival_s
+            self._rate = self._rate * math.exp(-dt / _RATE_TAU_S) + 1.0 / _RATE_TAU_S
+            self.pending_query = q
+            if self.action_masks().any():
+                return False
+            sim.dispatch(q, None)  # nothing can take it now: held until capacity returns
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self.run is None or self.pending_query is None:
+            raise RuntimeError("step() called before reset() or after the episode ended")
+        q = self.pending_query
+        invalid = False
+        try:
+            a = int(np.asarray(action).item())
+        except (TypeError, ValueError):
+            a, invalid = -1, True
+        mask = self.action_masks()
+        if not 0 <= a < self.slots or not mask[a]:
+            invalid = True
+        if invalid:
+            self.invalid_actions += 1
+            p = EarliestFinish().choose(q, self.view)
+        else:
+            p = self.slot_partition(a)
+        self.run.sim.dispatch(q, p)
+        done = self._advance()
+        reward, terms = self.book.step(invalid=invalid)
+        info: dict[str, Any] = {"reward_terms": terms, "invalid_actions": self.invalid_actions,
+                                "action_mask": self.action_masks(), "invalid": invalid}
+        if done:
+            info["summary"] = self.run.summary().to_dict()
+            obs = np.zeros(self.observation_space.shape, np.float32)
+        else:
+            obs = self._obs()
+        return obs, float(reward), False, done, info
+
+    # ------------------------------------------------------------------ observation / render
+    def _obs(self) -> np.ndarray:
+        sim, q = self.run.sim, self.pending_query  # type: ignore[union-attr]
+        assert q is not None
+        now, slo = sim.now, sim.slo_s[q.model]
+        f = len(PART_FEATURES)
+        obs = np.zeros(self.observation_space.shape, np.float32)
+        for g in sim.gpus:
+            for j, p in enumerate(g.partitions):
+                i = (g.index * 7 + j) * f
+                backlog = max(p.est_free_s - now, 0.0)
+                ok = p.available and p.model == q.model and p.fits(q.batch)
+                obs[i] = p.gpcs / 7.0
+                obs[i + 1] = p.model == q.model
+                obs[i + 2] = min(backlog / slo, OBS_CLIP)
+                obs[i + 3] = min((backlog + p.lat[q.batch]) / slo, OBS_CLIP) if ok else OBS_CLIP
+                obs[i + 4] = p.available
+                obs[i + 5] = min(len(p.queue) / 10.0, OBS_CLIP)
+        k = self.slots * f
+        obs[k] = q.batch / self.max_batch
+        obs[k + 1] = min((now - q.arrival_s) / slo, OBS_CLIP)
+        obs[k + 2] = q.model / self.num_models
+        obs[k + 3 + q.model] = 1.0
+        k += 3 + self.num_models
+        obs[k] = min(self._rate / self._mean_rate, OBS_CLIP)
+        obs[k + 1] = min(sim.active / self.slots, OBS_CLIP)
+        obs[k + 2] = min(sim.rec.arrived / self.scenario.run.num_queries, 1.0)
+        return obs
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self.run is None:
+            return None
+        sim, q = self.run.sim, self.pending_query
+        lines = [f"t={sim.now:.3f}s  in system {sim.active}  held {len(sim.held)}"
+                 + (f"  next: query {q.id} model {q.model} batch {q.batch}" if q else "")]
+        for g in sim.gpus:
+            cells = []
+            for p in g.partitions:
+                busy = "*" if p.running is not None else " "
+                cells.append(f"[{p.gpcs}g{busy}q{len(p.queue):<2}]")
+            lines.append(f"GPU {g.index:>3} {g.state:<13} " + "".join(cells))
+        return "\n".join(lines)
