@@ -142,6 +142,23 @@ def apply_plan(sim: Simulator, plan: Plan) -> int:
     return changed
 
 
+class BlockSource:
+    """Iterator over a ``QueryStream``'s blocks that, unlike a generator, pickles (environments
+    are pickled mid-episode)."""
+
+    def __init__(self, stream: workload.QueryStream) -> None:
+        self.stream = stream
+
+    def __iter__(self) -> BlockSource:
+        return self
+
+    def __next__(self) -> workload.QueryBlock:
+        blk = self.stream.next_block()
+        if blk is None:
+            raise StopIteration
+        return blk
+
+
 @dataclass
 class Run:
     """A built simulation: the scenario, policy, simulator and the objects around it."""
@@ -204,7 +221,7 @@ def build(scenario: C.Scenario | str | dict | None = None, policy: str | None = 
         plan = pol.partitioner.plan(ctx)
     stream = workload.QueryStream(sc.workload, sc.model_names, [m.share for m in sc.models],
                                   seed, sc.run.num_queries, base_dir=sc.base_dir)
-    blocks: Iterator[workload.QueryBlock] = stream.blocks()
+    blocks: Iterator[workload.QueryBlock] = BlockSource(stream)
     if progress:
         blocks = Progress.wrap_blocks(blocks, sc.run.num_queries, f"{sc.name} {pol.label}")
     rec = Recorder(spec.sizes, sc.run.window_s, sc.run.warmup_queries, sc.model_names)
