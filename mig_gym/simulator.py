@@ -132,6 +132,7 @@ class Simulator:
         self.idle: list[dict[int, Partition]] = [{} for _ in slo_s]
         self.held: deque[Query] = deque()
         self.active = 0  # arrived and not yet completed or rejected
+        self.topology = 0  # bumped whenever partitions appear, vanish or change availability
         self.running = 0
         self.batch_counts: list[dict[int, int]] | None = (
             [{} for _ in slo_s] if track_batches else None)
@@ -210,6 +211,7 @@ class Simulator:
 
     # ------------------------------------------------------------------ partitions online/offline
     def _install(self, g: GPU, layout: Layout, models: tuple[int, ...]) -> None:
+        self.topology += 1
         g.layout, g.models, g.target, g.state = layout, tuple(models), None, GPU.UP
         g.partitions = []
         for pl, m in zip(layout.placements, models, strict=True):
@@ -228,6 +230,7 @@ class Simulator:
 
     def _take_offline(self, g: GPU) -> list[Query]:
         """Mark ``g``'s partitions unavailable; return their queued (not running) queries."""
+        self.topology += 1
         out: list[Query] = []
         for p in g.partitions:
             if p.model >= 0:
@@ -349,6 +352,7 @@ class Simulator:
         return True
 
     def _begin_downtime(self, g: GPU) -> None:
+        self.topology += 1
         for p in g.partitions:
             self.rec.capacity(self.now, p.gpcs, -p.gpcs)
         g.partitions = []
@@ -360,6 +364,7 @@ class Simulator:
     def _on_fail(self, g: GPU) -> None:
         if g.state == GPU.DOWN:
             return
+        self.topology += 1
         victims: list[Query] = []
         if g.state in (GPU.UP, GPU.DRAINING):
             victims = self._take_offline(g)
@@ -458,7 +463,7 @@ class Simulator:
             if self._blk_i == len(self._blk_t):
                 self._load_block()
             self.active += 1
-            self.rec.on_arrival()
+            self.rec.on_arrival(t_arr)
             if self.batch_counts is not None:
                 c = self.batch_counts[q.model]
                 c[q.batch] = c.get(q.batch, 0) + 1

@@ -95,6 +95,9 @@ class DispatchEnv(gym.Env):
         self.run: Run | None = None
         self.pending_query: Query | None = None
         self.invalid_actions = 0
+        self._mask = np.zeros(self.slots, dtype=bool)
+        self._obs = np.zeros(self.observation_space.shape, np.float32)
+        self._topology = -1
 
     # ------------------------------------------------------------------ read-only view
     @property
@@ -115,14 +118,8 @@ class DispatchEnv(gym.Env):
         return p.gpu * 7 + g.partitions.index(p)
 
     def action_masks(self) -> np.ndarray:
-        mask = np.zeros(self.slots, dtype=bool)
-        q = self.pending_query
-        if q is None or self.run is None:
-            return mask
-        for g in self.run.sim.gpus:
-            for j, p in enumerate(g.partitions):
-                mask[g.index * 7 + j] = p.available and p.model == q.model and p.fits(q.batch)
-        return mask
+        """Valid slots for the pending query (all False when there is none)."""
+        return self._mask.copy()
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None,
@@ -136,8 +133,9 @@ class DispatchEnv(gym.Env):
         self._last_t = 0.0
         self.invalid_actions = 0
         self.pending_query = None
+        self._topology = -1
         done = self._advance()
-        obs = self._obs() if not done else np.zeros(self.observation_space.shape, np.float32)
+        obs = self._obs if not done else np.zeros(self.observation_space.shape, np.float32)
         return obs, {"action_mask": self.action_masks(), "episode_seed": ep_seed}
 
     def _advance(self) -> bool:
@@ -147,6 +145,7 @@ class DispatchEnv(gym.Env):
             d = sim.run_until_decision()
             if d is None:
                 self.pending_query = None
+                self._mask = np.zeros(self.slots, dtype=bool)
                 return True
             if d.kind != "dispatch":
                 continue
@@ -155,7 +154,8 @@ class DispatchEnv(gym.Env):
             self._last_t = q.arrival_s
             self._rate = self._rate * math.exp(-dt / _RATE_TAU_S) + 1.0 / _RATE_TAU_S
             self.pending_query = q
-            if self.action_masks().any():
+            self._observe()
+            if self._mask.any():
                 return False
             sim.dispatch(q, None)  # nothing can take it now: held until capacity returns
 
@@ -168,8 +168,7 @@ class DispatchEnv(gym.Env):
             a = int(np.asarray(action).item())
         except (TypeError, ValueError):
             a, invalid = -1, True
-        mask = self.action_masks()
-        if not 0 <= a < self.slots or not mask[a]:
+        if not 0 <= a < self.slots or not self._mask[a]:
             invalid = True
         if invalid:
             self.invalid_actions += 1
@@ -185,37 +184,85 @@ class DispatchEnv(gym.Env):
             info["summary"] = self.run.summary().to_dict()
             obs = np.zeros(self.observation_space.shape, np.float32)
         else:
-            obs = self._obs()
+            obs = self._obs
         return obs, float(reward), False, done, info
 
     # ------------------------------------------------------------------ observation / render
-    def _obs(self) -> np.ndarray:
-        sim, q = self.run.sim, self.pending_query  # type: ignore[union-attr]
-        assert q is not None
-        now, slo = sim.now, sim.slo_s[q.model]
-        f = len(PART_FEATURES)
-        obs = np.zeros(self.observation_space.shape, np.float32)
+    def _slots_layout(self) -> None:
+        """Per-slot constants, rebuilt only when the simulator's partitions change: for each model
+        a template block (size, hosts-model, available), the service time / SLA of every batch
+        (``inf`` where the slot cannot take it) and the resulting mask rows."""
+        sim = self.run.sim  # type: ignore[union-attr]
+        parts, idx = [], []
         for g in sim.gpus:
             for j, p in enumerate(g.partitions):
-                i = (g.index * 7 + j) * f
-                backlog = max(p.est_free_s - now, 0.0)
-                ok = p.available and p.model == q.model and p.fits(q.batch)
-                obs[i] = p.gpcs / 7.0
-                obs[i + 1] = p.model == q.model
-                obs[i + 2] = min(backlog / slo, OBS_CLIP)
-                obs[i + 3] = min((backlog + p.lat[q.batch]) / slo, OBS_CLIP) if ok else OBS_CLIP
-                obs[i + 4] = p.available
-                obs[i + 5] = min(len(p.queue) / 10.0, OBS_CLIP)
+                parts.append(p)
+                idx.append(g.index * 7 + j)
+        self._parts = parts
+        self._idx = np.array(idx, dtype=np.int64)
+        self._full = idx == list(range(self.slots))
+        width = self.max_batch + 1
+        lat = np.full((len(parts), width), np.inf)
+        for r, p in enumerate(parts):
+            n = min(len(p.lat), width)
+            lat[r, :n] = p.lat[:n]
+        model = np.array([p.model for p in parts])
+        avail = np.array([p.available for p in parts], dtype=bool)
+        self._template, self._lat_over_slo, self._ok = [], [], []
+        for m in range(self.num_models):
+            same = model == m
+            t = np.zeros((len(parts), len(PART_FEATURES)))
+            t[:, 0] = [p.gpcs / 7.0 for p in parts]
+            t[:, 1] = same
+            t[:, 4] = avail
+            ok = (avail & same)[:, None] & (lat < np.inf)
+            self._template.append(t)
+            self._ok.append(ok)
+            self._lat_over_slo.append(np.where(ok, lat, np.inf) / sim.slo_s[m])
+        self._topology = sim.topology
+
+    def _observe(self) -> None:
+        """Observation and action mask for the pending query (vectorised over the partitions)."""
+        sim, q = self.run.sim, self.pending_query  # type: ignore[union-attr]
+        assert q is not None
+        if self._topology != sim.topology:
+            self._slots_layout()
+        parts, n, m, b = self._parts, len(self._parts), q.model, q.batch
+        now, slo = sim.now, sim.slo_s[m]
+        f = len(PART_FEATURES)
         k = self.slots * f
-        obs[k] = q.batch / self.max_batch
+        obs = np.zeros(self.observation_space.shape, np.float32)
+        if n:
+            block = self._template[m].copy()
+            backlog = np.fromiter([p.est_free_s for p in parts], float, n)
+            backlog -= now
+            np.maximum(backlog, 0.0, out=backlog)
+            backlog /= slo
+            block[:, 2] = backlog
+            block[:, 3] = backlog + self._lat_over_slo[m][:, b]
+            block[:, 5] = np.fromiter([len(p.queue) for p in parts], float, n)
+            block[:, 5] /= 10.0
+            np.minimum(block, OBS_CLIP, out=block)
+            ok = self._ok[m][:, b]
+            if self._full:
+                obs[:k] = block.ravel()
+                mask = ok.copy()
+            else:
+                obs[:k].reshape(self.slots, f)[self._idx] = block
+                mask = np.zeros(self.slots, dtype=bool)
+                mask[self._idx] = ok
+        else:
+            mask = np.zeros(self.slots, dtype=bool)
+        obs[k] = b / self.max_batch
         obs[k + 1] = min((now - q.arrival_s) / slo, OBS_CLIP)
-        obs[k + 2] = q.model / self.num_models
-        obs[k + 3 + q.model] = 1.0
+        obs[k + 2] = m / self.num_models
+        obs[k + 3 + m] = 1.0
         k += 3 + self.num_models
         obs[k] = min(self._rate / self._mean_rate, OBS_CLIP)
         obs[k + 1] = min(sim.active / self.slots, OBS_CLIP)
         obs[k + 2] = min(sim.rec.arrived / self.scenario.run.num_queries, 1.0)
-        return obs
+        self._obs = obs
+        self._mask = mask
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self.run is None:
