@@ -204,7 +204,9 @@ class Recorder:
         self.busy_gpcs[size] += delta_gpcs
 
     # ------------------------------------------------------------------ query outcomes
-    def on_arrival(self) -> None:
+    def on_arrival(self, now: float | None = None) -> None:
+        if now is not None and now > self.window_end:
+            self.advance(now)  # count the arrival in the window it falls in, not a stale one
         self.arrived += 1
         self.window.arrived += 1
 
