@@ -1,15 +1,16 @@
 """ELSA: SLA-aware dispatch to the smallest partition that can still meet the query's SLA.
 
 Kim, Choi and Rhu, "PARIS and ELSA: An Elastic Scheduling Algorithm for Reconfigurable Multi-GPU
-Inference Servers", DAC 2022. For query q of batch b arriving at ``now`` and each partition p hosting
-q's model: ``t_wait(p)`` = remaining profiled work on p, ``t_exec(p)`` = profiled latency of b on p's
-size, ``t_done = t_wait + t_exec``. Sizes are scanned from the smallest (or from q's PARIS home size);
-in the first size class with a partition whose ``t_done <= alpha * SLA - (now - arrival)`` the one
-with the smallest ``t_done`` is picked; if no partition qualifies, the smallest ``t_done`` overall.
+Inference Servers", DAC 2022. For query q of batch b arriving at ``now`` and each partition p
+hosting q's model: ``t_wait(p)`` = remaining profiled work on p, ``t_exec(p)`` = profiled latency of
+b on p's size, ``t_done = t_wait + t_exec``. Sizes are scanned from the smallest (or from q's PARIS
+home size); in the first size class with a partition whose ``t_done <= alpha * SLA - (now -
+arrival)`` the one with the smallest ``t_done`` is picked; if no partition qualifies, the smallest
+``t_done`` overall (all sizes, also those below the home size).
 
-Within a size class every partition has the same ``t_exec``, so the class minimum of ``t_done`` is the
-partition with the earliest ``est_free_s``: the simulator's per-class heap gives it in O(log P), and a
-decision costs O(sizes x log P) instead of O(P).
+Within a size class every partition has the same ``t_exec``, so the class minimum of ``t_done`` is
+the partition with the earliest ``est_free_s``: the simulator's per-class heap gives it in
+O(log P), and a decision costs O(sizes x log P) instead of O(P).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ __all__ = ["ELSA", "elsa_choice"]
 
 
 def elsa_choice(candidates: list[tuple[int, float]], budget_s: float) -> int | None:
-    """The pure rule: ``candidates`` are ``(size, t_done)`` of each size class's best partition in
-    scan order; return the index of the pick (first class within budget, else the global minimum)."""
+    """The pure rule: ``candidates`` are ``(size, t_done)`` of each size class's best partition
+    in scan order; return the index of the pick (first class within budget, else the global
+    minimum, ties to the earlier class)."""
     if not candidates:
         return None
     for i, (_, t_done) in enumerate(candidates):
@@ -65,17 +67,16 @@ class ELSA:
         cands: list[tuple[int, float]] = []
         parts: list[Partition] = []
         for k in view.sizes:
-            if k < start:
-                continue
             p = view.best_in_class(m, k)
             if p is None or not p.fits(b):
                 continue
             t_done = max(p.est_free_s - now, 0.0) + p.lat[b]
-            if t_done <= budget:  # first feasible class: the scan stops here
+            if k >= start and t_done <= budget:  # first feasible class from the start: stop here
                 return p
             cands.append((k, t_done))
             parts.append(p)
-        if not parts and start:
-            return ELSA(self.alpha).choose(query, view)  # nothing at or above home: scan all
-        i = elsa_choice(cands, -math.inf)
+        if start and all(k < start for k, _ in cands):  # nothing at or above home: scan all
+            i = elsa_choice(cands, budget)
+        else:  # none qualifies: the smallest t_done overall (below the home size too)
+            i = elsa_choice(cands, -math.inf)
         return parts[i] if i is not None else None
