@@ -66,8 +66,12 @@ class DispatchEnv(gym.Env):
 
     ## Arguments
     ``gym.make("mig_gym/Dispatch-v0", scenario=PATH | dict | Scenario | None, render_mode=None |
-    "ansi", policy=None)``; ``policy`` overrides the scenario's (its partitioner sets the layout;
-    its dispatcher serves re-dispatched queries after failures).
+    "ansi", policy=None, num_queries=None, drain=False)``; ``policy`` overrides the scenario's (its
+    partitioner sets the layout; its dispatcher serves re-dispatched queries after failures);
+    ``num_queries`` overrides ``env.queries_per_episode``; ``drain=True`` lets the last queries
+    finish before the episode ends (for evaluation with the same ``Summary`` as ``simulate``).
+    ``reset(options={"episode_seed": s})`` runs the arrivals of seed ``s`` exactly (as
+    ``mig_gym.simulate(..., seed=s)``); otherwise episode seeds derive from the reset seed.
 
     ## Version History
     * v0: initial version.
@@ -76,11 +80,12 @@ class DispatchEnv(gym.Env):
     metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012
 
     def __init__(self, scenario: str | dict | C.Scenario | None = None,
-                 render_mode: str | None = None, policy: str | None = None) -> None:
+                 render_mode: str | None = None, policy: str | None = None,
+                 num_queries: int | None = None, drain: bool = False) -> None:
         sc = prepare_scenario(scenario)
-        self.scenario = with_run(sc, num_queries=sc.env.queries_per_episode, drain=False,
-                                 warmup_queries=min(sc.run.warmup_queries,
-                                                    sc.env.queries_per_episode // 10))
+        n = num_queries if num_queries is not None else sc.env.queries_per_episode
+        self.scenario = with_run(sc, num_queries=n, drain=drain,
+                                 warmup_queries=min(sc.run.warmup_queries, n // 10))
         self.policy = policy
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
@@ -126,6 +131,8 @@ class DispatchEnv(gym.Env):
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         ep_seed = int(self.np_random.integers(2**31 - 1))
+        if options and "episode_seed" in options:
+            ep_seed = int(options["episode_seed"])
         self.run = build(self.scenario, self.policy, ep_seed, external_dispatch=True)
         self._mean_rate = max(self.run.context.rate_qps, 1e-9)
         self.book = RewardBook(self.run.recorder, self.scenario.env.reward_weights)

@@ -69,7 +69,8 @@ class PartitionEnv(gym.Env):
     ``info["summary"]`` then holds the episode's ``Summary`` fields.
 
     ## Arguments
-    ``gym.make("mig_gym/Partition-v0", scenario=..., render_mode=None | "ansi", policy=None)``.
+    ``gym.make("mig_gym/Partition-v0", scenario=..., render_mode=None | "ansi", policy=None)``;
+    ``reset(options={"episode_seed": s})`` runs the arrivals of seed ``s`` exactly.
 
     ## Version History
     * v0: initial version.
@@ -132,6 +133,8 @@ class PartitionEnv(gym.Env):
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         ep_seed = int(self.np_random.integers(2**31 - 1))
+        if options and "episode_seed" in options:
+            ep_seed = int(options["episode_seed"])
         self.run = build(self.scenario, self.policy, ep_seed, epoch_s=self.scenario.env.epoch_s)
         self.book = RewardBook(self.run.recorder, self.scenario.env.reward_weights)
         self._mean_rate = max(self.run.context.rate_qps, 1e-9)
