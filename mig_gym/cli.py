@@ -146,6 +146,21 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(a: argparse.Namespace) -> int:
+    try:
+        from mig_gym import training  # noqa: PLC0415  (torch and SB3 only when training)
+    except ImportError as e:
+        raise UsageError(f"training needs the train extra (pip install -e .[train]): {e}") from None
+    path = training.train(a.scenario, env_kind=a.env, algo=a.algo, timesteps=a.timesteps,
+                          seed=a.seed, n_envs=a.n_envs, logdir=a.logdir, bc_steps=a.bc_steps,
+                          eval_freq=a.eval_freq, eval_episodes=a.eval_episodes,
+                          hyperparams=a.hyperparams, progress=not a.no_progress)
+    print(f"saved {path}")
+    print(f"compare it: mig-gym compare {a.scenario} --policies paris+elsa,{a.algo}:{path}")
+    print(f"TensorBoard: tensorboard --logdir {a.logdir}")
+    return 0
+
+
 def _split(text: str) -> list[str]:
     items = [p.strip() for p in text.split(",") if p.strip()]
     if not items:
@@ -212,6 +227,21 @@ def parser() -> argparse.ArgumentParser:
         else:
             c.add_argument("--loads", default="0.2:1.4:0.1", help="lo:hi:step or a comma list")
         c.set_defaults(func=fn)
+    t = sub.add_parser("train", help="train a learned agent (needs the train extra)")
+    t.add_argument("scenario")
+    t.add_argument("--env", choices=("dispatch", "partition"), default="dispatch")
+    t.add_argument("--algo", choices=("maskable_ppo", "ppo", "dqn"), default="maskable_ppo")
+    t.add_argument("--timesteps", type=int, default=None, help="default: hyperparameter file")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--n-envs", type=int, default=None, help="default: hyperparameter file")
+    t.add_argument("--logdir", default="runs")
+    t.add_argument("--bc-steps", type=int, default=0,
+                   help="warm start: behaviour-clone this many reference decisions first")
+    t.add_argument("--eval-freq", type=int, default=None)
+    t.add_argument("--eval-episodes", type=int, default=5, help="held-out evaluation seeds")
+    t.add_argument("--hyperparams", default=None, help="rl-zoo3-style YAML file")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=cmd_train)
     return p
 
 

@@ -184,8 +184,3 @@ class ClusterView:
         """The available partition of this model and size with the earliest ``est_free_s``."""
         idx = self._sim.index.get((model, gpcs))  # type: ignore[attr-defined]
         return idx.best() if idx is not None else None
-
-    def class_sizes(self, model: int) -> tuple[int, ...]:
-        """Sizes that have at least one partition (available or not) hosting ``model``."""
-        return tuple(k for k in self._sim.sizes  # type: ignore[attr-defined]
-                     if self._sim.index.get((model, k)) and self._sim.index[(model, k)].members)

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3 import PPO
 from torch import nn
 
 from mig_gym.envs.dispatch import PART_FEATURES
@@ -65,3 +67,8 @@ class SlotPolicy(MaskableActorCriticPolicy):
         self.action_net = nn.Identity()  # the extractor already emits one logit per slot
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1),
                                               **self.optimizer_kwargs)
+
+
+# "SlotPolicy" in hyperparameter files (ours and rl_zoo3's) resolves to this class.
+MaskablePPO.policy_aliases["SlotPolicy"] = SlotPolicy
+PPO.policy_aliases["SlotPolicy"] = SlotPolicy

@@ -24,7 +24,7 @@ from mig_gym import hardware
 from mig_gym.engine import build
 from mig_gym.policies import parse_policy
 from mig_gym.progress import Progress
-from mig_gym.scenario import load_scenario
+from mig_gym.scenario import load_scenario, replace_in
 from mig_gym.tb import ScalarWriter, serving_scalars
 
 __all__ = ["Point", "run_points", "compare", "sweep", "latency_bounded_load", "VIOLATION_TARGET"]
@@ -40,7 +40,18 @@ class Point:
     load: float | None = None
 
 
+def is_learned(policy: str) -> bool:
+    """``algo:path/model.zip`` names a saved learned agent rather than a reference policy."""
+    return ":" in policy.split("+")[0] and not policy.startswith("scenario")
+
+
 def _run_point(sc: C.Scenario, pt: Point, num_queries: int | None) -> tuple[dict, list[dict]]:
+    if is_learned(pt.policy):
+        from mig_gym import training  # noqa: PLC0415  (torch only for learned agents)
+
+        if pt.load is not None:
+            sc = replace_in(sc, "workload.load", pt.load)
+        return training.load_learned(pt.policy).run(sc, pt.seed, num_queries)
     run = build(sc, pt.policy, pt.seed, num_queries, pt.load)
     s = run.execute()
     return s.to_dict(), run.recorder.series
@@ -55,7 +66,12 @@ def run_points(sc: C.Scenario, points: Sequence[Point], num_queries: int | None 
                backend: Callable[..., Any] | None = None) -> list[tuple[dict, list[dict]]]:
     """Simulate every point; results in the order of ``points`` (independent of ``jobs``)."""
     for p in {pt.policy for pt in points}:
-        parse_policy(p, sc)  # fail fast on a bad policy string, before any work starts
+        if is_learned(p):  # fail fast on a missing model, before any work starts
+            path = Path(p.partition(":")[2])
+            if not path.is_file():
+                raise FileNotFoundError(f"model file not found: {path} (policy {p!r})")
+        else:
+            parse_policy(p, sc)  # fail fast on a bad policy string
     jobs = jobs or os.cpu_count() or 1
     args = [(sc, pt, num_queries) for pt in points]
     out: list[tuple[dict, list[dict]]] = []
@@ -157,6 +173,10 @@ def _sizes(sc: C.Scenario) -> tuple[int, ...]:
 
 
 def _safe(policy: str) -> str:
+    """Folder name of a policy: learned models are named by algorithm and run folder."""
+    if is_learned(policy):
+        algo, _, path = policy.partition(":")
+        return f"{algo}-{Path(path).parent.name}"
     return policy.replace("/", "_").replace(":", "_")
 
 

@@ -182,7 +182,9 @@ class Simulator:
 
     def _load_block(self) -> None:
         blk = next(self._stream, None)
-        if blk is None or len(blk.arrival_s) == 0:
+        while blk is not None and len(blk.arrival_s) == 0:  # empty blocks do not end the stream
+            blk = next(self._stream, None)
+        if blk is None:
             self.arrivals_done = True
             self._blk_t = []
             return
@@ -288,7 +290,8 @@ class Simulator:
             est = p.lat[q.batch]
             p.queue.append(q)
             p.queued_s += est
-            p.est_free_s = max(p.est_free_s, self.now) + est
+            # If the running query overran its estimate, the queue still lies ahead of q.
+            p.est_free_s = max(p.est_free_s + est, self.now + p.queued_s)
             self.index[(p.model, p.gpcs)].push(p)
 
     def _route(self, q: Query, dispatcher: PushDispatcher | None) -> None:
@@ -338,18 +341,36 @@ class Simulator:
         if current == want:
             return False
         g.target = want
-        self._servable = self._servable_batches()
+        old_servable, self._servable = self._servable, self._servable_batches()
+        # Pull mode: waiting queries that no partition of the new plan can serve would wait
+        # forever; reject them now, as push mode does when it re-routes a GPU's orphans.
+        # The same holds for queries held (push mode) while no partition could take them.
+        if any(a < b for a, b in zip(self._servable, old_servable, strict=True)):
+            for m, dq in enumerate(self.central_q):
+                self.central_q[m] = self._drop_unservable(dq)
+            self.held = self._drop_unservable(self.held)
+        self.rec.reconfigurations += 1
         if g.state != GPU.UP:
             return True  # draining, reconfiguring or down: the new target applies when ready
-        self.rec.reconfigurations += 1
         g.state = GPU.DRAINING
         orphans = self._take_offline(g)
         if not any(p.running for p in g.partitions):
             self._begin_downtime(g)
         self.rec.redispatched += len(orphans)
+        orphans.sort(key=lambda q: (q.arrival_s, q.id))  # oldest first, as a failure's victims
         for q in orphans:
             self._route(q, self.fallback)
         return True
+
+    def _drop_unservable(self, dq: deque[Query]) -> deque[Query]:
+        """Reject the queries of ``dq`` that no partition of the plan can serve; keep the rest."""
+        keep: deque[Query] = deque()
+        for q in dq:
+            if q.batch > self._servable[q.model]:
+                self._reject(q)
+            else:
+                keep.append(q)
+        return keep
 
     def _begin_downtime(self, g: GPU) -> None:
         self.topology += 1
@@ -476,6 +497,8 @@ class Simulator:
 
     def run(self) -> None:
         """Run to the end with the attached dispatcher (epoch decisions are ignored)."""
+        if self.dispatcher is None and not self.central:
+            raise RuntimeError("run() needs a dispatcher: use run_until_decision() and dispatch()")
         while self.run_until_decision() is not None:
             pass
 

@@ -29,6 +29,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from mig_gym import config as C
 from mig_gym import hardware
+from mig_gym import nets  # noqa: F401  (registers the "SlotPolicy" alias)
 from mig_gym.envs import reference_policy
 from mig_gym.progress import Progress
 from mig_gym.scenario import load_scenario, scenario_to_dict
@@ -91,13 +92,18 @@ def record_demonstrations(sc: C.Scenario, env_kind: str, steps: int,
 
 
 def behaviour_clone(model: Any, obs: np.ndarray, actions: np.ndarray, masks: np.ndarray,
-                    epochs: int = 5, batch_size: int = 256, seed: int = 0) -> list[float]:
+                    epochs: int = 15, batch_size: int = 256, seed: int = 0,
+                    lr: float = 1e-3) -> list[float]:
     """Supervised pre-training of the policy network on reference decisions; returns the mean
-    loss (negative log-likelihood, or cross-entropy on Q-values for DQN) per epoch."""
+    loss (negative log-likelihood, or cross-entropy on Q-values for DQN) per epoch. The
+    optimiser's learning rate is ``lr`` during cloning and restored afterwards."""
     pol = model.policy
     dev = pol.device
     rng = np.random.default_rng(seed)
     losses = []
+    saved = [g["lr"] for g in pol.optimizer.param_groups]
+    for g in pol.optimizer.param_groups:
+        g["lr"] = lr
     for _ in range(epochs):
         order = rng.permutation(len(obs))
         tot = 0.0
@@ -118,6 +124,8 @@ def behaviour_clone(model: Any, obs: np.ndarray, actions: np.ndarray, masks: np.
             pol.optimizer.step()
             tot += float(loss.detach()) * len(idx)
         losses.append(tot / len(obs))
+    for g, old in zip(pol.optimizer.param_groups, saved, strict=True):
+        g["lr"] = old
     if isinstance(model, DQN):
         pol.q_net_target.load_state_dict(pol.q_net.state_dict())
     return losses
@@ -230,7 +238,8 @@ class _ProgressCallback(BaseCallback):
 def train(scenario: str | Path | dict | C.Scenario | None = None, env_kind: str = "dispatch",
           algo: str = "maskable_ppo", timesteps: int | None = None, seed: int = 0,
           n_envs: int | None = None, logdir: str | Path = "runs", bc_steps: int = 0,
-          bc_epochs: int = 5, eval_freq: int | None = None, eval_episodes: int = 5,
+          bc_epochs: int = 15, bc_lr: float = 1e-3, eval_freq: int | None = None,
+          eval_episodes: int = 5,
           hyperparams: str | Path | None = None, progress: bool = True,
           run_name: str | None = None) -> Path:
     """Train an agent and return the path of the saved ``model.zip``.
@@ -260,13 +269,14 @@ def train(scenario: str | Path | dict | C.Scenario | None = None, env_kind: str 
     run_dir = Path(logdir) / sc.name / name
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
+    torch.set_num_threads(1)  # small networks: more threads only contend with the env workers
     venv = make_vec_env(sc, env_kind, n_envs, seed)
     model = ALGOS[algo](policy, venv, seed=seed, device="cpu", verbose=0, **hp)
     model.set_logger(configure(str(run_dir), ["tensorboard", "csv"]))
     bc_losses: list[float] = []
     if bc_steps:
         demo = record_demonstrations(sc, env_kind, bc_steps, seed)
-        bc_losses = behaviour_clone(model, *demo, epochs=bc_epochs, seed=seed)
+        bc_losses = behaviour_clone(model, *demo, epochs=bc_epochs, seed=seed, lr=bc_lr)
         for i, loss in enumerate(bc_losses):
             model.logger.record("bc/loss", loss)
             model.logger.dump(i)
