@@ -1,0 +1,1 @@
+"""mig_gym benchmarks: ``python benchmarks/run.py`` (``make bench``)."""

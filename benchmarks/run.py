@@ -1,0 +1,274 @@
+"""mig_gym benchmarks (``make bench``): run them all, print one table, write ``results.json``.
+
+Benchmarks (``--only NAME`` runs one):
+
+- ``simpy``: queries/s of ``mig_gym.simulate()`` (PARIS layout + earliest-finish push dispatch) on
+  the paper scenario versus a SimPy model of the same queueing system, which must agree with it on
+  mean latency (see ``bench_sim.py`` and ``simpy_model.py``);
+- ``memory``: peak RSS and queries/s of a long ``simulate()`` run in a fresh process, at two run
+  lengths, to show memory stays bounded (see ``bench_memory.py``).
+
+``--quick`` is a smoke version (< 1 min). Exit status 1 if the two simulators disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import bench_memory, bench_sim  # noqa: E402
+
+POLICY = "paris+earliest_finish"
+# Load (arrival-rate multiplier) at which PARIS + earliest-finish runs at ~76 % GPC utilization on
+# paper_resnet50 (0.9 -> ~0.62, 1.0 -> 0.69, 1.1 -> 0.76, 1.2 -> 0.83; saturated by 1.5).
+LOAD = 1.1
+DEFAULT_SCENARIO = ROOT / "scenarios" / "paper_resnet50.yaml"
+TARGET_SPEEDUP = 3.0
+TARGET_RSS_MB = 1024.0
+
+SIZES = {
+    # name: (full, quick)
+    "sim_queries": (200_000, 20_000),
+    "sim_repeats": (3, 1),
+    "mem_small": (1_000_000, 100_000),
+    "mem_large": (10_000_000, 1_000_000),
+}
+
+
+def _environment() -> dict[str, Any]:
+    import numpy
+    import simpy
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--", "mig_gym"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
+    except OSError:
+        commit, dirty = "", False
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "numpy": numpy.__version__,
+        "simpy": simpy.__version__,
+        "git_commit": commit,
+        "mig_gym_tree_modified": dirty,
+        "loadavg_1min_at_start": os.getloadavg()[0],
+    }
+
+
+def _mb(x: float) -> str:
+    return f"{x:,.1f} MB"
+
+
+def _qps(x: float) -> str:
+    return f"{x:,.0f} q/s"
+
+
+def _verdict(met: bool, target: str) -> str:
+    return f"{target}: {'met' if met else 'MISSED'}"
+
+
+def _rows_sim(r: dict[str, Any]) -> list[list[str]]:
+    n = f"{r['num_queries']:,}"
+    q, sp = r["qps"], r["speedup"]
+    ok = _verdict(sp["lean"] >= TARGET_SPEEDUP, f">= {TARGET_SPEEDUP:g}x")
+    mg, ref = r["mig_gym"], r["simpy"]["lean"]
+    c = r["checks"]
+    return [
+        [
+            "simpy",
+            f"speed, {n} queries vs SimPy lean",
+            _qps(q["mig_gym"]),
+            _qps(q["lean"]),
+            f"{sp['lean']:.2f}x",
+            ok,
+        ],
+        [
+            "simpy",
+            f"speed, {n} queries vs SimPy Store",
+            _qps(q["mig_gym"]),
+            _qps(q["store"]),
+            f"{sp['store']:.2f}x",
+            _verdict(sp["store"] >= TARGET_SPEEDUP, f">= {TARGET_SPEEDUP:g}x"),
+        ],
+        [
+            "simpy",
+            "mean latency",
+            f"{mg['latency_mean_ms']:.9f} ms",
+            f"{ref['latency_mean_ms']:.9f} ms",
+            f"rel diff {c['latency_mean_rel_diff']:.1e}",
+            "agree" if r["agree"] else "DISAGREE",
+        ],
+        [
+            "simpy",
+            "max latency",
+            f"{mg['latency_max_ms']:.6f} ms",
+            f"{ref['latency_max_ms']:.6f} ms",
+            f"rel diff {c['latency_max_rel_diff']:.1e}",
+            "",
+        ],
+        [
+            "simpy",
+            "p95 latency (mig_gym: sketch)",
+            f"{mg['latency_p95_ms']:.4f} ms",
+            f"{ref['latency_p95_ms']:.4f} ms",
+            f"rel diff {c['latency_p95_rel_diff']:.1e}",
+            "<= 5e-4",
+        ],
+        ["simpy", f"GPC utilization at load {r['load']:g}", f"{r['utilization']:.3f}", "", "", ""],
+    ]
+
+
+def _rows_mem(r: dict[str, Any]) -> list[list[str]]:
+    small, large = r["small"], r["large"]
+    ns, nl = f"{small['num_queries']:,}", f"{large['num_queries']:,}"
+    verdict = _verdict(large["peak_rss_mb"] <= TARGET_RSS_MB, f"<= {TARGET_RSS_MB:g} MB")
+    return [
+        [
+            "memory",
+            f"peak RSS, {nl} vs {ns} queries",
+            _mb(large["peak_rss_mb"]),
+            _mb(small["peak_rss_mb"]),
+            f"{large['peak_rss_mb'] / small['peak_rss_mb']:.2f}x",
+            verdict,
+        ],
+        [
+            "memory",
+            "RSS after imports (before simulate)",
+            _mb(large["baseline_rss_mb"]),
+            _mb(small["baseline_rss_mb"]),
+            "",
+            "",
+        ],
+        [
+            "memory",
+            f"RSS max, 1st vs 2nd half of {nl} run",
+            _mb(large["rss_first_half_max_mb"]),
+            _mb(large["rss_second_half_max_mb"]),
+            f"{large['rss_second_half_max_mb'] / large['rss_first_half_max_mb']:.2f}x",
+            "",
+        ],
+        [
+            "memory",
+            f"speed, {nl} vs {ns} queries",
+            _qps(large["qps"]),
+            _qps(small["qps"]),
+            f"{large['qps'] / small['qps']:.2f}x",
+            "",
+        ],
+    ]
+
+
+def _table(rows: list[list[str]]) -> str:
+    head = ["bench", "figure", "mig_gym / A", "reference / B", "ratio A/B", "target"]
+    rows = [head, *rows]
+    w = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(r)) + " |" for r in rows]
+    lines.insert(1, "|" + "|".join("-" * (x + 2) for x in w) + "|")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fast smoke version (< 1 min)")
+    ap.add_argument("--only", choices=["simpy", "memory"], help="run just this benchmark")
+    ap.add_argument(
+        "--scenario",
+        default=None,
+        help=f"scenario YAML (default {DEFAULT_SCENARIO.relative_to(ROOT)} if it "
+        "exists, else mig_gym's built-in default scenario)",
+    )
+    ap.add_argument("--load", type=float, default=LOAD, help=f"load override (default {LOAD})")
+    ap.add_argument("--out", default=str(HERE / "results.json"), help="results JSON path")
+    args = ap.parse_args(argv)
+
+    scenario = args.scenario
+    if scenario is None and DEFAULT_SCENARIO.exists():
+        scenario = str(DEFAULT_SCENARIO)
+    k = 1 if args.quick else 0
+    size = {name: v[k] for name, v in SIZES.items()}
+    t_start = time.perf_counter()
+    results: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "scenario": scenario or "<mig_gym default scenario>",
+        "policy": POLICY,
+        "load": args.load,
+        "environment": _environment(),
+        "benchmarks": {},
+    }
+    rows: list[list[str]] = []
+    if args.only in (None, "simpy"):
+        print(f"[simpy] {size['sim_queries']:,} queries x {size['sim_repeats']} ...", flush=True)
+        r = bench_sim.run(scenario, POLICY, size["sim_queries"], args.load, size["sim_repeats"])
+        results["benchmarks"]["simpy"] = r
+        rows += _rows_sim(r)
+    if args.only in (None, "memory"):
+        mem = {}
+        for key in ("mem_small", "mem_large"):
+            print(f"[memory] {size[key]:,} queries in a subprocess ...", flush=True)
+            mem[key.split("_")[1]] = bench_memory.measure(scenario, POLICY, size[key], args.load)
+        mem["within_target"] = mem["large"]["peak_rss_mb"] <= TARGET_RSS_MB
+        results["benchmarks"]["memory"] = mem
+        rows += _rows_mem(mem)
+    results["wall_seconds"] = time.perf_counter() - t_start
+    results["environment"]["loadavg_1min_at_end"] = os.getloadavg()[0]
+
+    env = results["environment"]
+    print()
+    print(
+        f"mig_gym benchmarks ({results['mode']}): {Path(results['scenario']).name}, {POLICY}, "
+        f"load {args.load:g}; Python {env['python']}, {env['cpu']}, {env['cpus']} CPUs, "
+        f"SimPy {env['simpy']}"
+    )
+    print(_table(rows))
+    if "simpy" in results["benchmarks"]:
+        r = results["benchmarks"]["simpy"]
+        print(
+            f"speed = queries / wall seconds, best of {r['repeats']}; both timings include "
+            f"workload generation ({r['generate_seconds_best'] * 1e3:.0f} ms); mig_gym's also "
+            f"includes build() ({r['build_seconds'] * 1e3:.0f} ms: profiles, PARIS plan)."
+        )
+    print(
+        f"total {results['wall_seconds']:.0f} s; 1-min load average "
+        f"{env['loadavg_1min_at_start']:.2f} at start, {env['loadavg_1min_at_end']:.2f} at end "
+        f"(other work on the machine skews speeds); results in {args.out}"
+    )
+    Path(args.out).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    res = main()
+    sim = res["benchmarks"].get("simpy")
+    sys.exit(0 if sim is None or sim["agree"] else 1)
