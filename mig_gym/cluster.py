@@ -42,7 +42,7 @@ class Partition:
     """
 
     __slots__ = ("uid", "gpu", "gpcs", "start", "model", "lat", "queue", "queued_s", "running",
-                 "run_end_s", "est_free_s", "available", "version")
+                 "run_start_s", "run_end_s", "est_free_s", "available", "version")
 
     def __init__(self, uid: int, gpu: int, gpcs: int, start: int, model: int,
                  lat: Sequence[float]) -> None:
@@ -55,6 +55,7 @@ class Partition:
         self.queue: deque[Query] = deque()
         self.queued_s = 0.0  # profiled work waiting in the queue
         self.running: Query | None = None
+        self.run_start_s = 0.0
         self.run_end_s = 0.0
         self.est_free_s = 0.0
         self.available = False
@@ -179,6 +180,10 @@ class ClusterView:
         """Available partitions (hosting ``model`` if given), in GPU order."""
         return [p for g in self._sim.gpus for p in g.partitions  # type: ignore[attr-defined]
                 if p.available and (model is None or p.model == model)]
+
+    def classes(self, model: int) -> list[tuple[int, ClassIndex]]:
+        """``(size, index)`` of every size class hosting ``model``, smallest first."""
+        return self._sim.classes[model]  # type: ignore[attr-defined]
 
     def best_in_class(self, model: int, gpcs: int) -> Partition | None:
         """The available partition of this model and size with the earliest ``est_free_s``."""

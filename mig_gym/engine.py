@@ -192,7 +192,8 @@ class Run:
         s = self.sim
         return self.recorder.summary(scenario=self.scenario.name, policy=self.policy.label,
                                      seed=self.seed, now=s.now, queued=s.queued_count(),
-                                     running=s.running, last_arrival_s=s.last_arrival_s)
+                                     running=s.running, last_arrival_s=s.last_arrival_s,
+                                     in_service_gpc_s=s.in_service_gpc_s())
 
 
 def build(scenario: C.Scenario | str | dict | None = None, policy: str | None = None,

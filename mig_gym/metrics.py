@@ -19,6 +19,7 @@ __all__ = ["LatencyHistogram", "Recorder", "Summary", "SKETCH_RELATIVE_ERROR"]
 _LO_S = 1e-6
 _RATIO = 1.001
 _LOG_RATIO = math.log(_RATIO)
+_INV_LOG_RATIO = 1.0 / _LOG_RATIO
 _NBINS = int(math.log(1e6 / _LO_S) / _LOG_RATIO) + 2
 SKETCH_RELATIVE_ERROR = (_RATIO - 1) / 2  # bound on |reported / exact - 1| for whole-run percentiles
 
@@ -27,12 +28,12 @@ class LatencyHistogram:
     """Fixed log-spaced histogram from 1 us to 1e6 s; values outside are clamped to the end bins."""
 
     def __init__(self) -> None:
-        self.counts = np.zeros(_NBINS, dtype=np.int64)
+        self.counts = [0] * _NBINS  # a list: incrementing it is much cheaper than a numpy array
         self.n = 0
 
     def add(self, x_s: float) -> None:
-        i = int(math.log(x_s / _LO_S) / _LOG_RATIO) if x_s > _LO_S else 0
-        self.counts[min(i, _NBINS - 1)] += 1
+        i = int(math.log(x_s / _LO_S) * _INV_LOG_RATIO) if x_s > _LO_S else 0
+        self.counts[i if i < _NBINS else _NBINS - 1] += 1
         self.n += 1
 
     def quantile(self, q: float) -> float:
@@ -40,7 +41,7 @@ class LatencyHistogram:
         if self.n == 0:
             return math.nan
         rank = max(1, math.ceil(q * self.n))
-        i = int(np.searchsorted(np.cumsum(self.counts), rank))
+        i = int(np.searchsorted(np.cumsum(np.asarray(self.counts, dtype=np.int64)), rank))
         return _LO_S * _RATIO ** (i + 0.5)
 
 
@@ -109,8 +110,10 @@ class _Window:
 class Recorder:
     """Accumulates counters, busy/available GPC time and windowed time series.
 
-    The simulator calls ``advance(now)`` before every state change so the piecewise-constant busy and
-    available GPC counts are integrated exactly.
+    Available GPC-seconds integrate the piecewise-constant capacity (``capacity`` is called when
+    partitions come online or go away). Busy GPC-seconds are added once per service when it ends
+    or is aborted (``served``), which keeps the per-query cost O(1); a service is credited to the
+    time window in which it ends (services last milliseconds, windows seconds).
     """
 
     def __init__(self, sizes: tuple[int, ...], window_s: float, warmup_queries: int,
@@ -121,7 +124,6 @@ class Recorder:
         self.model_names = model_names
         self.hist = LatencyHistogram()
         self.t = 0.0
-        self.busy_gpcs = dict.fromkeys(sizes, 0)
         self.avail_gpcs = 0
         self.busy_s = dict.fromkeys(sizes, 0.0)  # GPC-seconds
         self.avail_s = 0.0
@@ -156,10 +158,6 @@ class Recorder:
         if dt <= 0.0:
             return
         w = self.window
-        for k, g in self.busy_gpcs.items():
-            if g:
-                self.busy_s[k] += g * dt
-                w.busy_by_size[k] += g * dt
         for k, g in self.size_avail_gpcs.items():
             if g:
                 self.size_avail_s[k] += g * dt
@@ -177,6 +175,8 @@ class Recorder:
         lat = np.asarray(w.lat) if w.lat else None
         row: dict[str, float] = {
             "t_s": end,
+            "span_s": span,
+            "avail_gpc_s": w.avail,
             "arrived": float(w.arrived),
             "completed": float(len(w.lat)),
             "throughput_qps": len(w.lat) / span,
@@ -199,9 +199,28 @@ class Recorder:
         self.avail_gpcs += delta_gpcs
         self.size_avail_gpcs[size] += delta_gpcs
 
-    def busy(self, now: float, size: int, delta_gpcs: int) -> None:
-        self.advance(now)
-        self.busy_gpcs[size] += delta_gpcs
+    def served(self, now: float, size: int, seconds: float) -> None:
+        """A partition of ``size`` GPCs was busy for ``seconds`` ending at ``now``. The part of
+        the service before the current window is credited to the closed rows it overlaps."""
+        if now > self.window_end:
+            self.advance(now)
+        self.busy_s[size] += size * seconds
+        start = now - seconds
+        w_start = self.window_end - self.window_s
+        if start >= w_start:
+            self.window.busy_by_size[size] += size * seconds
+            return
+        self.window.busy_by_size[size] += size * (now - w_start)
+        key = f"busy_gpc_s_{size}g"
+        for row in reversed(self.series):  # rare: services last ms, windows seconds
+            lo = row["t_s"] - row["span_s"]
+            overlap = min(row["t_s"], w_start) - max(lo, start)
+            if overlap <= 0:
+                break
+            row[key] += size * overlap
+            row["utilization"] = (sum(row[f"busy_gpc_s_{k}g"] for k in self.sizes)
+                                  / row["avail_gpc_s"] if row["avail_gpc_s"] > 0 else 0.0)
+            w_start = lo
 
     # ------------------------------------------------------------------ query outcomes
     def on_arrival(self, now: float | None = None) -> None:
@@ -211,6 +230,8 @@ class Recorder:
         self.window.arrived += 1
 
     def on_complete(self, qid: int, model: int, arrival_s: float, now: float, slo_s: float) -> None:
+        if now > self.window_end:
+            self.advance(now)
         self.completed += 1
         lat = now - arrival_s
         late = lat > slo_s
@@ -251,8 +272,13 @@ class Recorder:
 
     # ------------------------------------------------------------------ summary
     def summary(self, *, scenario: str, policy: str, seed: int, now: float, queued: int,
-                running: int, last_arrival_s: float) -> Summary:
+                running: int, last_arrival_s: float,
+                in_service_gpc_s: dict[int, float] | None = None) -> Summary:
+        """The run's Summary; ``in_service_gpc_s`` adds the busy time of services still running."""
         self.advance(now)
+        busy = dict(self.busy_s)
+        for k, v in (in_service_gpc_s or {}).items():
+            busy[k] += v
         n_rej = sum(self.rejected.values())
         ended = self.measured + n_rej
         start = self.first_measured_s if self.first_measured_s is not None else 0.0
@@ -289,9 +315,9 @@ class Recorder:
             offered_qps=self.arrived / last_arrival_s if last_arrival_s > 0 else math.nan,
             throughput_qps=self.measured / span if span > 0 else math.nan,
             goodput_qps=self.good / span if span > 0 else math.nan,
-            utilization=sum(self.busy_s.values()) / self.avail_s if self.avail_s > 0 else 0.0,
+            utilization=sum(busy.values()) / self.avail_s if self.avail_s > 0 else 0.0,
             utilization_by_size={
-                k: self.busy_s[k] / self.size_avail_s[k]
+                k: busy[k] / self.size_avail_s[k]
                 for k in self.sizes
                 if self.size_avail_s[k] > 0
             },

@@ -128,6 +128,7 @@ class Simulator:
         self.view = ClusterView(self)
         self.gpus = [GPU(i) for i in range(num_gpus)]
         self.index: dict[tuple[int, int], ClassIndex] = {}
+        self.classes: list[list[tuple[int, ClassIndex]]] = [[] for _ in slo_s]  # per model
         self.central_q: list[deque[Query]] = [deque() for _ in slo_s]
         self.idle: list[dict[int, Partition]] = [{} for _ in slo_s]
         self.held: deque[Query] = deque()
@@ -227,7 +228,11 @@ class Simulator:
             self.rec.capacity(self.now, k, k)
             if m < 0:
                 continue
-            self.index.setdefault((m, k), ClassIndex()).add(p)
+            if (m, k) not in self.index:
+                self.index[(m, k)] = ClassIndex()
+                self.classes[m] = sorted((kk, ix) for (mm, kk), ix in self.index.items()
+                                         if mm == m)
+            self.index[(m, k)].add(p)
             self._became_idle(p)
 
     def _take_offline(self, g: GPU) -> list[Query]:
@@ -249,10 +254,10 @@ class Simulator:
         est = p.lat[q.batch]
         actual = est * self._noise[q.id] if self._cv > 0 else est
         p.running = q
+        p.run_start_s = self.now
         p.run_end_s = self.now + actual
         p.est_free_s = self.now + est + p.queued_s
         self.running += 1
-        self.rec.busy(self.now, p.gpcs, p.gpcs)
         self._push(p.run_end_s, Completion(p, q))
         self.index[(p.model, p.gpcs)].push(p)
 
@@ -393,7 +398,7 @@ class Simulator:
                 if p.running is not None:
                     victims.append(p.running)
                     self.running -= 1
-                    self.rec.busy(self.now, p.gpcs, -p.gpcs)
+                    self.rec.served(self.now, p.gpcs, self.now - p.run_start_s)
                     p.running = None  # its Completion event is now stale
                 self.rec.capacity(self.now, p.gpcs, -p.gpcs)
         elif g.state == GPU.RECONFIGURING:
@@ -425,7 +430,7 @@ class Simulator:
             p.running = None
             self.running -= 1
             self.active -= 1
-            self.rec.busy(self.now, p.gpcs, -p.gpcs)
+            self.rec.served(self.now, p.gpcs, self.now - p.run_start_s)
             self.rec.on_complete(q.id, q.model, q.arrival_s, self.now, self.slo_s[q.model])
             if self._cv > 0:
                 del self._noise[q.id]
@@ -503,6 +508,15 @@ class Simulator:
             pass
 
     # ------------------------------------------------------------------ accounting
+    def in_service_gpc_s(self) -> dict[int, float]:
+        """Busy GPC-seconds of the services still running (for a summary taken mid-run)."""
+        out = dict.fromkeys(self.sizes, 0.0)
+        for g in self.gpus:
+            for p in g.partitions:
+                if p.running is not None:
+                    out[p.gpcs] += p.gpcs * (self.now - p.run_start_s)
+        return out
+
     def queued_count(self) -> int:
         return (sum(len(p.queue) for g in self.gpus for p in g.partitions)
                 + sum(len(d) for d in self.central_q) + len(self.held))

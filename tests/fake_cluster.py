@@ -35,6 +35,9 @@ class Server:
         self.index: dict[tuple[int, int], ClassIndex] = {}
         for p in parts:  # unavailable members stay in the index: best() must skip them
             self.index.setdefault((p.model, p.gpcs), ClassIndex()).add(p)
+        models = 1 + max((m for m, _ in self.index), default=0)
+        self.classes = [sorted((k, ix) for (mm, k), ix in self.index.items() if mm == m)
+                        for m in range(models)]
 
 
 def server(

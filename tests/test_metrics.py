@@ -76,9 +76,8 @@ def test_utilization_is_busy_over_available_gpc_seconds():
     rec = recorder()
     rec.capacity(0.0, 4, 4)
     rec.capacity(0.0, 3, 3)
-    for t, k, delta in ((1.0, 4, 4), (2.0, 3, 3), (3.0, 4, -4), (5.0, 4, 4), (6.0, 4, -4),
-                        (8.0, 3, -3)):  # in time order, as the simulator calls it
-        rec.busy(t, k, delta)
+    for t, k, secs in ((3.0, 4, 2.0), (6.0, 4, 1.0), (8.0, 3, 6.0)):  # services as they end
+        rec.served(t, k, secs)
         if t == 6.0:
             rec.capacity(6.0, 4, -4)
     s = summarise(rec, now=10.0)
@@ -100,20 +99,13 @@ def test_window_rows_by_hand():
     events = [  # (time, what, query id, arrival)
         (0.2, "arrive", 0, 0.2), (0.7, "done", 0, 0.2), (1.5, "arrive", 1, 1.5),
         (1.6, "arrive", 2, 1.6), (1.9, "done", 1, 1.5), (3.2, "done", 2, 1.6)]
-    busy_from = None
+    starts = {0: 0.2, 1: 1.5, 2: 1.9}
     for t, what, qid, arr in events:
         if what == "arrive":
             rec.on_arrival(t)
-            if busy_from is None:
-                rec.busy(t, 7, 7)
-                busy_from = t
         else:
-            rec.busy(t, 7, -7)
+            rec.served(t, 7, t - starts[qid])
             rec.on_complete(qid, 0, arr, t, 0.4)
-            busy_from = None
-            if qid == 1:  # q2 starts at once
-                rec.busy(t, 7, 7)
-                busy_from = t
     rec.finish(3.5)
     rows = rec.series
     assert [r["t_s"] for r in rows] == [1.0, 2.0, 3.0, 3.5]

@@ -604,16 +604,16 @@ def test_arrivals_do_not_depend_on_the_policy(profile_csv):
 
 # --------------------------------------------------------------------------- service noise
 def _service_times(sc: dict, seed: int) -> np.ndarray:
-    """Actual service times on a one-partition server, from the recorder's busy calls."""
+    """Actual service times on a one-partition server, from the recorder's ``served`` calls."""
     run = build(sc, None, seed)
-    starts, out = [], []
-    busy = run.recorder.busy
+    out = []
+    served = run.recorder.served
 
-    def record(now, size, delta):
-        (starts.append if delta > 0 else lambda t: out.append(t - starts.pop()))(now)
-        busy(now, size, delta)
+    def record(now, size, seconds):
+        out.append(seconds)
+        served(now, size, seconds)
 
-    run.recorder.busy = record
+    run.recorder.served = record
     run.sim.run()
     return np.array(out)
 

@@ -43,11 +43,12 @@ class EarliestFinish:
     def choose(self, query: Query, view: ClusterView) -> Partition | None:
         best, best_t = None, math.inf
         now, b = view.now, query.batch
-        for k in view.sizes:
-            p = view.best_in_class(query.model, k)
-            if p is None or not p.fits(b):
+        for _, idx in view.classes(query.model):  # hot path: kept flat on purpose
+            p = idx.best()
+            if p is None:
                 continue
-            t = estimated_finish(p, b, now)
+            t = p.est_free_s if p.est_free_s > now else now
+            t += p.lat[b]  # inf where the batch does not fit
             if t < best_t:
                 best, best_t = p, t
         return best
@@ -114,11 +115,12 @@ class FirstFree:
 
     def choose(self, query: Query, view: ClusterView) -> Partition | None:
         best, best_t = None, math.inf
-        for k in view.sizes:
-            p = view.best_in_class(query.model, k)
-            if p is None or not p.fits(query.batch):
+        now, b = view.now, query.batch
+        for _, idx in view.classes(query.model):
+            p = idx.best()
+            if p is None or p.lat[b] == math.inf:
                 continue
-            t = max(p.est_free_s, view.now)
+            t = p.est_free_s if p.est_free_s > now else now
             if t < best_t:
                 best, best_t = p, t
         return best

@@ -66,11 +66,12 @@ class ELSA:
         budget = self.alpha * view.slo_s[m] - (now - query.arrival_s)
         cands: list[tuple[int, float]] = []
         parts: list[Partition] = []
-        for k in view.sizes:
-            p = view.best_in_class(m, k)
+        for k, idx in view.classes(m):  # size classes hosting m, smallest first
+            p = idx.best()
             if p is None or not p.fits(b):
                 continue
-            t_done = max(p.est_free_s - now, 0.0) + p.lat[b]
+            wait = p.est_free_s - now
+            t_done = (wait if wait > 0.0 else 0.0) + p.lat[b]
             if k >= start and t_done <= budget:  # first feasible class from the start: stop here
                 return p
             cands.append((k, t_done))
