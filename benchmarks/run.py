@@ -6,7 +6,11 @@ Benchmarks (``--only NAME`` runs one):
   the paper scenario versus a SimPy model of the same queueing system, which must agree with it on
   mean latency (see ``bench_sim.py`` and ``simpy_model.py``);
 - ``memory``: peak RSS and queries/s of a long ``simulate()`` run in a fresh process, at two run
-  lengths, to show memory stays bounded (see ``bench_memory.py``).
+  lengths, to show memory stays bounded (see ``bench_memory.py``);
+- ``envs``: Dispatch-v0 and Partition-v0 steps/s with random valid actions next to CartPole-v1
+  (see ``bench_envs.py``);
+- ``scale``: PARIS+ELSA queries/s on 8 and on 1,000 GPUs, and PARIS planning time for 1,000 GPUs
+  (see ``bench_scale.py``).
 
 ``--quick`` is a smoke version (< 1 min). Exit status 1 if the two simulators disagree.
 """
@@ -29,7 +33,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_memory, bench_sim  # noqa: E402
+from benchmarks import bench_envs, bench_memory, bench_scale, bench_sim  # noqa: E402
 
 POLICY = "paris+earliest_finish"
 # Load (arrival-rate multiplier) at which PARIS + earliest-finish runs at ~76 % GPC utilization on
@@ -45,7 +49,14 @@ SIZES = {
     "sim_repeats": (3, 1),
     "mem_small": (1_000_000, 100_000),
     "mem_large": (10_000_000, 1_000_000),
+    "env_seconds": (3.0, 0.5),
+    "scale_small": (200_000, 20_000),
+    "scale_large": (1_000_000, 50_000),
+    "scale_repeats": (2, 1),
 }
+TARGET_ENV_RATIO = 0.2  # Dispatch-v0 steps/s vs CartPole-v1
+TARGET_SCALE_RATIO = 0.5  # 1,000-GPU vs 8-GPU queries/s
+TARGET_PLAN_S = 1.0  # PARIS plan for 1,000 GPUs
 
 
 def _environment() -> dict[str, Any]:
@@ -190,6 +201,31 @@ def _rows_mem(r: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def _rows_envs(r: dict[str, Any]) -> list[list[str]]:
+    sps = r["steps_per_s"]
+    return [
+        ["envs", "Dispatch-v0 vs CartPole-v1 steps/s", f"{sps['dispatch']:,.0f}/s",
+         f"{sps['cartpole']:,.0f}/s", f"{r['dispatch_vs_cartpole']:.2f}x",
+         _verdict(r["dispatch_vs_cartpole"] >= TARGET_ENV_RATIO, f">= {TARGET_ENV_RATIO:g}x")],
+        ["envs", "Partition-v0 vs CartPole-v1 steps/s", f"{sps['partition']:,.2f}/s",
+         f"{sps['cartpole']:,.0f}/s", f"{r['partition_vs_cartpole']:.1e}x",
+         "one step = 60 s simulated"],
+    ]
+
+
+def _rows_scale(r: dict[str, Any]) -> list[list[str]]:
+    return [
+        ["scale", f"PARIS+ELSA q/s, 1,000 GPUs ({r['n_large']:,} q) vs 8 GPUs ({r['n_small']:,} q)",
+         _qps(r["qps_1000"]), _qps(r["qps_8"]), f"{r['ratio']:.2f}x",
+         _verdict(r["ratio"] >= TARGET_SCALE_RATIO, f">= {TARGET_SCALE_RATIO:g}x")],
+        ["scale", "build (PARIS plan) for 1,000 GPUs", f"{r['build_1000_s']:.3f} s", "", "",
+         _verdict(r["build_1000_s"] < TARGET_PLAN_S, f"< {TARGET_PLAN_S:g} s")],
+        ["scale", "1,000 GPUs: p95 / utilization / all accounted",
+         f"{r['p95_ms_1000']:.1f} ms", f"{r['utilization_1000']:.3f}", "",
+         "yes" if r["conserved_1000"] else "NO"],
+    ]
+
+
 def _table(rows: list[list[str]]) -> str:
     head = ["bench", "figure", "mig_gym / A", "reference / B", "ratio A/B", "target"]
     rows = [head, *rows]
@@ -202,7 +238,8 @@ def _table(rows: list[list[str]]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fast smoke version (< 1 min)")
-    ap.add_argument("--only", choices=["simpy", "memory"], help="run just this benchmark")
+    ap.add_argument("--only", choices=["simpy", "memory", "envs", "scale"],
+                    help="run just this benchmark")
     ap.add_argument(
         "--scenario",
         default=None,
@@ -241,6 +278,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         mem["within_target"] = mem["large"]["peak_rss_mb"] <= TARGET_RSS_MB
         results["benchmarks"]["memory"] = mem
         rows += _rows_mem(mem)
+    if args.only in (None, "envs"):
+        print(f"[envs] {size['env_seconds']:g} s per environment ...", flush=True)
+        r = bench_envs.run(scenario, size["env_seconds"])
+        results["benchmarks"]["envs"] = r
+        rows += _rows_envs(r)
+    if args.only in (None, "scale"):
+        print("[scale] 8 vs 1,000 GPUs ...", flush=True)
+        r = bench_scale.run(size["scale_small"], size["scale_large"], size["scale_repeats"])
+        results["benchmarks"]["scale"] = r
+        rows += _rows_scale(r)
     results["wall_seconds"] = time.perf_counter() - t_start
     results["environment"]["loadavg_1min_at_end"] = os.getloadavg()[0]
 

@@ -108,25 +108,36 @@ class Plan:
 
 
 class ClassIndex:
-    """Partitions of one (model, size) class ordered by ``est_free_s``: a lazy-deletion heap.
+    """Partitions of one (model, size) class, for "the available partition that is free soonest".
 
-    ``best()`` returns the available partition with the smallest ``est_free_s`` in O(log P)
-    amortised; stale heap entries (older ``version`` or unavailable partitions) are dropped when
-    they reach the top, and the heap is rebuilt when stale entries outnumber live ones.
+    Idle partitions (nothing running or queued) sit in an insertion-ordered dict, longest idle
+    first; busy ones in a lazy-deletion heap keyed by ``est_free_s``. ``best()`` returns the
+    longest-idle partition if there is one (its ``est_free_s``, the time it went idle, is the
+    smallest), else the busy partition with the smallest ``est_free_s``: O(1) while partitions
+    are idle, O(log P) amortised otherwise. Stale heap entries (older ``version``, unavailable or
+    now idle partitions) are dropped when they reach the top, and the heap is rebuilt when stale
+    entries outnumber live ones.
     """
 
-    __slots__ = ("heap", "members")
+    __slots__ = ("heap", "members", "idle")
 
     def __init__(self) -> None:
         self.heap: list[tuple[float, int, int, Partition]] = []
         self.members: dict[int, Partition] = {}
+        self.idle: dict[int, Partition] = {}
 
     def push(self, p: Partition) -> None:
+        """Record a change of ``p``'s ``est_free_s`` or of its idle/busy state."""
         p.version += 1
+        if p.running is None and not p.queue:
+            self.idle.pop(p.uid, None)  # re-inserted at the end: idle since now
+            self.idle[p.uid] = p
+            return
+        self.idle.pop(p.uid, None)
         heapq.heappush(self.heap, (p.est_free_s, p.uid, p.version, p))
         if len(self.heap) > 4 * len(self.members) + 16:
             self.heap = [(q.est_free_s, q.uid, q.version, q) for q in self.members.values()
-                         if q.available]
+                         if q.available and q.uid not in self.idle]
             heapq.heapify(self.heap)
 
     def add(self, p: Partition) -> None:
@@ -135,9 +146,14 @@ class ClassIndex:
 
     def remove(self, p: Partition) -> None:
         self.members.pop(p.uid, None)
+        self.idle.pop(p.uid, None)
         p.version += 1
 
     def best(self) -> Partition | None:
+        if self.idle:
+            for p in self.idle.values():
+                if p.available:
+                    return p
         heap = self.heap
         while heap:
             _, _, ver, p = heap[0]

@@ -55,6 +55,8 @@ def server(
         p = Partition(uid, 0, size, 0, model, latency[size])
         p.est_free_s = now + backlog
         p.available = available
+        if backlog > 0:  # work ahead of a new query: something is running there
+            p.running = Query(-1 - uid, now, model, 1)
         parts.append(p)
     return ClusterView(Server(now, parts, slo_s)), parts
 

@@ -1,0 +1,47 @@
+"""Environment step rates: Dispatch-v0 and Partition-v0 with random valid actions, measured side
+by side with gymnasium's CartPole-v1 (all through ``gymnasium.make``, so with the same wrappers)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import mig_gym  # noqa: F401  (registers the environments)
+
+
+def _rate(env: gym.Env, pick: Any, seconds: float, seed: int = 0) -> float:
+    env.reset(seed=seed)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        _, _, term, trunc, _ = env.step(pick(env))
+        n += 1
+        if term or trunc:
+            env.reset()
+    return n / (time.perf_counter() - t0)
+
+
+def run(scenario: str | None, seconds: float = 3.0) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    cart = gym.make("CartPole-v1")
+    cart.action_space.seed(0)
+    disp = gym.make("mig_gym/Dispatch-v0", scenario=scenario)
+    part = gym.make("mig_gym/Partition-v0", scenario=scenario)
+
+    draws = iter(rng.random(10_000_000))
+
+    def valid(env: gym.Env) -> int:  # uniform over the valid slots, cheap to draw
+        idx = np.flatnonzero(env.unwrapped.action_masks())
+        return int(idx[int(next(draws) * len(idx))])
+
+    rates = {"cartpole": _rate(cart, lambda e: e.action_space.sample(), seconds),
+             "dispatch": _rate(disp, valid, seconds),
+             "partition": _rate(part, lambda e: e.action_space.sample(), seconds)}
+    # A second CartPole pass after ours, so a change of machine load shows up in the ratio.
+    rates["cartpole"] = max(rates["cartpole"], _rate(cart, lambda e: e.action_space.sample(),
+                                                     seconds))
+    return {"steps_per_s": rates, "seconds": seconds,
+            "dispatch_vs_cartpole": rates["dispatch"] / rates["cartpole"],
+            "partition_vs_cartpole": rates["partition"] / rates["cartpole"]}
