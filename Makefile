@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.stamp-setup
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup run test test-all bench lint results clean
+.PHONY: setup run test test-all bench lint results results-policies train clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 2; }
@@ -35,8 +35,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check mig_gym tests benchmarks tools
 	$(BIN)/ruff format --check mig_gym tests benchmarks tools
 
+# Train the default agent (MaskablePPO on Dispatch-v0, paper_resnet50, ELSA warm start); ~10 min.
+train: $(STAMP)
+	$(BIN)/mig-gym train scenarios/paper_resnet50.yaml --env dispatch --algo maskable_ppo \
+	    --bc-steps 10000 --logdir runs/
+
+# docs/results.md: policy sweeps (~10 min on 2 cores) and learned agents (~40 min more).
 results: $(STAMP)
-	$(BIN)/python tools/make_results.py
+	$(BIN)/python tools/make_results.py --section all
+
+results-policies: $(STAMP)
+	$(BIN)/python tools/make_results.py --section policies
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
