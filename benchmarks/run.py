@@ -10,7 +10,9 @@ Benchmarks (``--only NAME`` runs one):
 - ``envs``: Dispatch-v0 and Partition-v0 steps/s with random valid actions next to CartPole-v1
   (see ``bench_envs.py``);
 - ``scale``: PARIS+ELSA queries/s on 8 and on 1,000 GPUs, and PARIS planning time for 1,000 GPUs
-  (see ``bench_scale.py``).
+  (see ``bench_scale.py``);
+- ``soak``: a 10M-query run with GPU failures and periodic re-partitioning in its own process:
+  every query accounted for, peak RSS (see ``bench_soak.py``).
 
 ``--quick`` is a smoke version (< 1 min). Exit status 1 if the two simulators disagree.
 """
@@ -33,7 +35,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_envs, bench_memory, bench_scale, bench_sim  # noqa: E402
+from benchmarks import bench_envs, bench_memory, bench_scale, bench_sim, bench_soak  # noqa: E402
 
 POLICY = "paris+earliest_finish"
 # Load (arrival-rate multiplier) at which PARIS + earliest-finish runs at ~76 % GPC utilization on
@@ -53,6 +55,7 @@ SIZES = {
     "scale_small": (200_000, 20_000),
     "scale_large": (1_000_000, 50_000),
     "scale_repeats": (2, 1),
+    "soak": (10_000_000, 200_000),
 }
 TARGET_ENV_RATIO = 0.2  # Dispatch-v0 steps/s vs CartPole-v1
 TARGET_SCALE_RATIO = 0.5  # 1,000-GPU vs 8-GPU queries/s
@@ -226,6 +229,22 @@ def _rows_scale(r: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def _rows_soak(r: dict[str, Any]) -> list[list[str]]:
+    n = f"{r['num_queries']:,}"
+    ok = r["conserved"] and r["arrived"] == r["num_queries"]
+    return [
+        ["soak", f"{n} queries, {r['faults']} GPU failures, periodic PARIS", _qps(r["qps"]),
+         "", "", ""],
+        ["soak", "arrived = completed + rejected + in system",
+         f"{r['arrived']:,} = {r['completed']:,} + {r['rejected']:,} + {r['in_system']:,}", "",
+         "", "all accounted" if ok else "LOST QUERIES"],
+        ["soak", "retried / re-dispatched / reconfigurations",
+         f"{r['retried']:,} / {r['redispatched']:,} / {r['reconfigurations']:,}", "", "", ""],
+        ["soak", "peak RSS", _mb(r["peak_rss_mb"]), "", "",
+         _verdict(r["peak_rss_mb"] <= TARGET_RSS_MB, f"<= {TARGET_RSS_MB:g} MB")],
+    ]
+
+
 def _table(rows: list[list[str]]) -> str:
     head = ["bench", "figure", "mig_gym / A", "reference / B", "ratio A/B", "target"]
     rows = [head, *rows]
@@ -238,7 +257,7 @@ def _table(rows: list[list[str]]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fast smoke version (< 1 min)")
-    ap.add_argument("--only", choices=["simpy", "memory", "envs", "scale"],
+    ap.add_argument("--only", choices=["simpy", "memory", "envs", "scale", "soak"],
                     help="run just this benchmark")
     ap.add_argument(
         "--scenario",
@@ -288,6 +307,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         r = bench_scale.run(size["scale_small"], size["scale_large"], size["scale_repeats"])
         results["benchmarks"]["scale"] = r
         rows += _rows_scale(r)
+    if args.only in (None, "soak"):
+        print(f"[soak] {size['soak']:,} queries with faults in a subprocess ...", flush=True)
+        r = bench_soak.run(size["soak"])
+        results["benchmarks"]["soak"] = r
+        rows += _rows_soak(r)
     results["wall_seconds"] = time.perf_counter() - t_start
     results["environment"]["loadavg_1min_at_end"] = os.getloadavg()[0]
 
@@ -318,4 +342,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 if __name__ == "__main__":
     res = main()
     sim = res["benchmarks"].get("simpy")
-    sys.exit(0 if sim is None or sim["agree"] else 1)
+    soak = res["benchmarks"].get("soak")
+    lost = soak is not None and not soak["conserved"]
+    sys.exit(0 if (sim is None or sim["agree"]) and not lost else 1)
