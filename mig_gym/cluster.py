@@ -42,7 +42,7 @@ class Partition:
     """
 
     __slots__ = ("uid", "gpu", "gpcs", "start", "model", "lat", "queue", "queued_s", "running",
-                 "run_start_s", "run_end_s", "est_free_s", "available", "version")
+                 "run_start_s", "run_end_s", "est_free_s", "available", "version", "index")
 
     def __init__(self, uid: int, gpu: int, gpcs: int, start: int, model: int,
                  lat: Sequence[float]) -> None:
@@ -60,6 +60,7 @@ class Partition:
         self.est_free_s = 0.0
         self.available = False
         self.version = 0
+        self.index: ClassIndex | None = None  # its (model, size) class, set by the simulator
 
     def fits(self, batch: int) -> bool:
         return batch < len(self.lat) and self.lat[batch] < math.inf

@@ -232,7 +232,8 @@ class Simulator:
                 self.index[(m, k)] = ClassIndex()
                 self.classes[m] = sorted((kk, ix) for (mm, kk), ix in self.index.items()
                                          if mm == m)
-            self.index[(m, k)].add(p)
+            p.index = self.index[(m, k)]
+            p.index.add(p)
             self._became_idle(p)
 
     def _take_offline(self, g: GPU) -> list[Query]:
@@ -258,8 +259,9 @@ class Simulator:
         p.run_end_s = self.now + actual
         p.est_free_s = self.now + est + p.queued_s
         self.running += 1
-        self._push(p.run_end_s, Completion(p, q))
-        self.index[(p.model, p.gpcs)].push(p)
+        self._seq += 1
+        heapq.heappush(self._heap, (p.run_end_s, self._seq, Completion(p, q)))
+        p.index.push(p)  # type: ignore[union-attr]
 
     def _became_idle(self, p: Partition) -> None:
         """``p`` has nothing running: start its next query or mark it idle."""
@@ -272,7 +274,7 @@ class Simulator:
                     return
             self.idle[p.model][p.uid] = p
             p.est_free_s = self.now
-            self.index[(p.model, p.gpcs)].push(p)
+            p.index.push(p)  # type: ignore[union-attr]
             return
         if p.queue:
             q = p.queue.popleft()
@@ -280,7 +282,7 @@ class Simulator:
             self._start(p, q)
         else:
             p.est_free_s = self.now
-            self.index[(p.model, p.gpcs)].push(p)
+            p.index.push(p)  # type: ignore[union-attr]
 
     def dispatch(self, q: Query, p: Partition | None) -> None:
         """Send ``q`` to partition ``p`` (push), or hold/reject it if ``p`` is None."""
@@ -297,7 +299,7 @@ class Simulator:
             p.queued_s += est
             # If the running query overran its estimate, the queue still lies ahead of q.
             p.est_free_s = max(p.est_free_s + est, self.now + p.queued_s)
-            self.index[(p.model, p.gpcs)].push(p)
+            p.index.push(p)  # type: ignore[union-attr]
 
     def _route(self, q: Query, dispatcher: PushDispatcher | None) -> None:
         if q.batch > self._servable[q.model]:
@@ -422,24 +424,27 @@ class Simulator:
         self._release_held()
 
     # ------------------------------------------------------------------ main loop
+    def _complete(self, ev: Completion) -> None:
+        p, q = ev.partition, ev.query
+        if p.running is not q:
+            return  # aborted by a failure
+        p.running = None
+        self.running -= 1
+        self.active -= 1
+        now = self.now
+        self.rec.served(now, p.gpcs, now - p.run_start_s)
+        self.rec.on_complete(q.id, q.model, q.arrival_s, now, self.slo_s[q.model])
+        if self._cv > 0:
+            del self._noise[q.id]
+        g = self.gpus[p.gpu]
+        if g.state == GPU.UP:
+            self._became_idle(p)
+        elif g.state == GPU.DRAINING and not any(x.running for x in g.partitions):
+            self._begin_downtime(g)
+
     def _handle(self, ev: object) -> Decision | None:
-        if isinstance(ev, Completion):
-            p, q = ev.partition, ev.query
-            if p.running is not q:
-                return None  # aborted by a failure
-            p.running = None
-            self.running -= 1
-            self.active -= 1
-            self.rec.served(self.now, p.gpcs, self.now - p.run_start_s)
-            self.rec.on_complete(q.id, q.model, q.arrival_s, self.now, self.slo_s[q.model])
-            if self._cv > 0:
-                del self._noise[q.id]
-            g = self.gpus[p.gpu]
-            if g.state == GPU.UP:
-                self._became_idle(p)
-            elif g.state == GPU.DRAINING and not any(x.running for x in g.partitions):
-                self._begin_downtime(g)
-        elif isinstance(ev, ReconfigDone):
+        """Every event but completions (the hot path handles those in ``run_until_decision``)."""
+        if isinstance(ev, ReconfigDone):
             g = self.gpus[ev.gpu]
             if ev.gen != self._gen[ev.gpu] or g.state != GPU.RECONFIGURING:
                 return None
@@ -468,10 +473,13 @@ class Simulator:
         while True:
             t_arr = self._blk_t[self._blk_i] if not self.arrivals_done else math.inf
             if heap and heap[0][0] <= t_arr:
-                if self._finished():
+                if self.arrivals_done and self._finished():
                     return None
                 t, _, ev = heapq.heappop(heap)
                 self.now = t
+                if type(ev) is Completion:
+                    self._complete(ev)
+                    continue
                 d = self._handle(ev)
                 if d is not None:
                     return d
