@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# CPU build of torch first: a plain `torch` would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	# ray: the Ray backend of compare/sweep and its test (about 25 s and 500 MB with ray[tune]).
+	$(BIN)/python -m pip install -q -e '.[dev,train,ray]'
 	touch $(STAMP)
 
 setup: $(STAMP)

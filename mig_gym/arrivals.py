@@ -129,21 +129,30 @@ class MMPPProcess:
         self._ends = np.array([start_s + rng.standard_exponential() * self.means[state]])
         self._i = 0
 
-    def _refill(self) -> None:
-        states = (self._states[-1] + 1 + np.arange(self._SOJOURNS)) % 2
-        ends = self._ends[-1] + np.cumsum(
-            self.rng.standard_exponential(states.size) * self.means[states]
-        )
-        self._states = np.concatenate([self._states[self._i :], states])
-        self._ends = np.concatenate([self._ends[self._i :], ends])
+    def _refill(self, until_s: float) -> None:
+        """Draw sojourns, ``_SOJOURNS`` at a time, until one ends at or after ``until_s``. The
+        pieces are joined once (joining per draw was quadratic when a window spans millions of
+        short sojourns); the random stream is the same either way."""
+        states_parts, ends_parts = [self._states[self._i :]], [self._ends[self._i :]]
+        last_state, last_end = self._states[-1], self._ends[-1]
+        while last_end < until_s:
+            states = (last_state + 1 + np.arange(self._SOJOURNS)) % 2
+            ends = last_end + np.cumsum(
+                self.rng.standard_exponential(states.size) * self.means[states]
+            )
+            states_parts.append(states)
+            ends_parts.append(ends)
+            last_state, last_end = states[-1], ends[-1]
+        self._states = np.concatenate(states_parts)
+        self._ends = np.concatenate(ends_parts)
         self._i = 0
 
     def next_block(self) -> Block | None:
         if self._done:
             return None
         w_end = min(self._t + self._window_s, self.end_s)
-        while self._ends[-1] < w_end:
-            self._refill()
+        if self._ends[-1] < w_end:
+            self._refill(w_end)
         j = self._i + int(np.searchsorted(self._ends[self._i :], w_end, side="left"))
         starts = np.concatenate([[self._t], self._ends[self._i : j]])
         lengths = np.concatenate([self._ends[self._i : j], [w_end]]) - starts

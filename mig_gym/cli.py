@@ -1,29 +1,35 @@
 """The ``mig-gym`` command line: run, validate, plan, compare, sweep.
 
-User errors (a malformed scenario, a missing file, an unknown policy) print one clear message and
-exit with status 2; anything else is a bug and exits with status 1 and a traceback.
+User errors (a malformed scenario or data file, a missing file, an unknown policy, a bad option
+value) print one clear message and exit with status 2 (``--verbose`` adds the traceback); anything
+else is a bug and exits with status 1 and a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from mig_gym import hardware
+from mig_gym.backends import BACKENDS, BackendError
 from mig_gym.engine import build, simulate
 from mig_gym.policies import PolicyError
 from mig_gym.profiles import ProfileRangeError
 from mig_gym.scenario import ScenarioError, load_scenario
+from mig_gym.traces import TraceError
 from mig_gym.workload import WorkloadError
 
 __all__ = ["main"]
 
-USER_ERRORS = (ScenarioError, PolicyError, ProfileRangeError, WorkloadError, FileNotFoundError,
-               hardware.UnknownGPUError)
+# OSError: missing or unreadable files, a --logdir that is a file, an unreachable Ray cluster.
+USER_ERRORS = (ScenarioError, PolicyError, ProfileRangeError, WorkloadError, TraceError, OSError,
+               hardware.UnknownGPUError, BackendError)
 
 
 class UsageError(Exception):
@@ -74,7 +80,13 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
+    from mig_gym import engine, workload  # lazy, as the other commands' imports
+
     sc = load_scenario(a.scenario)
+    # The files a scenario names are read too: profiles (and their batch range), traces.
+    engine.latency_tables(sc, engine.load_profiles(sc), hardware.gpu_spec(sc.cluster.gpu))
+    workload.QueryStream(sc.workload, sc.model_names, [m.share for m in sc.models], sc.seed, 0,
+                         base_dir=sc.base_dir)
     print(f"{a.scenario}: OK ({sc.name}: {sc.cluster.num_gpus} x {sc.cluster.gpu}, "
           f"models {', '.join(sc.model_names)}, {sc.run.num_queries:,} queries)")
     return 0
@@ -133,7 +145,8 @@ def cmd_compare(a: argparse.Namespace) -> int:
     from mig_gym import report  # noqa: PLC0415  (plotting stack loaded only for reports)
 
     report.compare(a.scenario, _split(a.policies), seeds=a.seeds, logdir=Path(a.logdir),
-                   num_queries=a.num_queries, load=a.load, jobs=a.jobs, progress=not a.no_progress)
+                   num_queries=a.num_queries, load=a.load, jobs=a.jobs, progress=not a.no_progress,
+                   backend=a.backend, address=a.address)
     return 0
 
 
@@ -142,7 +155,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 
     report.sweep(a.scenario, _split(a.policies), loads=_loads(a.loads), seeds=a.seeds,
                  logdir=Path(a.logdir), num_queries=a.num_queries, jobs=a.jobs,
-                 progress=not a.no_progress)
+                 progress=not a.no_progress, backend=a.backend, address=a.address)
     return 0
 
 
@@ -172,14 +185,42 @@ def _loads(text: str) -> list[float]:
     try:
         if ":" in text:
             lo, hi, step = (float(x) for x in text.split(":"))
-            if step <= 0 or hi < lo or lo <= 0:
+            if not (0 < lo <= hi < math.inf and 0 < step < math.inf):
                 raise ValueError
-            n = int(round((hi - lo) / step)) + 1
+            n = round((hi - lo) / step) + 1
+            if n > 100_000:
+                raise ValueError
             return [round(lo + i * step, 10) for i in range(n)]
-        return [float(x) for x in text.split(",")]
+        out = [float(x) for x in text.split(",")]
+        if not all(0 < x < math.inf for x in out):
+            raise ValueError
+        return out
     except ValueError:
         raise UsageError(f"--loads {text!r}: expected lo:hi:step (e.g. 0.2:1.4:0.1) "
                          "or a comma list of positive numbers") from None
+
+
+def _number(kind: type, lo: float, lo_open: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type``: an int or finite float >= ``lo`` (> ``lo`` when ``lo_open``)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            x = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(x) or x < lo or (lo_open and x == lo):
+            raise argparse.ArgumentTypeError(f"must be {'>' if lo_open else '>='} {lo:g}, "
+                                             f"got {text!r}")
+        return x
+
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+_COUNT = _number(int, 1)  # --num-queries, --seeds, --jobs, ...
+_NONNEG = _number(int, 0)
+_LOAD = _number(float, 0.0, lo_open=True)
 
 
 # --------------------------------------------------------------------------- parser
@@ -190,15 +231,15 @@ def parser() -> argparse.ArgumentParser:
 
     def common(sp: argparse.ArgumentParser, policy: bool = True) -> None:
         sp.add_argument("scenario", help="scenario YAML file")
-        sp.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+        sp.add_argument("--seed", type=_NONNEG, default=None, help="override the scenario's seed")
         if policy:
             sp.add_argument("--policy", default=None,
                             help="partitioner+dispatcher, e.g. paris+elsa (default: scenario's)")
 
     r = sub.add_parser("run", help="one simulation, summary table")
     common(r)
-    r.add_argument("--num-queries", type=int, default=None)
-    r.add_argument("--load", type=float, default=None, help="arrival-rate multiplier")
+    r.add_argument("--num-queries", type=_COUNT, default=None)
+    r.add_argument("--load", type=_LOAD, default=None, help="arrival-rate multiplier")
     r.add_argument("--json", action="store_true", help="print the Summary as JSON")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=cmd_run)
@@ -217,13 +258,20 @@ def parser() -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=helptext)
         c.add_argument("scenario")
         c.add_argument("--policies", default="paris+elsa,paris+fifs,homo7+fifs,homo1+fifs")
-        c.add_argument("--seeds", type=int, default=3, help="number of seeds (scenario seed + i)")
+        c.add_argument("--seeds", type=_COUNT, default=3,
+                       help="number of seeds (scenario seed + i)")
         c.add_argument("--logdir", default="runs", help="TensorBoard / CSV / plot output folder")
-        c.add_argument("--num-queries", type=int, default=None)
-        c.add_argument("--jobs", type=int, default=None, help="worker processes (default: cores)")
+        c.add_argument("--num-queries", type=_COUNT, default=None)
+        c.add_argument("--jobs", type=_COUNT, default=None,
+                       help="worker processes (default: cores); ray: points in flight")
+        c.add_argument("--backend", choices=BACKENDS, default="local",
+                       help="local process pool (default) or a Ray cluster (pip install .[ray])")
+        c.add_argument("--address", default=None,
+                       help="ray: cluster address (host:6379, ray://host:10001 or auto); "
+                            "default: $RAY_ADDRESS, else a private local instance (docs/ray.md)")
         c.add_argument("--no-progress", action="store_true")
         if name == "compare":
-            c.add_argument("--load", type=float, default=None)
+            c.add_argument("--load", type=_LOAD, default=None)
         else:
             c.add_argument("--loads", default="0.2:1.4:0.1", help="lo:hi:step or a comma list")
         c.set_defaults(func=fn)
@@ -231,22 +279,30 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("scenario")
     t.add_argument("--env", choices=("dispatch", "partition"), default="dispatch")
     t.add_argument("--algo", choices=("maskable_ppo", "ppo", "dqn"), default="maskable_ppo")
-    t.add_argument("--timesteps", type=int, default=None, help="default: hyperparameter file")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--n-envs", type=int, default=None, help="default: hyperparameter file")
+    t.add_argument("--timesteps", type=_COUNT, default=None, help="default: hyperparameter file")
+    t.add_argument("--seed", type=_NONNEG, default=0)
+    t.add_argument("--n-envs", type=_COUNT, default=None, help="default: hyperparameter file")
     t.add_argument("--logdir", default="runs")
-    t.add_argument("--bc-steps", type=int, default=0,
+    t.add_argument("--bc-steps", type=_NONNEG, default=0,
                    help="warm start: behaviour-clone this many reference decisions first")
-    t.add_argument("--eval-freq", type=int, default=None)
-    t.add_argument("--eval-episodes", type=int, default=5, help="held-out evaluation seeds")
+    t.add_argument("--eval-freq", type=_COUNT, default=None)
+    t.add_argument("--eval-episodes", type=_COUNT, default=5, help="held-out evaluation seeds")
     t.add_argument("--hyperparams", default=None, help="rl-zoo3-style YAML file")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train)
+    for sp in sub.choices.values():  # --verbose also after the subcommand
+        sp.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks for user errors too")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """Exit status: 0 success, 2 user error (one message; ``--verbose`` adds the traceback),
+    1 a bug (traceback), 130 interrupted."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or a bad argument (2, message printed)
+        return e.code if isinstance(e.code, int) else 2
     try:
         return int(args.func(args))
     except (*USER_ERRORS, UsageError) as e:
@@ -258,6 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"mig-gym {args.command}: internal error (a bug in mig_gym; please report it with "
+              "the traceback above)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

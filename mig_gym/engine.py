@@ -25,7 +25,7 @@ from mig_gym.policies import Policy, make_policy, parse_policy
 from mig_gym.policies.partitioners import PlanContext
 from mig_gym.policies.tuned import PARISTuned
 from mig_gym.progress import Progress
-from mig_gym.scenario import load_scenario
+from mig_gym.scenario import ScenarioError, load_scenario
 from mig_gym.simulator import Decision, Simulator
 
 __all__ = ["Run", "build", "simulate", "load_profiles", "latency_tables", "plan_context",
@@ -40,17 +40,42 @@ def rng_for(seed: int, stream: int) -> np.random.Generator:
 
 
 def load_profiles(sc: C.Scenario) -> profiles.ProfileSet:
-    """The scenario's profile set (built-in, or loaded from its file)."""
+    """The scenario's profile set (built-in, or loaded from its file).
+
+    Raises:
+        FileNotFoundError: the profile file does not exist.
+        ScenarioError: the file is malformed (naming its line and column), lacks a model of the
+            scenario or was measured on another GPU than ``cluster.gpu``.
+    """
     pc = sc.profiles
     if pc.path is None:
         return profiles.builtin_profiles(sc.cluster.gpu, sc.model_names, extrapolate=pc.extrapolate)
     path = Path(sc.base_dir) / pc.path
-    if pc.format == "parvagpu":
-        return profiles.load_parvagpu_csv(path, pc.model or sc.model_names[0], sc.cluster.gpu,
-                                          interpolation=pc.interpolation,
-                                          extrapolate=pc.extrapolate)
-    return profiles.load_mig_gym_csv(path, interpolation=pc.interpolation,
-                                     extrapolate=pc.extrapolate)
+    try:
+        if pc.format == "parvagpu":
+            prof = profiles.load_parvagpu_csv(path, pc.model or sc.model_names[0], sc.cluster.gpu,
+                                              interpolation=pc.interpolation,
+                                              extrapolate=pc.extrapolate)
+        else:
+            prof = profiles.load_mig_gym_csv(path, interpolation=pc.interpolation,
+                                             extrapolate=pc.extrapolate)
+    except (ValueError, KeyError) as e:  # malformed file (UnicodeDecodeError is a ValueError)
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        raise ScenarioError(f"scenario {sc.name!r}", [f"profiles.path: {msg}"]) from None
+    problems = []
+    try:
+        same_gpu = hardware.gpu_spec(prof.gpu).name == hardware.gpu_spec(sc.cluster.gpu).name
+    except hardware.UnknownGPUError:
+        same_gpu = False
+    if not same_gpu:
+        problems.append(f"profiles.path: {path} was measured on {prof.gpu}, but cluster.gpu is "
+                        f"{sc.cluster.gpu}")
+    if missing := [m for m in sc.model_names if m not in prof]:
+        problems.append(f"profiles.path: {path} has no profile for model(s) {missing} "
+                        f"(it has {list(prof.models)})")
+    if problems:
+        raise ScenarioError(f"scenario {sc.name!r}", problems)
+    return prof
 
 
 def _batch_configs(sc: C.Scenario) -> list[C.Batch]:
@@ -96,8 +121,11 @@ def _trace_for(sc: C.Scenario, b: C.Batch) -> traces.Trace | None:
     arr = sc.workload.arrivals
     if not isinstance(b, C.TraceColumnBatch) or not isinstance(arr, C.TraceArrivals):
         return None
-    return traces.read_trace(Path(sc.base_dir) / arr.path, arr.column,
-                             time_unit_s=arr.time_unit_s, columns=(b.column,))
+    try:
+        return traces.read_trace(Path(sc.base_dir) / arr.path, arr.column,
+                                 time_unit_s=arr.time_unit_s, columns=(b.column,))
+    except traces.TraceError as e:
+        raise workload.WorkloadError(str(e)) from e
 
 
 def plan_context(sc: C.Scenario, prof: profiles.ProfileSet, seed: int) -> PlanContext:

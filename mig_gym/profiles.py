@@ -243,13 +243,18 @@ def _rows(path: str | Path, required: Sequence[str]) -> tuple[Path, list[tuple[i
         raise FileNotFoundError(f"profile file not found: {path}")
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        header = [h.strip() for h in reader.fieldnames or ()]
-        if missing := [c for c in required if c not in header]:
-            raise ValueError(f"{path}: missing column(s) {missing}; found {header}")
-        rows = [
-            (reader.line_num, {k.strip(): (v or "").strip() for k, v in r.items() if k})
-            for r in reader
-        ]
+        try:
+            header = [h.strip() for h in reader.fieldnames or ()]
+            if missing := [c for c in required if c not in header]:
+                raise ValueError(f"{path}: missing column(s) {missing}; found {header}")
+            rows = [
+                (reader.line_num, {k.strip(): (v or "").strip() for k, v in r.items() if k})
+                for r in reader
+            ]
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not a UTF-8 text file ({e})") from None
+        except csv.Error as e:
+            raise ValueError(f"{path}, line {reader.line_num}: malformed CSV: {e}") from None
     return path, rows
 
 

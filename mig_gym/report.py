@@ -2,17 +2,16 @@
 plots and TensorBoard event files (``runs/<scenario>/<policy>/``, the same tags for every policy).
 
 Every (policy, seed[, load]) point is an independent simulation; points fan out over a local
-process pool (``jobs``). Seed ``i`` of a comparison is ``scenario.seed + i`` for every policy, so all
-policies see the same arrivals.
+process pool (``jobs``) or a Ray cluster (``backend="ray"``, :mod:`mig_gym.backends`). Seed ``i``
+of a comparison is ``scenario.seed + i`` for every policy, so all policies see the same arrivals.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 
 from mig_gym import config as C
 from mig_gym import hardware
+from mig_gym.backends import run_map
 from mig_gym.engine import build
 from mig_gym.policies import parse_policy
 from mig_gym.progress import Progress
@@ -57,14 +57,16 @@ def _run_point(sc: C.Scenario, pt: Point, num_queries: int | None) -> tuple[dict
     return s.to_dict(), run.recorder.series
 
 
-def _worker(args: tuple[C.Scenario, Point, int | None]) -> tuple[dict, list[dict]]:
-    return _run_point(*args)
+def _worker(sc: C.Scenario, item: tuple[Point, int | None]) -> tuple[dict, list[dict]]:
+    return _run_point(sc, *item)
 
 
 def run_points(sc: C.Scenario, points: Sequence[Point], num_queries: int | None = None,
-               jobs: int | None = None, progress: bool = True,
-               backend: Callable[..., Any] | None = None) -> list[tuple[dict, list[dict]]]:
-    """Simulate every point; results in the order of ``points`` (independent of ``jobs``)."""
+               jobs: int | None = None, progress: bool = True, backend: str = "local",
+               address: str | None = None) -> list[tuple[dict, list[dict]]]:
+    """Simulate every point; results in the order of ``points`` (independent of ``jobs`` and
+    of the backend: ``"local"`` process pool or ``"ray"`` cluster at ``address``, see
+    :mod:`mig_gym.backends`)."""
     for p in {pt.policy for pt in points}:
         if is_learned(p):  # fail fast on a missing model, before any work starts
             path = Path(p.partition(":")[2])
@@ -72,21 +74,21 @@ def run_points(sc: C.Scenario, points: Sequence[Point], num_queries: int | None 
                 raise FileNotFoundError(f"model file not found: {path} (policy {p!r})")
         else:
             parse_policy(p, sc)  # fail fast on a bad policy string
-    jobs = jobs or os.cpu_count() or 1
-    args = [(sc, pt, num_queries) for pt in points]
-    out: list[tuple[dict, list[dict]]] = []
+    if backend == "ray":  # workers resolve relative trace/profile paths from their own cwd
+        sc = dataclasses.replace(sc, base_dir=str(Path(sc.base_dir).resolve()))
+        points = [_absolute_model(pt) for pt in points]
+    items = [(pt, num_queries) for pt in points]
     with Progress(len(points), f"{sc.name}: {len(points)} runs", force=False) as bar:
         bar.enabled = bar.enabled and progress
-        if jobs == 1 or len(points) == 1:
-            for a in args:
-                out.append(_worker(a))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(points))) as ex:
-                for res in ex.map(_worker, args):
-                    out.append(res)
-                    bar.update()
-    return out
+        return run_map(_worker, sc, items, backend=backend, jobs=jobs, address=address,
+                       on_result=bar.update)
+
+
+def _absolute_model(pt: Point) -> Point:
+    if not is_learned(pt.policy):
+        return pt
+    algo, _, path = pt.policy.partition(":")
+    return dataclasses.replace(pt, policy=f"{algo}:{Path(path).resolve()}")
 
 
 # --------------------------------------------------------------------------- outputs
@@ -139,12 +141,13 @@ def _plt() -> Any:
 def compare(scenario: str | Path | C.Scenario, policies: Sequence[str], seeds: int = 3,
             logdir: Path = Path("runs"), num_queries: int | None = None,
             load: float | None = None, jobs: int | None = None, progress: bool = True,
-            quiet: bool = False) -> list[dict]:
+            quiet: bool = False, backend: str = "local", address: str | None = None) -> list[dict]:
     """Run every policy on seeds ``seed .. seed+seeds-1`` and write the report under
-    ``logdir/<scenario>/``. Returns one flat row per (policy, seed)."""
+    ``logdir/<scenario>/``. Returns one flat row per (policy, seed). ``backend``/``address``:
+    where the simulations run (:func:`run_points`)."""
     sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
     points = [Point(p, sc.seed + i, load) for p in policies for i in range(seeds)]
-    results = run_points(sc, points, num_queries, jobs, progress)
+    results = run_points(sc, points, num_queries, jobs, progress, backend, address)
     out = Path(logdir) / sc.name
     out.mkdir(parents=True, exist_ok=True)
     rows = [_flat(d, pt) for (d, _), pt in zip(results, points, strict=True)]
@@ -244,11 +247,13 @@ def latency_bounded_load(loads: Sequence[float], violation: Sequence[float],
 
 def sweep(scenario: str | Path | C.Scenario, policies: Sequence[str], loads: Sequence[float],
           seeds: int = 3, logdir: Path = Path("runs"), num_queries: int | None = None,
-          jobs: int | None = None, progress: bool = True, quiet: bool = False) -> dict:
-    """Latency and violations versus offered load; latency-bounded throughput per policy."""
+          jobs: int | None = None, progress: bool = True, quiet: bool = False,
+          backend: str = "local", address: str | None = None) -> dict:
+    """Latency and violations versus offered load; latency-bounded throughput per policy.
+    ``backend``/``address``: where the simulations run (:func:`run_points`)."""
     sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
     points = [Point(p, sc.seed + i, ld) for p in policies for ld in loads for i in range(seeds)]
-    results = run_points(sc, points, num_queries, jobs, progress)
+    results = run_points(sc, points, num_queries, jobs, progress, backend, address)
     out = Path(logdir) / sc.name / "sweep"
     out.mkdir(parents=True, exist_ok=True)
     rows = [_flat(d, pt) for (d, _), pt in zip(results, points, strict=True)]

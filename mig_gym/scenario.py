@@ -119,7 +119,7 @@ def _convert_tagged(options: list[type], value: Any, path: str, probs: _Problems
         probs.add(path, f"got {value!r}, expected a mapping with 'kind'")
         return None
     kind = value.get("kind")
-    if kind not in kinds:
+    if not isinstance(kind, str) or kind not in kinds:  # (a list or dict kind is unhashable)
         probs.add(f"{path}.kind", f"got {kind!r}, expected one of {', '.join(map(repr, kinds))}")
         return None
     return _convert_dataclass(kinds[kind], value, path, probs)
@@ -155,6 +155,9 @@ def _convert_dataclass(cls: type, value: Any, path: str, probs: _Problems) -> An
 
 
 # --------------------------------------------------------------------------- semantic checks
+_MAX_BATCH = C.LognormalBatch.__dataclass_fields__["max"].metadata["max"]  # as other batch maxima
+
+
 def _check(sc: C.Scenario, probs: _Problems) -> None:
     try:
         gpu = hardware.gpu_spec(sc.cluster.gpu)
@@ -168,6 +171,10 @@ def _check(sc: C.Scenario, probs: _Problems) -> None:
         probs.add("models", f"duplicate model names in {names}")
     if names and sum(m.share for m in sc.models) <= 0:
         probs.add("models", "the shares must not all be zero")
+    live = sum(m.share > 0 for m in sc.models)
+    if live > sc.cluster.num_gpus:
+        probs.add("cluster.num_gpus", f"got {sc.cluster.num_gpus}, but each of the {live} models "
+                  "with a share > 0 needs a GPU of its own")
     if sc.profiles.path is None:
         from mig_gym import profiles  # noqa: PLC0415  (profiles is below scenario; kept lazy for speed)
 
@@ -201,8 +208,10 @@ def _check(sc: C.Scenario, probs: _Problems) -> None:
         if isinstance(b, C.LognormalBatch) and b.min > b.max:
             probs.add("workload.batch", f"min {b.min} > max {b.max}")
         if isinstance(b, C.EmpiricalBatch):
-            if not b.pmf or any(k < 1 for k in b.pmf) or any(v < 0 for v in b.pmf.values()):
-                probs.add("workload.batch.pmf", f"got {b.pmf!r}: batch sizes >= 1, weights >= 0")
+            if (not b.pmf or any(not 1 <= k <= _MAX_BATCH for k in b.pmf)
+                    or any(v < 0 for v in b.pmf.values())):
+                probs.add("workload.batch.pmf",
+                          f"got {b.pmf!r}: batch sizes 1..{_MAX_BATCH}, weights >= 0")
             elif sum(b.pmf.values()) <= 0:
                 probs.add("workload.batch.pmf", "weights sum to zero")
         if isinstance(b, C.TraceColumnBatch) and not isinstance(wl.arrivals, C.TraceArrivals):
@@ -263,8 +272,10 @@ def load_scenario(source: str | Path | dict | C.Scenario | None = None, **overri
             raise FileNotFoundError(f"scenario file not found: {path}")
         label, base_dir = str(path), str(path.resolve().parent)
         try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise ScenarioError(label, [f"not a UTF-8 text file: {e}"]) from None
+        except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: bad !!int, date
             raise ScenarioError(label, [f"not valid YAML: {e}"]) from None
         if data is None:
             data = {}

@@ -108,13 +108,20 @@ def read_trace(
 def _read_raw(path: Path, names: list[str]) -> tuple[dict[str, list], list[int], str]:
     """Raw values of ``names`` per row, the file line (or record) of each row, and which it is."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        raw, lines = _read_csv(path, names)
-        where = "line"
-    elif suffix in (".jsonl", ".json"):
-        raw, lines, where = _read_json(path, names)
-    else:
-        raise TraceError(f"{path}: unknown trace format {suffix!r}; expected .csv, .jsonl or .json")
+    try:
+        if suffix == ".csv":
+            raw, lines = _read_csv(path, names)
+            where = "line"
+        elif suffix in (".jsonl", ".json"):
+            raw, lines, where = _read_json(path, names)
+        else:
+            raise TraceError(
+                f"{path}: unknown trace format {suffix!r}; expected .csv, .jsonl or .json"
+            )
+    except UnicodeDecodeError as e:
+        raise TraceError(f"{path}: not a UTF-8 text file ({e})") from None
+    except csv.Error as e:  # e.g. a NUL byte or an unterminated quote
+        raise TraceError(f"{path}: malformed CSV: {e}") from None
     if not lines:
         raise TraceError(f"{path}: the file has no data rows")
     return raw, lines, where

@@ -25,12 +25,14 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import HParam, configure
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from mig_gym import config as C
 from mig_gym import hardware
 from mig_gym import nets  # noqa: F401  (registers the "SlotPolicy" alias)
-from mig_gym.envs import reference_policy
+from mig_gym.envs import EVAL_SEED_BASE, reference_policy
+from mig_gym.policies import PolicyError
 from mig_gym.progress import Progress
 from mig_gym.scenario import load_scenario, scenario_to_dict
 from mig_gym.tb import ScalarWriter, serving_scalars
@@ -42,7 +44,6 @@ __all__ = ["ALGOS", "ENV_IDS", "EVAL_SEED_BASE", "train", "load_hyperparams", "m
 ALGOS: dict[str, Any] = {"maskable_ppo": MaskablePPO, "ppo": PPO, "dqn": DQN}
 ENV_IDS = {"dispatch": "mig_gym/Dispatch-v0", "partition": "mig_gym/Partition-v0"}
 REFERENCES = {"dispatch": ("elsa", "fifs", "random"), "partition": ("static", "paris")}
-EVAL_SEED_BASE = 1_000_000  # evaluation seeds start here; training episodes draw below 2**31
 HYPERPARAMS_DIR = Path(__file__).resolve().parents[1] / "agents" / "hyperparams"
 
 
@@ -65,7 +66,7 @@ def _make_env(sc: C.Scenario, env_kind: str, **kwargs: Any) -> gym.Env:
 
 def make_vec_env(sc: C.Scenario, env_kind: str, n_envs: int, seed: int) -> VecEnv:
     """``n_envs`` copies (subprocesses when more than one), seeded ``seed, seed+1, ...``."""
-    fns = [lambda: _make_env(sc, env_kind) for _ in range(n_envs)]
+    fns = [lambda: Monitor(_make_env(sc, env_kind)) for _ in range(n_envs)]
     venv: VecEnv = DummyVecEnv(fns) if n_envs == 1 else SubprocVecEnv(fns, start_method="fork")
     venv.seed(seed)
     return venv
@@ -289,7 +290,8 @@ def train(scenario: str | Path | dict | C.Scenario | None = None, env_kind: str 
         cbs.append(_ProgressCallback(timesteps, f"train {name}"))
     model.learn(total_timesteps=timesteps, callback=CallbackList(cbs))
     hparams = {"algo": algo, "env": ENV_IDS[env_kind], "timesteps": timesteps, "seed": seed,
-               "n_envs": n_envs, "bc_steps": bc_steps, **{k: str(v) for k, v in hp.items()}}
+               "n_envs": n_envs, "bc_steps": bc_steps, "policy": str(policy),
+               **{k: str(v) for k, v in hp.items()}}
     final = evalcb.history[-1][1]
     model.logger.record("hparams", HParam(hparams, {"serving/p95_ms": final["serving/p95_ms"]}),
                         exclude=("stdout", "log", "json", "csv"))
@@ -317,6 +319,13 @@ class LearnedPolicy:
     def run(self, sc: C.Scenario, seed: int, num_queries: int | None = None) -> tuple[dict, list]:
         """One evaluation episode on ``sc``'s arrivals for ``seed`` (same as ``simulate``)."""
         n = num_queries if num_queries is not None else sc.run.num_queries
+        probe = _make_env(sc, self.env_kind)
+        want, got = self.model.observation_space.shape, probe.observation_space.shape
+        if want != got or self.model.action_space != probe.action_space:
+            raise PolicyError(
+                f"model {self.path} was trained for observations {want} and actions "
+                f"{self.model.action_space}, but {sc.name} gives {got} and {probe.action_space} "
+                "(a different number of GPUs or models): train a model for this scenario")
         ((summary, series),) = evaluate(sc, self.env_kind, _model_act(self.model), [seed],
                                         num_queries=n, drain=sc.run.drain)
         summary = {**summary, "policy": f"{self.algo}:{self.path}"}
@@ -335,5 +344,8 @@ def load_learned(spec: str) -> LearnedPolicy:
     algo = meta.get("algo", algo)
     if algo not in ALGOS:
         raise ValueError(f"{spec}: unknown algorithm {algo!r} (known: {', '.join(ALGOS)})")
-    env_kind = "partition" if meta.get("env") == ENV_IDS["partition"] else "dispatch"
-    return LearnedPolicy(ALGOS[algo].load(p, device="cpu"), algo, env_kind, p)
+    model = ALGOS[algo].load(p, device="cpu")
+    # without model.json (e.g. rl_zoo3's output) the action space tells: MultiDiscrete = Partition
+    partition = (meta["env"] == ENV_IDS["partition"] if "env" in meta
+                 else isinstance(model.action_space, gym.spaces.MultiDiscrete))
+    return LearnedPolicy(model, algo, "partition" if partition else "dispatch", p)

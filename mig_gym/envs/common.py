@@ -13,9 +13,28 @@ from mig_gym import config as C
 from mig_gym.metrics import Recorder
 from mig_gym.scenario import load_scenario
 
-__all__ = ["prepare_scenario", "RewardBook", "ReferencePolicy", "OBS_CLIP"]
+__all__ = ["prepare_scenario", "numeric_action", "RewardBook", "ReferencePolicy", "OBS_CLIP",
+           "EVAL_SEED_BASE"]
 
 OBS_CLIP = 10.0  # ratios to the SLA (or to the mean rate) are clipped here to keep bounds finite
+# Held-out evaluation seeds are EVAL_SEED_BASE + i; training episodes draw their seeds from the
+# environment's generator, so they coincide with these only by (negligible) chance.
+EVAL_SEED_BASE = 1_000_000
+
+
+def numeric_action(action: Any) -> np.ndarray | None:
+    """An action's entries as a flat float64 array, or None when it is not numbers at all
+    (None, strings, bytes, complex, objects, ragged lists, integers beyond float range). Callers
+    still check size, finiteness, integrality and range."""
+    try:
+        a = np.asarray(action)
+        if a.dtype.kind == "O":  # Python ints beyond int64, mixed lists
+            a = a.astype(np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if a.dtype.kind not in "biuf":
+        return None
+    return a.astype(np.float64).reshape(-1)
 
 
 def prepare_scenario(scenario: str | dict | C.Scenario | None) -> C.Scenario:

@@ -12,7 +12,7 @@ from gymnasium import spaces
 from mig_gym import config as C
 from mig_gym.cluster import Partition, Query
 from mig_gym.engine import Run, build, max_batch
-from mig_gym.envs.common import OBS_CLIP, RewardBook, prepare_scenario, with_run
+from mig_gym.envs.common import OBS_CLIP, RewardBook, numeric_action, prepare_scenario, with_run
 from mig_gym.policies.dispatchers import EarliestFinish
 
 __all__ = ["DispatchEnv", "PART_FEATURES"]
@@ -33,8 +33,9 @@ class DispatchEnv(gym.Env):
     ``g``). ``action_masks()`` and ``info["action_mask"]`` mark the valid slots: available, hosting
     the query's model, and with memory for its batch. An invalid action is remapped to the
     earliest-finish valid partition, penalised (``invalid_action`` term) and counted
-    (``info["invalid_actions"]``). Queries that no partition can take at the moment (all down) are
-    held by the simulator without a step.
+    (``info["invalid_actions"]``); so is a malformed one (not a single finite integral number:
+    None, a string, NaN, a float with a fraction, a list of several entries). Queries that no
+    partition can take at the moment (all down) are held by the simulator without a step.
 
     ## Observation Space
     ``Box(0, 10, (P * 6 + 3 + M + 3,), float32)``; times are divided by the query's SLA so a policy
@@ -62,7 +63,8 @@ class DispatchEnv(gym.Env):
 
     ## Episode End
     Truncation after ``env.queries_per_episode`` arrivals (``terminated`` is always False).
-    ``info["summary"]`` then holds the episode's ``Summary`` fields.
+    ``info["summary"]`` then holds the episode's ``Summary`` fields. If no query needs a choice at
+    all (none can be served), the first step ends the episode without acting.
 
     ## Arguments
     ``gym.make("mig_gym/Dispatch-v0", scenario=PATH | dict | Scenario | None, render_mode=None |
@@ -100,6 +102,7 @@ class DispatchEnv(gym.Env):
         self.run: Run | None = None
         self.pending_query: Query | None = None
         self.invalid_actions = 0
+        self._end_reported = False
         self._mask = np.zeros(self.slots, dtype=bool)
         self._obs = np.zeros(self.observation_space.shape, np.float32)
         self._topology = -1
@@ -140,6 +143,7 @@ class DispatchEnv(gym.Env):
         self._last_t = 0.0
         self.invalid_actions = 0
         self.pending_query = None
+        self._end_reported = False
         self._topology = -1
         done = self._advance()
         obs = self._obs if not done else np.zeros(self.observation_space.shape, np.float32)
@@ -167,16 +171,23 @@ class DispatchEnv(gym.Env):
             sim.dispatch(q, None)  # nothing can take it now: held until capacity returns
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self.run is None or self.pending_query is None:
+        if self.run is None or (self.pending_query is None and self._end_reported):
             raise RuntimeError("step() called before reset() or after the episode ended")
+        if self.pending_query is None:  # no query needed a choice at all (e.g. none can be
+            self._end_reported = True  # served): the first step ends the empty episode
+            info0: dict[str, Any] = {"reward_terms": self.book.step()[1], "invalid": False,
+                                     "invalid_actions": self.invalid_actions,
+                                     "action_mask": self.action_masks(),
+                                     "summary": self.run.summary().to_dict()}
+            return np.zeros(self.observation_space.shape, np.float32), 0.0, False, True, info0
         q = self.pending_query
-        invalid = False
-        try:
-            a = int(np.asarray(action).item())
-        except (TypeError, ValueError):
-            a, invalid = -1, True
-        if not 0 <= a < self.slots or not self._mask[a]:
-            invalid = True
+        if isinstance(action, int | np.integer) and not isinstance(action, bool):
+            a = int(action)  # the common case, without array conversion
+        else:  # one finite integral number (any shape of size 1), else invalid
+            x = numeric_action(action)
+            ok = x is not None and x.size == 1 and np.isfinite(x[0]) and x[0] == np.floor(x[0])
+            a = int(x[0]) if ok and -1 <= x[0] <= self.slots else -1  # type: ignore[index]
+        invalid = not 0 <= a < self.slots or not self._mask[a]
         if invalid:
             self.invalid_actions += 1
             p = EarliestFinish().choose(q, self.view)
@@ -188,6 +199,7 @@ class DispatchEnv(gym.Env):
         info: dict[str, Any] = {"reward_terms": terms, "invalid_actions": self.invalid_actions,
                                 "action_mask": self.action_masks(), "invalid": invalid}
         if done:
+            self._end_reported = True
             info["summary"] = self.run.summary().to_dict()
             obs = np.zeros(self.observation_space.shape, np.float32)
         else:

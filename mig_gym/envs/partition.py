@@ -11,7 +11,7 @@ from gymnasium import spaces
 from mig_gym import config as C
 from mig_gym import hardware
 from mig_gym.engine import Run, build
-from mig_gym.envs.common import OBS_CLIP, RewardBook, prepare_scenario, with_run
+from mig_gym.envs.common import OBS_CLIP, RewardBook, numeric_action, prepare_scenario, with_run
 
 __all__ = ["PartitionEnv", "BATCH_BINS"]
 
@@ -42,19 +42,21 @@ class PartitionEnv(gym.Env):
     indexes ``mig_gym.hardware.valid_layouts(gpu)`` (L = 19 on A100/H100) and ``model`` the
     scenario's models. ``action_masks()`` (all True: every legal layout may be chosen) follows the
     sb3-contrib convention for MultiDiscrete. An out-of-range or malformed entry keeps that GPU as
-    it is, is penalised and counted (``info["invalid_actions"]``).
+    it is, is penalised and counted (``info["invalid_actions"]``, ``info["invalid"]``); an action
+    of the wrong shape or not made of numbers keeps every GPU as it is.
 
     ## Observation Space
-    ``Box(0, 10, (M * 9 + 1 + M + 5 + 3 + 5 + G,), float32)``:
+    ``Box(0, 10, (M * 9 + 1 + M + S + 3 + S + G,), float32)``, S = partition sizes of the GPU (5;
+    3 on an A30):
 
     | part | features |
     |---|---|
     | per model | last epoch's batch-size histogram over log2 bins 1, 2, ..., 128, >128 |
     | 1 | last epoch's arrival rate / scenario mean rate |
     | M | last epoch's model mix |
-    | 5 | per-size utilization (busy / available GPC-s) in the last epoch |
+    | S | per-size utilization (busy / available GPC-s) in the last epoch |
     | 3 | last epoch's p95 latency / SLA (smallest SLA), violation rate, mean latency / SLA |
-    | 5 | partitions of each size / (7 G) in the current plan |
+    | S | partitions of each size / (7 G) in the current plan |
     | G | each GPU's current action index / (L M - 1) |
 
     ## Rewards
@@ -95,7 +97,8 @@ class PartitionEnv(gym.Env):
         self.num_gpus = sc.cluster.num_gpus
         self.choices = len(self.layouts) * self.num_models
         self.action_space = spaces.MultiDiscrete([self.choices] * self.num_gpus)
-        n = self.num_models * (len(BATCH_BINS) + 1) + 1 + self.num_models + 5 + 3 + 5
+        sizes = len(self.spec_.sizes)
+        n = self.num_models * (len(BATCH_BINS) + 1) + 1 + self.num_models + sizes + 3 + sizes
         self.observation_space = spaces.Box(0.0, OBS_CLIP, (n + self.num_gpus,), np.float32)
         self.run: Run | None = None
         self.invalid_actions = 0
@@ -178,11 +181,8 @@ class PartitionEnv(gym.Env):
             raise RuntimeError("step() called before reset()")
         sim = self.run.sim
         keep = self.current_action()
-        try:
-            a = np.asarray(action, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            a = np.full(self.num_gpus, np.nan)
-        invalid = a.shape != (self.num_gpus,)
+        a = numeric_action(action)  # None: not numbers (None, strings, objects, huge ints)
+        invalid = a is None or a.shape != (self.num_gpus,)
         if invalid:
             a = keep.astype(np.float64)
         bad = ~np.isfinite(a) | (a < 0) | (a >= self.choices) | (a != np.floor(a))
@@ -202,7 +202,8 @@ class PartitionEnv(gym.Env):
         done = self._advance() or self.epoch >= self.epochs
         reward, terms = self.book.step(reconfigured=changed, invalid=invalid, per_query=True)
         info: dict[str, Any] = {"reward_terms": terms, "invalid_actions": self.invalid_actions,
-                                "reconfigured": changed, "action_mask": self.action_masks()}
+                                "reconfigured": changed, "action_mask": self.action_masks(),
+                                "invalid": invalid}
         if done:
             info["summary"] = self.run.summary().to_dict()
         obs = self._obs()
@@ -213,7 +214,9 @@ class PartitionEnv(gym.Env):
         sim = self.run.sim  # type: ignore[union-attr]
         busy0, avail0, _, lat0, done0 = self._snap
         busy1, avail1, _, lat1, done1 = self._snapshot()
-        parts: list[np.ndarray] = [np.concatenate(self._hist)] if self._hist else []
+        # No epoch has ended yet when the arrivals run out before the first one: empty histograms.
+        parts = [np.concatenate(self._hist) if self._hist
+                 else np.zeros(self.num_models * (len(BATCH_BINS) + 1))]
         parts.append(np.minimum(self._epoch_stats, OBS_CLIP))
         util = [(busy1[k] - busy0[k]) / (avail1[k] - avail0[k])
                 if avail1[k] - avail0[k] > 0 else 0.0 for k in self.spec_.sizes]

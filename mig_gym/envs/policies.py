@@ -10,6 +10,7 @@ observation alone, and never change the simulator.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -57,10 +58,12 @@ def reference_policy(env: Any, name: str, seed: int = 0, **params: Any) -> Refer
     if isinstance(probe, DispatchEnv):
         if name not in DISPATCH_POLICIES:
             raise ValueError(f"unknown Dispatch-v0 policy {name!r} (known: {DISPATCH_POLICIES})")
-        rules: dict[int, Any] = {}
+        rules: weakref.WeakKeyDictionary[DispatchEnv, Any] = weakref.WeakKeyDictionary()
 
         def decide(e: DispatchEnv) -> int:
-            rule = rules.setdefault(id(e), _dispatch_rule(name, seed, **params))
+            rule = rules.get(e)
+            if rule is None:  # one rule per environment, gone with it
+                rule = rules[e] = _dispatch_rule(name, seed, **params)
             q = e.pending_query
             if q is None:
                 return 0

@@ -29,6 +29,7 @@ from mig_gym.policies.paris import PARIS
 from mig_gym.policies.partitioners import FixedLayouts, Homogeneous, RandomLayouts
 from mig_gym.policies.periodic import PeriodicPARIS
 from mig_gym.policies.tuned import PARISTuned
+from mig_gym.scenario import _convert_dataclass, _Problems
 
 __all__ = ["Policy", "PolicyError", "parse_policy", "make_policy", "PARTITIONERS", "DISPATCHERS",
            "PARIS", "ELSA", "FIFS", "FirstFree", "EarliestFinish", "JoinShortestQueue", "RoundRobin",
@@ -78,7 +79,12 @@ def _with(cfg: Any, params: dict[str, Any], where: str) -> Any:
     for k in params:
         if k not in names:
             raise PolicyError(f"{where}: unknown parameter {k!r} (allowed: {sorted(names)})")
-    return dataclasses.replace(cfg, **params)
+    # The scenario loader's types and limits apply to bracket parameters too.
+    probs = _Problems()
+    checked = _convert_dataclass(type(cfg), {"kind": cfg.kind, **params}, "", probs)
+    if probs.items:
+        raise PolicyError(f"{where}: " + "; ".join(probs.items))
+    return dataclasses.replace(cfg, **{k: getattr(checked, k) for k in params})
 
 
 def parse_policy(spec: str | None, sc: C.Scenario) -> tuple[C.Partitioner, C.Dispatcher]:
