@@ -19,8 +19,12 @@ from mig_gym.envs.policies import DISPATCH_POLICIES
 from mig_gym.tb import ScalarWriter, serving_scalars
 
 DEFAULT = Path(__file__).resolve().parents[1] / "scenarios" / "paper_resnet50.yaml"
-TAGS = ("serving/p95_ms", "serving/sla_violation_rate", "serving/goodput_qps",
-        "serving/utilization")
+TAGS = (
+    "serving/p95_ms",
+    "serving/sla_violation_rate",
+    "serving/goodput_qps",
+    "serving/utilization",
+)
 
 
 def episode(scenario: str, policy: str, seed: int) -> tuple[str, dict[str, float]]:

@@ -44,6 +44,10 @@ with ScalarWriter(Path(args.logdir) / sc.name / "elsa-script") as w:
     for i, row in enumerate(rows):
         w.add_scalars(row, i)
 print(f"{sc.name}: ELSA on Dispatch-v0, {args.episodes} held-out episode(s), mean")
-for tag in ("serving/p95_ms", "serving/sla_violation_rate", "serving/goodput_qps",
-            "serving/utilization"):
+for tag in (
+    "serving/p95_ms",
+    "serving/sla_violation_rate",
+    "serving/goodput_qps",
+    "serving/utilization",
+):
     print(f"  {tag:<28} {np.mean([r[tag] for r in rows]):10.4g}")

@@ -19,8 +19,12 @@ from mig_gym.envs import EVAL_SEED_BASE, reference_policy
 from mig_gym.tb import ScalarWriter, serving_scalars
 
 DEFAULT = Path(__file__).resolve().parents[1] / "scenarios" / "diurnal_drift.yaml"
-TAGS = ("serving/p95_ms", "serving/sla_violation_rate", "serving/goodput_qps",
-        "serving/utilization")
+TAGS = (
+    "serving/p95_ms",
+    "serving/sla_violation_rate",
+    "serving/goodput_qps",
+    "serving/utilization",
+)
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 ap.add_argument("--scenario", default=str(DEFAULT))
@@ -46,6 +50,9 @@ for policy in ("static", "paris"):
     with ScalarWriter(Path(args.logdir) / sc.name / f"{policy}-script") as w:
         for i, row in enumerate(rows):
             w.add_scalars(row, i)
-    print(f"{policy:<10}" + "".join(f"{np.mean([r[t] for r in rows]):>20.4g}" for t in TAGS)
-          + f"{np.mean(reconfigs):>12.1f}")
+    print(
+        f"{policy:<10}"
+        + "".join(f"{np.mean([r[t] for r in rows]):>20.4g}" for t in TAGS)
+        + f"{np.mean(reconfigs):>12.1f}"
+    )
 print(f"({args.episodes} held-out episode(s) each, mean; TensorBoard: {args.logdir}/{sc.name}/)")

@@ -40,9 +40,11 @@ def register_maskable_ppo() -> None:
     """Make ``--algo ppo_mask`` (sb3-contrib's MaskablePPO) known to rl_zoo3."""
     utils.ALGOS.setdefault("ppo_mask", MaskablePPO)  # the dict exp_manager and train read
     hyperparams_opt.HYPERPARAMS_SAMPLER.setdefault(
-        "ppo_mask", hyperparams_opt.HYPERPARAMS_SAMPLER["ppo"])
+        "ppo_mask", hyperparams_opt.HYPERPARAMS_SAMPLER["ppo"]
+    )
     hyperparams_opt.HYPERPARAMS_CONVERTER.setdefault(
-        "ppo_mask", hyperparams_opt.HYPERPARAMS_CONVERTER["ppo"])
+        "ppo_mask", hyperparams_opt.HYPERPARAMS_CONVERTER["ppo"]
+    )
 
 
 def zoo_argv(argv: list[str]) -> list[str]:
@@ -56,8 +58,14 @@ def zoo_argv(argv: list[str]) -> list[str]:
     conf = known.conf_file
     if conf is None and known.algo in CONF_FILES:
         conf = str(HYPERPARAMS / CONF_FILES[known.algo])
-    out = ["--algo", known.algo, "--env", known.env, *(["--conf-file", conf] if conf else []),
-           *rest]
+    out = [
+        "--algo",
+        known.algo,
+        "--env",
+        known.env,
+        *(["--conf-file", conf] if conf else []),
+        *rest,
+    ]
     if known.scenario is not None:
         kw = f"scenario:{known.scenario!r}"
         if "--env-kwargs" in out:  # rl_zoo3 keeps only the last --env-kwargs: join them

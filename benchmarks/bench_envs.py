@@ -36,12 +36,18 @@ def run(scenario: str | None, seconds: float = 3.0) -> dict[str, Any]:
         idx = np.flatnonzero(env.unwrapped.action_masks())
         return int(idx[int(next(draws) * len(idx))])
 
-    rates = {"cartpole": _rate(cart, lambda e: e.action_space.sample(), seconds),
-             "dispatch": _rate(disp, valid, seconds),
-             "partition": _rate(part, lambda e: e.action_space.sample(), seconds)}
+    rates = {
+        "cartpole": _rate(cart, lambda e: e.action_space.sample(), seconds),
+        "dispatch": _rate(disp, valid, seconds),
+        "partition": _rate(part, lambda e: e.action_space.sample(), seconds),
+    }
     # A second CartPole pass after ours, so a change of machine load shows up in the ratio.
-    rates["cartpole"] = max(rates["cartpole"], _rate(cart, lambda e: e.action_space.sample(),
-                                                     seconds))
-    return {"steps_per_s": rates, "seconds": seconds,
-            "dispatch_vs_cartpole": rates["dispatch"] / rates["cartpole"],
-            "partition_vs_cartpole": rates["partition"] / rates["cartpole"]}
+    rates["cartpole"] = max(
+        rates["cartpole"], _rate(cart, lambda e: e.action_space.sample(), seconds)
+    )
+    return {
+        "steps_per_s": rates,
+        "seconds": seconds,
+        "dispatch_vs_cartpole": rates["dispatch"] / rates["cartpole"],
+        "partition_vs_cartpole": rates["partition"] / rates["cartpole"],
+    }

@@ -32,7 +32,15 @@ def run(n_small: int, n_large: int, repeats: int) -> dict[str, Any]:
         plan_s.append(time.perf_counter() - t0)
     q8, s8 = _qps(small, n_small, repeats)
     q1000, s1000 = _qps(large, n_large, repeats)
-    return {"qps_8": q8, "qps_1000": q1000, "ratio": q1000 / q8, "n_small": n_small,
-            "n_large": n_large, "build_1000_s": min(plan_s),
-            "p95_ms_8": s8["latency_p95_ms"], "p95_ms_1000": s1000["latency_p95_ms"],
-            "conserved_1000": s1000["conserved"], "utilization_1000": s1000["utilization"]}
+    return {
+        "qps_8": q8,
+        "qps_1000": q1000,
+        "ratio": q1000 / q8,
+        "n_small": n_small,
+        "n_large": n_large,
+        "build_1000_s": min(plan_s),
+        "p95_ms_8": s8["latency_p95_ms"],
+        "p95_ms_1000": s1000["latency_p95_ms"],
+        "conserved_1000": s1000["conserved"],
+        "utilization_1000": s1000["utilization"],
+    }

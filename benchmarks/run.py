@@ -207,25 +207,51 @@ def _rows_mem(r: dict[str, Any]) -> list[list[str]]:
 def _rows_envs(r: dict[str, Any]) -> list[list[str]]:
     sps = r["steps_per_s"]
     return [
-        ["envs", "Dispatch-v0 vs CartPole-v1 steps/s", f"{sps['dispatch']:,.0f}/s",
-         f"{sps['cartpole']:,.0f}/s", f"{r['dispatch_vs_cartpole']:.2f}x",
-         _verdict(r["dispatch_vs_cartpole"] >= TARGET_ENV_RATIO, f">= {TARGET_ENV_RATIO:g}x")],
-        ["envs", "Partition-v0 vs CartPole-v1 steps/s", f"{sps['partition']:,.2f}/s",
-         f"{sps['cartpole']:,.0f}/s", f"{r['partition_vs_cartpole']:.1e}x",
-         "one step = 60 s simulated"],
+        [
+            "envs",
+            "Dispatch-v0 vs CartPole-v1 steps/s",
+            f"{sps['dispatch']:,.0f}/s",
+            f"{sps['cartpole']:,.0f}/s",
+            f"{r['dispatch_vs_cartpole']:.2f}x",
+            _verdict(r["dispatch_vs_cartpole"] >= TARGET_ENV_RATIO, f">= {TARGET_ENV_RATIO:g}x"),
+        ],
+        [
+            "envs",
+            "Partition-v0 vs CartPole-v1 steps/s",
+            f"{sps['partition']:,.2f}/s",
+            f"{sps['cartpole']:,.0f}/s",
+            f"{r['partition_vs_cartpole']:.1e}x",
+            "one step = 60 s simulated",
+        ],
     ]
 
 
 def _rows_scale(r: dict[str, Any]) -> list[list[str]]:
     return [
-        ["scale", f"PARIS+ELSA q/s, 1,000 GPUs ({r['n_large']:,} q) vs 8 GPUs ({r['n_small']:,} q)",
-         _qps(r["qps_1000"]), _qps(r["qps_8"]), f"{r['ratio']:.2f}x",
-         _verdict(r["ratio"] >= TARGET_SCALE_RATIO, f">= {TARGET_SCALE_RATIO:g}x")],
-        ["scale", "build (PARIS plan) for 1,000 GPUs", f"{r['build_1000_s']:.3f} s", "", "",
-         _verdict(r["build_1000_s"] < TARGET_PLAN_S, f"< {TARGET_PLAN_S:g} s")],
-        ["scale", "1,000 GPUs: p95 / utilization / all accounted",
-         f"{r['p95_ms_1000']:.1f} ms", f"{r['utilization_1000']:.3f}", "",
-         "yes" if r["conserved_1000"] else "NO"],
+        [
+            "scale",
+            f"PARIS+ELSA q/s, 1,000 GPUs ({r['n_large']:,} q) vs 8 GPUs ({r['n_small']:,} q)",
+            _qps(r["qps_1000"]),
+            _qps(r["qps_8"]),
+            f"{r['ratio']:.2f}x",
+            _verdict(r["ratio"] >= TARGET_SCALE_RATIO, f">= {TARGET_SCALE_RATIO:g}x"),
+        ],
+        [
+            "scale",
+            "build (PARIS plan) for 1,000 GPUs",
+            f"{r['build_1000_s']:.3f} s",
+            "",
+            "",
+            _verdict(r["build_1000_s"] < TARGET_PLAN_S, f"< {TARGET_PLAN_S:g} s"),
+        ],
+        [
+            "scale",
+            "1,000 GPUs: p95 / utilization / all accounted",
+            f"{r['p95_ms_1000']:.1f} ms",
+            f"{r['utilization_1000']:.3f}",
+            "",
+            "yes" if r["conserved_1000"] else "NO",
+        ],
     ]
 
 
@@ -233,15 +259,38 @@ def _rows_soak(r: dict[str, Any]) -> list[list[str]]:
     n = f"{r['num_queries']:,}"
     ok = r["conserved"] and r["arrived"] == r["num_queries"]
     return [
-        ["soak", f"{n} queries, {r['faults']} GPU failures, periodic PARIS", _qps(r["qps"]),
-         "", "", ""],
-        ["soak", "arrived = completed + rejected + in system",
-         f"{r['arrived']:,} = {r['completed']:,} + {r['rejected']:,} + {r['in_system']:,}", "",
-         "", "all accounted" if ok else "LOST QUERIES"],
-        ["soak", "retried / re-dispatched / reconfigurations",
-         f"{r['retried']:,} / {r['redispatched']:,} / {r['reconfigurations']:,}", "", "", ""],
-        ["soak", "peak RSS", _mb(r["peak_rss_mb"]), "", "",
-         _verdict(r["peak_rss_mb"] <= TARGET_RSS_MB, f"<= {TARGET_RSS_MB:g} MB")],
+        [
+            "soak",
+            f"{n} queries, {r['faults']} GPU failures, periodic PARIS",
+            _qps(r["qps"]),
+            "",
+            "",
+            "",
+        ],
+        [
+            "soak",
+            "arrived = completed + rejected + in system",
+            f"{r['arrived']:,} = {r['completed']:,} + {r['rejected']:,} + {r['in_system']:,}",
+            "",
+            "",
+            "all accounted" if ok else "LOST QUERIES",
+        ],
+        [
+            "soak",
+            "retried / re-dispatched / reconfigurations",
+            f"{r['retried']:,} / {r['redispatched']:,} / {r['reconfigurations']:,}",
+            "",
+            "",
+            "",
+        ],
+        [
+            "soak",
+            "peak RSS",
+            _mb(r["peak_rss_mb"]),
+            "",
+            "",
+            _verdict(r["peak_rss_mb"] <= TARGET_RSS_MB, f"<= {TARGET_RSS_MB:g} MB"),
+        ],
     ]
 
 
@@ -257,8 +306,11 @@ def _table(rows: list[list[str]]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fast smoke version (< 1 min)")
-    ap.add_argument("--only", choices=["simpy", "memory", "envs", "scale", "soak"],
-                    help="run just this benchmark")
+    ap.add_argument(
+        "--only",
+        choices=["simpy", "memory", "envs", "scale", "soak"],
+        help="run just this benchmark",
+    )
     ap.add_argument(
         "--scenario",
         default=None,

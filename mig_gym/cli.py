@@ -28,8 +28,16 @@ from mig_gym.workload import WorkloadError
 __all__ = ["main"]
 
 # OSError: missing or unreadable files, a --logdir that is a file, an unreachable Ray cluster.
-USER_ERRORS = (ScenarioError, PolicyError, ProfileRangeError, WorkloadError, TraceError, OSError,
-               hardware.UnknownGPUError, BackendError)
+USER_ERRORS = (
+    ScenarioError,
+    PolicyError,
+    ProfileRangeError,
+    WorkloadError,
+    TraceError,
+    OSError,
+    hardware.UnknownGPUError,
+    BackendError,
+)
 
 
 class UsageError(Exception):
@@ -46,32 +54,51 @@ def _fmt_summary(s: object) -> str:
     rows = [
         ("scenario / policy / seed", f"{d['scenario']} / {d['policy']} / {d['seed']}"),
         ("queries arrived", f"{d['arrived']:,}"),
-        ("completed / rejected / in system",
-         f"{d['completed']:,} / {d['rejected']:,} / {d['in_system']:,}"),
+        (
+            "completed / rejected / in system",
+            f"{d['completed']:,} / {d['rejected']:,} / {d['in_system']:,}",
+        ),
         ("retried / re-dispatched", f"{d['retried']:,} / {d['redispatched']:,}"),
-        ("latency mean / p50 / p95 / p99 (ms)",
-         f"{d['latency_mean_ms']:.2f} / {d['latency_p50_ms']:.2f} / {d['latency_p95_ms']:.2f}"
-         f" / {d['latency_p99_ms']:.2f}"),
+        (
+            "latency mean / p50 / p95 / p99 (ms)",
+            f"{d['latency_mean_ms']:.2f} / {d['latency_p50_ms']:.2f} / {d['latency_p95_ms']:.2f}"
+            f" / {d['latency_p99_ms']:.2f}",
+        ),
         ("SLA violation rate", f"{d['sla_violation_rate']:.4f}"),
-        ("offered / throughput / goodput (q/s)",
-         f"{d['offered_qps']:.1f} / {d['throughput_qps']:.1f} / {d['goodput_qps']:.1f}"),
+        (
+            "offered / throughput / goodput (q/s)",
+            f"{d['offered_qps']:.1f} / {d['throughput_qps']:.1f} / {d['goodput_qps']:.1f}",
+        ),
         ("utilization (busy / available GPC-s)", f"{d['utilization']:.3f}"),
-        ("utilization by size",
-         ", ".join(f"{k}g {v:.3f}" for k, v in d["utilization_by_size"].items())),
+        (
+            "utilization by size",
+            ", ".join(f"{k}g {v:.3f}" for k, v in d["utilization_by_size"].items()),
+        ),
         ("reconfigurations / downtime (s)", f"{d['reconfigurations']} / {d['downtime_s']:.1f}"),
         ("simulated time (s)", f"{d['sim_time_s']:.1f}"),
         ("all queries accounted for", "yes" if d["conserved"] else "NO"),
     ]
     if d["rejected_by_reason"]:
-        rows.insert(3, ("rejected by reason",
-                        ", ".join(f"{k}: {v}" for k, v in d["rejected_by_reason"].items())))
+        rows.insert(
+            3,
+            (
+                "rejected by reason",
+                ", ".join(f"{k}: {v}" for k, v in d["rejected_by_reason"].items()),
+            ),
+        )
     return _summary_table(rows)
 
 
 # --------------------------------------------------------------------------- commands
 def cmd_run(a: argparse.Namespace) -> int:
-    s = simulate(a.scenario, policy=a.policy, seed=a.seed, num_queries=a.num_queries,
-                 load=a.load, progress=not a.no_progress)
+    s = simulate(
+        a.scenario,
+        policy=a.policy,
+        seed=a.seed,
+        num_queries=a.num_queries,
+        load=a.load,
+        progress=not a.no_progress,
+    )
     if a.json:
         print(json.dumps(s.to_dict(), indent=2))
     else:
@@ -85,10 +112,13 @@ def cmd_validate(a: argparse.Namespace) -> int:
     sc = load_scenario(a.scenario)
     # The files a scenario names are read too: profiles (and their batch range), traces.
     engine.latency_tables(sc, engine.load_profiles(sc), hardware.gpu_spec(sc.cluster.gpu))
-    workload.QueryStream(sc.workload, sc.model_names, [m.share for m in sc.models], sc.seed, 0,
-                         base_dir=sc.base_dir)
-    print(f"{a.scenario}: OK ({sc.name}: {sc.cluster.num_gpus} x {sc.cluster.gpu}, "
-          f"models {', '.join(sc.model_names)}, {sc.run.num_queries:,} queries)")
+    workload.QueryStream(
+        sc.workload, sc.model_names, [m.share for m in sc.models], sc.seed, 0, base_dir=sc.base_dir
+    )
+    print(
+        f"{a.scenario}: OK ({sc.name}: {sc.cluster.num_gpus} x {sc.cluster.gpu}, "
+        f"models {', '.join(sc.model_names)}, {sc.run.num_queries:,} queries)"
+    )
     return 0
 
 
@@ -103,15 +133,29 @@ def cmd_plan(a: argparse.Namespace) -> int:
         model_plans = best.last
     if a.json:
         out = {
-            "scenario": sc.name, "policy": run.policy.label, "gpu": sc.cluster.gpu,
-            "gpus": [{"gpu": i, "layout": list(lay.sizes),
-                      "models": [sc.model_names[m] for m in mods],
-                      "commands": lay.nvidia_smi_commands(i)} for i, lay, mods in layouts],
-            "models": [{"model": mp.model, "max_batch": mp.max_batch,
-                        "ranges": {k: list(v) for k, v in mp.ranges.items()},
-                        "partitions": mp.counts, "gpus": mp.gpus,
-                        "expected_load_per_partition": mp.load_per_partition}
-                       for mp in model_plans],
+            "scenario": sc.name,
+            "policy": run.policy.label,
+            "gpu": sc.cluster.gpu,
+            "gpus": [
+                {
+                    "gpu": i,
+                    "layout": list(lay.sizes),
+                    "models": [sc.model_names[m] for m in mods],
+                    "commands": lay.nvidia_smi_commands(i),
+                }
+                for i, lay, mods in layouts
+            ],
+            "models": [
+                {
+                    "model": mp.model,
+                    "max_batch": mp.max_batch,
+                    "ranges": {k: list(v) for k, v in mp.ranges.items()},
+                    "partitions": mp.counts,
+                    "gpus": mp.gpus,
+                    "expected_load_per_partition": mp.load_per_partition,
+                }
+                for mp in model_plans
+            ],
         }
         print(json.dumps(out, indent=2))
         return 0
@@ -124,10 +168,12 @@ def cmd_plan(a: argparse.Namespace) -> int:
             homed = sorted(b for b, h in mp.home.items() if h == k)
             span = f"{homed[0]}-{homed[-1]}" if homed else "-"
             load = mp.load_per_partition.get(k)
-            print(f"  {k}g    {mp.max_batch.get(k, 0):>5}            "
-                  f"{span:<14}{mp.counts.get(k, 0):>6}      "
-                  f"{'' if load is None else f'{load:.2f}'}"
-                  f"{'' if rng else '   (no range of its own)'}")
+            print(
+                f"  {k}g    {mp.max_batch.get(k, 0):>5}            "
+                f"{span:<14}{mp.counts.get(k, 0):>6}      "
+                f"{'' if load is None else f'{load:.2f}'}"
+                f"{'' if rng else '   (no range of its own)'}"
+            )
     for label, viol, p95 in getattr(part, "scores", []):
         print(f"  candidate {label}: violation rate {viol:.4f}, p95 {p95:.1f} ms")
     print("\nlayout per GPU:")
@@ -142,32 +188,60 @@ def cmd_plan(a: argparse.Namespace) -> int:
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    from mig_gym import report  # noqa: PLC0415  (plotting stack loaded only for reports)
+    from mig_gym import report
 
-    report.compare(a.scenario, _split(a.policies), seeds=a.seeds, logdir=Path(a.logdir),
-                   num_queries=a.num_queries, load=a.load, jobs=a.jobs, progress=not a.no_progress,
-                   backend=a.backend, address=a.address)
+    report.compare(
+        a.scenario,
+        _split(a.policies),
+        seeds=a.seeds,
+        logdir=Path(a.logdir),
+        num_queries=a.num_queries,
+        load=a.load,
+        jobs=a.jobs,
+        progress=not a.no_progress,
+        backend=a.backend,
+        address=a.address,
+    )
     return 0
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
-    from mig_gym import report  # noqa: PLC0415
+    from mig_gym import report
 
-    report.sweep(a.scenario, _split(a.policies), loads=_loads(a.loads), seeds=a.seeds,
-                 logdir=Path(a.logdir), num_queries=a.num_queries, jobs=a.jobs,
-                 progress=not a.no_progress, backend=a.backend, address=a.address)
+    report.sweep(
+        a.scenario,
+        _split(a.policies),
+        loads=_loads(a.loads),
+        seeds=a.seeds,
+        logdir=Path(a.logdir),
+        num_queries=a.num_queries,
+        jobs=a.jobs,
+        progress=not a.no_progress,
+        backend=a.backend,
+        address=a.address,
+    )
     return 0
 
 
 def cmd_train(a: argparse.Namespace) -> int:
     try:
-        from mig_gym import training  # noqa: PLC0415  (torch and SB3 only when training)
+        from mig_gym import training
     except ImportError as e:
         raise UsageError(f"training needs the train extra (pip install -e .[train]): {e}") from None
-    path = training.train(a.scenario, env_kind=a.env, algo=a.algo, timesteps=a.timesteps,
-                          seed=a.seed, n_envs=a.n_envs, logdir=a.logdir, bc_steps=a.bc_steps,
-                          eval_freq=a.eval_freq, eval_episodes=a.eval_episodes,
-                          hyperparams=a.hyperparams, progress=not a.no_progress)
+    path = training.train(
+        a.scenario,
+        env_kind=a.env,
+        algo=a.algo,
+        timesteps=a.timesteps,
+        seed=a.seed,
+        n_envs=a.n_envs,
+        logdir=a.logdir,
+        bc_steps=a.bc_steps,
+        eval_freq=a.eval_freq,
+        eval_episodes=a.eval_episodes,
+        hyperparams=a.hyperparams,
+        progress=not a.no_progress,
+    )
     print(f"saved {path}")
     print(f"compare it: mig-gym compare {a.scenario} --policies paris+elsa,{a.algo}:{path}")
     print(f"TensorBoard: tensorboard --logdir {a.logdir}")
@@ -196,8 +270,10 @@ def _loads(text: str) -> list[float]:
             raise ValueError
         return out
     except ValueError:
-        raise UsageError(f"--loads {text!r}: expected lo:hi:step (e.g. 0.2:1.4:0.1) "
-                         "or a comma list of positive numbers") from None
+        raise UsageError(
+            f"--loads {text!r}: expected lo:hi:step (e.g. 0.2:1.4:0.1) "
+            "or a comma list of positive numbers"
+        ) from None
 
 
 def _number(kind: type, lo: float, lo_open: bool = False) -> Callable[[str], Any]:
@@ -210,8 +286,9 @@ def _number(kind: type, lo: float, lo_open: bool = False) -> Callable[[str], Any
             what = "an integer" if kind is int else "a number"
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not math.isfinite(x) or x < lo or (lo_open and x == lo):
-            raise argparse.ArgumentTypeError(f"must be {'>' if lo_open else '>='} {lo:g}, "
-                                             f"got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be {'>' if lo_open else '>='} {lo:g}, got {text!r}"
+            )
         return x
 
     parse.__name__ = kind.__name__  # argparse names the type in some messages
@@ -233,8 +310,11 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("scenario", help="scenario YAML file")
         sp.add_argument("--seed", type=_NONNEG, default=None, help="override the scenario's seed")
         if policy:
-            sp.add_argument("--policy", default=None,
-                            help="partitioner+dispatcher, e.g. paris+elsa (default: scenario's)")
+            sp.add_argument(
+                "--policy",
+                default=None,
+                help="partitioner+dispatcher, e.g. paris+elsa (default: scenario's)",
+            )
 
     r = sub.add_parser("run", help="one simulation, summary table")
     common(r)
@@ -253,22 +333,36 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(func=cmd_plan)
 
-    for name, fn, helptext in (("compare", cmd_compare, "several policies on the same arrivals"),
-                               ("sweep", cmd_sweep, "latency and violations versus offered load")):
+    for name, fn, helptext in (
+        ("compare", cmd_compare, "several policies on the same arrivals"),
+        ("sweep", cmd_sweep, "latency and violations versus offered load"),
+    ):
         c = sub.add_parser(name, help=helptext)
         c.add_argument("scenario")
         c.add_argument("--policies", default="paris+elsa,paris+fifs,homo7+fifs,homo1+fifs")
-        c.add_argument("--seeds", type=_COUNT, default=3,
-                       help="number of seeds (scenario seed + i)")
+        c.add_argument(
+            "--seeds", type=_COUNT, default=3, help="number of seeds (scenario seed + i)"
+        )
         c.add_argument("--logdir", default="runs", help="TensorBoard / CSV / plot output folder")
         c.add_argument("--num-queries", type=_COUNT, default=None)
-        c.add_argument("--jobs", type=_COUNT, default=None,
-                       help="worker processes (default: cores); ray: points in flight")
-        c.add_argument("--backend", choices=BACKENDS, default="local",
-                       help="local process pool (default) or a Ray cluster (pip install .[ray])")
-        c.add_argument("--address", default=None,
-                       help="ray: cluster address (host:6379, ray://host:10001 or auto); "
-                            "default: $RAY_ADDRESS, else a private local instance (docs/ray.md)")
+        c.add_argument(
+            "--jobs",
+            type=_COUNT,
+            default=None,
+            help="worker processes (default: cores); ray: points in flight",
+        )
+        c.add_argument(
+            "--backend",
+            choices=BACKENDS,
+            default="local",
+            help="local process pool (default) or a Ray cluster (pip install .[ray])",
+        )
+        c.add_argument(
+            "--address",
+            default=None,
+            help="ray: cluster address (host:6379, ray://host:10001 or auto); "
+            "default: $RAY_ADDRESS, else a private local instance (docs/ray.md)",
+        )
         c.add_argument("--no-progress", action="store_true")
         if name == "compare":
             c.add_argument("--load", type=_LOAD, default=None)
@@ -283,16 +377,24 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_NONNEG, default=0)
     t.add_argument("--n-envs", type=_COUNT, default=None, help="default: hyperparameter file")
     t.add_argument("--logdir", default="runs")
-    t.add_argument("--bc-steps", type=_NONNEG, default=0,
-                   help="warm start: behaviour-clone this many reference decisions first")
+    t.add_argument(
+        "--bc-steps",
+        type=_NONNEG,
+        default=0,
+        help="warm start: behaviour-clone this many reference decisions first",
+    )
     t.add_argument("--eval-freq", type=_COUNT, default=None)
     t.add_argument("--eval-episodes", type=_COUNT, default=5, help="held-out evaluation seeds")
     t.add_argument("--hyperparams", default=None, help="rl-zoo3-style YAML file")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train)
     for sp in sub.choices.values():  # --verbose also after the subcommand
-        sp.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks for user errors too")
+        sp.add_argument(
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks for user errors too",
+        )
     return p
 
 
@@ -316,8 +418,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception:
         traceback.print_exc()
-        print(f"mig-gym {args.command}: internal error (a bug in mig_gym; please report it with "
-              "the traceback above)", file=sys.stderr)
+        print(
+            f"mig-gym {args.command}: internal error (a bug in mig_gym; please report it with "
+            "the traceback above)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from mig_gym.hardware import Layout
 
-__all__ = ["Query", "Partition", "GPU", "Plan", "ClassIndex", "ClusterView"]
+__all__ = ["Query", "Partition", "GPU", "Plan", "ClassIndex", "ClusterView", "match_assignment"]
 
 
 class Query:
-    """One inference request: ``batch`` items of model ``model`` (index), arrived at ``arrival_s``."""
+    """One inference request: ``batch`` items of model index ``model``, arrived at ``arrival_s``."""
 
     __slots__ = ("id", "arrival_s", "model", "batch", "retries")
 
@@ -41,11 +41,27 @@ class Partition:
     ``lat[b]`` is the profiled service time of a batch of ``b`` (``inf`` if it does not fit memory).
     """
 
-    __slots__ = ("uid", "gpu", "gpcs", "start", "model", "lat", "queue", "queued_s", "running",
-                 "run_start_s", "run_end_s", "est_free_s", "available", "version", "index")
+    __slots__ = (
+        "uid",
+        "gpu",
+        "gpcs",
+        "start",
+        "model",
+        "lat",
+        "queue",
+        "queued_s",
+        "running",
+        "run_start_s",
+        "run_end_s",
+        "est_free_s",
+        "available",
+        "version",
+        "index",
+    )
 
-    def __init__(self, uid: int, gpu: int, gpcs: int, start: int, model: int,
-                 lat: Sequence[float]) -> None:
+    def __init__(
+        self, uid: int, gpu: int, gpcs: int, start: int, model: int, lat: Sequence[float]
+    ) -> None:
         self.uid = uid
         self.gpu = gpu
         self.gpcs = gpcs
@@ -70,8 +86,10 @@ class Partition:
         return max(self.est_free_s - now, 0.0)
 
     def __repr__(self) -> str:
-        return (f"Partition(uid={self.uid}, gpu={self.gpu}, {self.gpcs}g@{self.start}, "
-                f"model={self.model}, queue={len(self.queue)}, busy={self.running is not None})")
+        return (
+            f"Partition(uid={self.uid}, gpu={self.gpu}, {self.gpcs}g@{self.start}, "
+            f"model={self.model}, queue={len(self.queue)}, busy={self.running is not None})"
+        )
 
 
 class GPU:
@@ -104,8 +122,24 @@ class Plan:
             raise ValueError("Plan needs one model tuple per layout")
         for lay, mods in zip(self.layouts, self.models, strict=True):
             if len(lay.placements) != len(mods):
-                raise ValueError(f"layout {lay} has {len(lay.placements)} placements, "
-                                 f"got {len(mods)} models")
+                raise ValueError(
+                    f"layout {lay} has {len(lay.placements)} placements, got {len(mods)} models"
+                )
+
+
+def match_assignment(current: list, wanted: list) -> list:
+    """Assign the ``wanted`` items to slots so that slots whose ``current`` item is wanted keep
+    it; the rest take the remaining wanted items in order. Returns the new item per slot."""
+    left = list(wanted)
+    out: list = [None] * len(current)
+    for i, cur in enumerate(current):
+        if cur in left:
+            left.remove(cur)
+            out[i] = cur
+    for i in range(len(current)):
+        if out[i] is None:
+            out[i] = left.pop(0)
+    return out
 
 
 class ClassIndex:
@@ -137,8 +171,11 @@ class ClassIndex:
         self.idle.pop(p.uid, None)
         heapq.heappush(self.heap, (p.est_free_s, p.uid, p.version, p))
         if len(self.heap) > 4 * len(self.members) + 16:
-            self.heap = [(q.est_free_s, q.uid, q.version, q) for q in self.members.values()
-                         if q.available and q.uid not in self.idle]
+            self.heap = [
+                (q.est_free_s, q.uid, q.version, q)
+                for q in self.members.values()
+                if q.available and q.uid not in self.idle
+            ]
             heapq.heapify(self.heap)
 
     def add(self, p: Partition) -> None:
@@ -195,8 +232,12 @@ class ClusterView:
 
     def partitions(self, model: int | None = None) -> list[Partition]:
         """Available partitions (hosting ``model`` if given), in GPU order."""
-        return [p for g in self._sim.gpus for p in g.partitions  # type: ignore[attr-defined]
-                if p.available and (model is None or p.model == model)]
+        return [
+            p
+            for g in self._sim.gpus
+            for p in g.partitions  # type: ignore[attr-defined]
+            if p.available and (model is None or p.model == model)
+        ]
 
     def classes(self, model: int) -> list[tuple[int, ClassIndex]]:
         """``(size, index)`` of every size class hosting ``model``, smallest first."""

@@ -1,8 +1,8 @@
 """Scenario configuration: nested frozen dataclasses whose defaults form the default scenario.
 
 YAML keys are the field names. Tagged unions (arrivals, batch sizes, partitioner, dispatcher) are
-told apart by their ``kind`` field. Loading and validation live in :mod:`mig_gym.scenario`; this module
-only declares the shape and the per-field limits (``metadata={"min": ..., "max": ...}``).
+told apart by their ``kind`` field. Loading and validation live in :mod:`mig_gym.scenario`; this
+module only declares the shape and the per-field limits (``metadata={"min": ..., "max": ...}``).
 """
 
 from __future__ import annotations

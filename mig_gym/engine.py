@@ -1,6 +1,7 @@
 """From a scenario and a policy string to a running simulation and its ``Summary``.
 
-``build`` wires scenario -> profiles -> workload -> partition plan -> simulator; ``simulate`` runs it.
+``build`` wires scenario -> profiles -> workload -> partition plan -> simulator; ``simulate``
+runs it.
 Random streams are separate per purpose and all derive from the run's seed: the workload's own
 streams (arrivals, batch sizes, models), service noise, the dispatcher and the partitioner, so the
 arrivals are the same whatever the policy does.
@@ -19,7 +20,7 @@ import numpy as np
 
 from mig_gym import config as C
 from mig_gym import hardware, profiles, traces, workload
-from mig_gym.cluster import Plan
+from mig_gym.cluster import Plan, match_assignment
 from mig_gym.metrics import Recorder, Summary
 from mig_gym.policies import Policy, make_policy, parse_policy
 from mig_gym.policies.partitioners import PlanContext
@@ -28,8 +29,18 @@ from mig_gym.progress import Progress
 from mig_gym.scenario import ScenarioError, load_scenario
 from mig_gym.simulator import Decision, Simulator
 
-__all__ = ["Run", "build", "simulate", "load_profiles", "latency_tables", "plan_context",
-           "apply_plan", "match_assignment", "rng_for", "max_batch"]
+__all__ = [
+    "Run",
+    "build",
+    "simulate",
+    "load_profiles",
+    "latency_tables",
+    "plan_context",
+    "apply_plan",
+    "match_assignment",
+    "rng_for",
+    "max_batch",
+]
 
 # Stream ids under the run seed (the workload uses its own ids inside QueryStream).
 _NOISE, _DISPATCH, _PARTITION = 101, 102, 103
@@ -53,12 +64,17 @@ def load_profiles(sc: C.Scenario) -> profiles.ProfileSet:
     path = Path(sc.base_dir) / pc.path
     try:
         if pc.format == "parvagpu":
-            prof = profiles.load_parvagpu_csv(path, pc.model or sc.model_names[0], sc.cluster.gpu,
-                                              interpolation=pc.interpolation,
-                                              extrapolate=pc.extrapolate)
+            prof = profiles.load_parvagpu_csv(
+                path,
+                pc.model or sc.model_names[0],
+                sc.cluster.gpu,
+                interpolation=pc.interpolation,
+                extrapolate=pc.extrapolate,
+            )
         else:
-            prof = profiles.load_mig_gym_csv(path, interpolation=pc.interpolation,
-                                             extrapolate=pc.extrapolate)
+            prof = profiles.load_mig_gym_csv(
+                path, interpolation=pc.interpolation, extrapolate=pc.extrapolate
+            )
     except (ValueError, KeyError) as e:  # malformed file (UnicodeDecodeError is a ValueError)
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         raise ScenarioError(f"scenario {sc.name!r}", [f"profiles.path: {msg}"]) from None
@@ -68,11 +84,14 @@ def load_profiles(sc: C.Scenario) -> profiles.ProfileSet:
     except hardware.UnknownGPUError:
         same_gpu = False
     if not same_gpu:
-        problems.append(f"profiles.path: {path} was measured on {prof.gpu}, but cluster.gpu is "
-                        f"{sc.cluster.gpu}")
+        problems.append(
+            f"profiles.path: {path} was measured on {prof.gpu}, but cluster.gpu is {sc.cluster.gpu}"
+        )
     if missing := [m for m in sc.model_names if m not in prof]:
-        problems.append(f"profiles.path: {path} has no profile for model(s) {missing} "
-                        f"(it has {list(prof.models)})")
+        problems.append(
+            f"profiles.path: {path} has no profile for model(s) {missing} "
+            f"(it has {list(prof.models)})"
+        )
     if problems:
         raise ScenarioError(f"scenario {sc.name!r}", problems)
     return prof
@@ -95,9 +114,10 @@ def max_batch(sc: C.Scenario) -> int:
     return top
 
 
-def latency_tables(sc: C.Scenario, prof: profiles.ProfileSet,
-                   spec: hardware.GPUSpec) -> dict[tuple[int, int], list[float]]:
-    """``tables[(model, gpcs)][b]``: service time of batch b, ``inf`` where it does not fit memory."""
+def latency_tables(
+    sc: C.Scenario, prof: profiles.ProfileSet, spec: hardware.GPUSpec
+) -> dict[tuple[int, int], list[float]]:
+    """``tables[(model, gpcs)][b]``: service time of batch b; ``inf`` where it does not fit."""
     top = max_batch(sc)
     out: dict[tuple[int, int], list[float]] = {}
     for m, name in enumerate(sc.model_names):
@@ -109,7 +129,8 @@ def latency_tables(sc: C.Scenario, prof: profiles.ProfileSet,
             except profiles.ProfileRangeError as e:
                 raise profiles.ProfileRangeError(
                     f"{e}; the workload can produce batches up to {top}: lower workload.batch.max "
-                    "or set profiles.extrapolate: true") from None
+                    "or set profiles.extrapolate: true"
+                ) from None
             curve = np.where(mem <= spec.profile_for(k).mem_gb, curve, math.inf)
             curve[0] = math.inf
             out[(m, k)] = curve.tolist()
@@ -122,8 +143,12 @@ def _trace_for(sc: C.Scenario, b: C.Batch) -> traces.Trace | None:
     if not isinstance(b, C.TraceColumnBatch) or not isinstance(arr, C.TraceArrivals):
         return None
     try:
-        return traces.read_trace(Path(sc.base_dir) / arr.path, arr.column,
-                                 time_unit_s=arr.time_unit_s, columns=(b.column,))
+        return traces.read_trace(
+            Path(sc.base_dir) / arr.path,
+            arr.column,
+            time_unit_s=arr.time_unit_s,
+            columns=(b.column,),
+        )
     except traces.TraceError as e:
         raise workload.WorkloadError(str(e)) from e
 
@@ -131,32 +156,24 @@ def _trace_for(sc: C.Scenario, b: C.Batch) -> traces.Trace | None:
 def plan_context(sc: C.Scenario, prof: profiles.ProfileSet, seed: int) -> PlanContext:
     spec = hardware.gpu_spec(sc.cluster.gpu)
     pmfs = []
-    for m in sc.model_names:
+    for _ in sc.model_names:
         mixed: dict[int, float] = {}
         cfgs = _batch_configs(sc)
         for b in cfgs:  # the static plan sees every phase's distribution, equally weighted
             for k, p in workload.batch_pmf(b, _trace_for(sc, b)).items():
                 mixed[k] = mixed.get(k, 0.0) + p / len(cfgs)
         pmfs.append(mixed)
-    return PlanContext(spec=spec, num_gpus=sc.cluster.num_gpus, profiles=prof,
-                       model_names=sc.model_names, shares=tuple(m.share for m in sc.models),
-                       slo_s=tuple(m.slo_ms / 1e3 for m in sc.models), batch_pmfs=tuple(pmfs),
-                       rate_qps=workload.mean_rate_qps(sc.workload, base_dir=sc.base_dir), seed=seed)
-
-
-def match_assignment(current: list, wanted: list) -> list:
-    """Assign the ``wanted`` items to slots so that slots whose ``current`` item is wanted keep
-    it; the rest take the remaining wanted items in order. Returns the new item per slot."""
-    left = list(wanted)
-    out: list = [None] * len(current)
-    for i, cur in enumerate(current):
-        if cur in left:
-            left.remove(cur)
-            out[i] = cur
-    for i in range(len(current)):
-        if out[i] is None:
-            out[i] = left.pop(0)
-    return out
+    return PlanContext(
+        spec=spec,
+        num_gpus=sc.cluster.num_gpus,
+        profiles=prof,
+        model_names=sc.model_names,
+        shares=tuple(m.share for m in sc.models),
+        slo_s=tuple(m.slo_ms / 1e3 for m in sc.models),
+        batch_pmfs=tuple(pmfs),
+        rate_qps=workload.mean_rate_qps(sc.workload, base_dir=sc.base_dir),
+        seed=seed,
+    )
 
 
 def apply_plan(sim: Simulator, plan: Plan) -> int:
@@ -218,16 +235,29 @@ class Run:
 
     def summary(self) -> Summary:
         s = self.sim
-        return self.recorder.summary(scenario=self.scenario.name, policy=self.policy.label,
-                                     seed=self.seed, now=s.now, queued=s.queued_count(),
-                                     running=s.running, last_arrival_s=s.last_arrival_s,
-                                     in_service_gpc_s=s.in_service_gpc_s())
+        return self.recorder.summary(
+            scenario=self.scenario.name,
+            policy=self.policy.label,
+            seed=self.seed,
+            now=s.now,
+            queued=s.queued_count(),
+            running=s.running,
+            last_arrival_s=s.last_arrival_s,
+            in_service_gpc_s=s.in_service_gpc_s(),
+        )
 
 
-def build(scenario: C.Scenario | str | dict | None = None, policy: str | None = None,
-          seed: int | None = None, num_queries: int | None = None, load: float | None = None,
-          external_dispatch: bool = False, epoch_s: float | None = None,
-          progress: bool = False, plan: Plan | None = None) -> Run:
+def build(
+    scenario: C.Scenario | str | dict | None = None,
+    policy: str | None = None,
+    seed: int | None = None,
+    num_queries: int | None = None,
+    load: float | None = None,
+    external_dispatch: bool = False,
+    epoch_s: float | None = None,
+    progress: bool = False,
+    plan: Plan | None = None,
+) -> Run:
     """Build (but do not run) a simulation. Arguments as for :func:`simulate`; ``plan`` replaces
     the partitioner's initial plan; ``external_dispatch`` makes every arrival a ``Decision``."""
     sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
@@ -235,36 +265,53 @@ def build(scenario: C.Scenario | str | dict | None = None, policy: str | None = 
         sc = dataclasses.replace(sc, workload=dataclasses.replace(sc.workload, load=load))
     if num_queries is not None:
         warm = min(sc.run.warmup_queries, num_queries // 10)
-        sc = dataclasses.replace(sc, run=dataclasses.replace(sc.run, num_queries=num_queries,
-                                                             warmup_queries=warm))
+        sc = dataclasses.replace(
+            sc, run=dataclasses.replace(sc.run, num_queries=num_queries, warmup_queries=warm)
+        )
     seed = sc.seed if seed is None else seed
     spec = hardware.gpu_spec(sc.cluster.gpu)
     prof = load_profiles(sc)
     tables = latency_tables(sc, prof, spec)
     ctx = plan_context(sc, prof, seed)
-    pol = make_policy(parse_policy(policy, sc), sc, rng_for(seed, _DISPATCH),
-                      rng_for(seed, _PARTITION))
+    pol = make_policy(
+        parse_policy(policy, sc), sc, rng_for(seed, _DISPATCH), rng_for(seed, _PARTITION)
+    )
     if isinstance(pol.partitioner, PARISTuned):
         pol.partitioner.scorer = functools.partial(_trial_score, sc, seed)
     if plan is None:
         plan = pol.partitioner.plan(ctx)
-    stream = workload.QueryStream(sc.workload, sc.model_names, [m.share for m in sc.models],
-                                  seed, sc.run.num_queries, base_dir=sc.base_dir)
+    stream = workload.QueryStream(
+        sc.workload,
+        sc.model_names,
+        [m.share for m in sc.models],
+        seed,
+        sc.run.num_queries,
+        base_dir=sc.base_dir,
+    )
     blocks: Iterator[workload.QueryBlock] = BlockSource(stream)
     if progress:
         blocks = Progress.wrap_blocks(blocks, sc.run.num_queries, f"{sc.name} {pol.label}")
     rec = Recorder(spec.sizes, sc.run.window_s, sc.run.warmup_queries, sc.model_names)
     replan_epoch = getattr(pol.partitioner, "epoch_s", None)
     sim = Simulator(
-        gpu=spec, num_gpus=sc.cluster.num_gpus, tables=tables,
-        slo_s=[m.slo_ms / 1e3 for m in sc.models], stream=blocks, plan=plan, recorder=rec,
+        gpu=spec,
+        num_gpus=sc.cluster.num_gpus,
+        tables=tables,
+        slo_s=[m.slo_ms / 1e3 for m in sc.models],
+        stream=blocks,
+        plan=plan,
+        recorder=rec,
         dispatcher=None if external_dispatch else pol.dispatcher,
         central_queue=pol.dispatcher.central_queue and not external_dispatch,
-        fallback=pol.fallback, reconfig_s=sc.cluster.reconfig_s,
-        service_cv=sc.workload.service_cv, noise_rng=rng_for(seed, _NOISE),
+        fallback=pol.fallback,
+        reconfig_s=sc.cluster.reconfig_s,
+        service_cv=sc.workload.service_cv,
+        noise_rng=rng_for(seed, _NOISE),
         faults=[(f.gpu, f.down_at_s, f.up_at_s) for f in sc.faults],
-        epoch_s=epoch_s if epoch_s is not None else replan_epoch, drain=sc.run.drain,
-        track_batches=replan_epoch is not None or epoch_s is not None)
+        epoch_s=epoch_s if epoch_s is not None else replan_epoch,
+        drain=sc.run.drain,
+        track_batches=replan_epoch is not None or epoch_s is not None,
+    )
     return Run(sc, pol, seed, sim, rec, ctx, stream)
 
 
@@ -276,9 +323,14 @@ def _trial_score(sc: C.Scenario, seed: int, plan: Plan, n: int) -> tuple[float, 
     return (s.sla_violation_rate, s.latency_p95_ms)
 
 
-def simulate(scenario: C.Scenario | str | dict | None = None, policy: str | None = None,
-             seed: int | None = None, num_queries: int | None = None, load: float | None = None,
-             progress: bool = False) -> Summary:
+def simulate(
+    scenario: C.Scenario | str | dict | None = None,
+    policy: str | None = None,
+    seed: int | None = None,
+    num_queries: int | None = None,
+    load: float | None = None,
+    progress: bool = False,
+) -> Summary:
     """Run one simulation and return its :class:`~mig_gym.metrics.Summary`.
 
     Args:

@@ -21,7 +21,9 @@ _RATIO = 1.001
 _LOG_RATIO = math.log(_RATIO)
 _INV_LOG_RATIO = 1.0 / _LOG_RATIO
 _NBINS = int(math.log(1e6 / _LO_S) / _LOG_RATIO) + 2
-SKETCH_RELATIVE_ERROR = (_RATIO - 1) / 2  # bound on |reported / exact - 1| for whole-run percentiles
+SKETCH_RELATIVE_ERROR = (
+    _RATIO - 1
+) / 2  # bound on |reported / exact - 1| for whole-run percentiles
 
 
 class LatencyHistogram:
@@ -49,10 +51,10 @@ class LatencyHistogram:
 class Summary:
     """What one simulation run measured. Latencies exclude the warm-up queries.
 
-    ``arrived == completed + rejected + in_system`` always holds (``conserved``). ``sla_violation_rate``
-    counts completed-late and rejected queries over all measured queries that ended. ``utilization``
-    is busy GPC-seconds over available GPC-seconds (GPUs that are down or being reconfigured offer
-    none).
+    ``arrived == completed + rejected + in_system`` always holds (``conserved``).
+    ``sla_violation_rate`` counts completed-late and rejected queries over all measured queries
+    that ended. ``utilization`` is busy GPC-seconds over available GPC-seconds (GPUs that are down
+    or being reconfigured offer none).
     """
 
     scenario: str
@@ -116,8 +118,13 @@ class Recorder:
     time window in which it ends (services last milliseconds, windows seconds).
     """
 
-    def __init__(self, sizes: tuple[int, ...], window_s: float, warmup_queries: int,
-                 model_names: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        sizes: tuple[int, ...],
+        window_s: float,
+        warmup_queries: int,
+        model_names: tuple[str, ...],
+    ) -> None:
         self.sizes = sizes
         self.window_s = window_s
         self.warmup = warmup_queries
@@ -218,8 +225,11 @@ class Recorder:
             if overlap <= 0:
                 break
             row[key] += size * overlap
-            row["utilization"] = (sum(row[f"busy_gpc_s_{k}g"] for k in self.sizes)
-                                  / row["avail_gpc_s"] if row["avail_gpc_s"] > 0 else 0.0)
+            row["utilization"] = (
+                sum(row[f"busy_gpc_s_{k}g"] for k in self.sizes) / row["avail_gpc_s"]
+                if row["avail_gpc_s"] > 0
+                else 0.0
+            )
             w_start = lo
 
     # ------------------------------------------------------------------ query outcomes
@@ -271,9 +281,18 @@ class Recorder:
             self._close_window(now)
 
     # ------------------------------------------------------------------ summary
-    def summary(self, *, scenario: str, policy: str, seed: int, now: float, queued: int,
-                running: int, last_arrival_s: float,
-                in_service_gpc_s: dict[int, float] | None = None) -> Summary:
+    def summary(
+        self,
+        *,
+        scenario: str,
+        policy: str,
+        seed: int,
+        now: float,
+        queued: int,
+        running: int,
+        last_arrival_s: float,
+        in_service_gpc_s: dict[int, float] | None = None,
+    ) -> Summary:
         """The run's Summary; ``in_service_gpc_s`` adds the busy time of services still running."""
         self.advance(now)
         busy = dict(self.busy_s)
@@ -317,9 +336,7 @@ class Recorder:
             goodput_qps=self.good / span if span > 0 else math.nan,
             utilization=sum(busy.values()) / self.avail_s if self.avail_s > 0 else 0.0,
             utilization_by_size={
-                k: busy[k] / self.size_avail_s[k]
-                for k in self.sizes
-                if self.size_avail_s[k] > 0
+                k: busy[k] / self.size_avail_s[k] for k in self.sizes if self.size_avail_s[k] > 0
             },
             reconfigurations=self.reconfigurations,
             downtime_s=self.downtime_s,

@@ -30,10 +30,16 @@ class SlotExtractor(nn.Module):
         self.slots = slots
         self.f = len(PART_FEATURES)
         ctx = feature_dim - slots * self.f
-        self.scorer = nn.Sequential(nn.Linear(self.f + ctx, hidden), nn.Tanh(),
-                                    nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
-        self.critic = nn.Sequential(nn.Linear(feature_dim, 2 * hidden), nn.Tanh(),
-                                    nn.Linear(2 * hidden, hidden), nn.Tanh())
+        self.scorer = nn.Sequential(
+            nn.Linear(self.f + ctx, hidden),
+            nn.Tanh(),
+            nn.Linear(hidden, hidden),
+            nn.Tanh(),
+            nn.Linear(hidden, 1),
+        )
+        self.critic = nn.Sequential(
+            nn.Linear(feature_dim, 2 * hidden), nn.Tanh(), nn.Linear(2 * hidden, hidden), nn.Tanh()
+        )
         self.latent_dim_pi = slots
         self.latent_dim_vf = hidden
 
@@ -59,14 +65,16 @@ class SlotPolicy(MaskableActorCriticPolicy):
         super().__init__(*args, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
-        self.mlp_extractor = SlotExtractor(self.features_dim, int(self.action_space.n),
-                                           self._hidden)
+        self.mlp_extractor = SlotExtractor(
+            self.features_dim, int(self.action_space.n), self._hidden
+        )
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
         self.action_net = nn.Identity()  # the extractor already emits one logit per slot
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1),
-                                              **self.optimizer_kwargs)
+        self.optimizer = self.optimizer_class(
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
 
 
 # "SlotPolicy" in hyperparameter files (ours and rl_zoo3's) resolves to this class.

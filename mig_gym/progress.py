@@ -16,8 +16,14 @@ T = TypeVar("T")
 class Progress:
     """``with Progress(total, "label") as bar: bar.update(n)``."""
 
-    def __init__(self, total: int, label: str = "", stream: TextIO | None = None,
-                 force: bool = False, width: int = 30) -> None:
+    def __init__(
+        self,
+        total: int,
+        label: str = "",
+        stream: TextIO | None = None,
+        force: bool = False,
+        width: int = 30,
+    ) -> None:
         self.total = max(total, 1)
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
@@ -40,8 +46,10 @@ class Progress:
         rate = self.done / max(now - self.t0, 1e-9)
         eta = (self.total - self.done) / rate if rate > 0 else 0.0
         bar = "#" * fill + "-" * (self.width - fill)
-        self.stream.write(f"\r{self.label} [{bar}] {frac:6.1%} {self.done:,}/{self.total:,} "
-                          f"{rate:,.0f}/s eta {eta:5.1f}s")
+        self.stream.write(
+            f"\r{self.label} [{bar}] {frac:6.1%} {self.done:,}/{self.total:,} "
+            f"{rate:,.0f}/s eta {eta:5.1f}s"
+        )
         self.stream.flush()
 
     def close(self) -> None:
@@ -57,8 +65,9 @@ class Progress:
         self.close()
 
     @classmethod
-    def wrap_blocks(cls, blocks: Iterator[T], total: int, label: str,
-                    force: bool = False) -> Iterator[T]:
+    def wrap_blocks(
+        cls, blocks: Iterator[T], total: int, label: str, force: bool = False
+    ) -> Iterator[T]:
         """Yield ``blocks`` (query blocks with ``arrival_s``) while advancing a bar."""
         with cls(total, label, force=force) as bar:
             for blk in blocks:

@@ -47,7 +47,7 @@ def is_learned(policy: str) -> bool:
 
 def _run_point(sc: C.Scenario, pt: Point, num_queries: int | None) -> tuple[dict, list[dict]]:
     if is_learned(pt.policy):
-        from mig_gym import training  # noqa: PLC0415  (torch only for learned agents)
+        from mig_gym import training
 
         if pt.load is not None:
             sc = replace_in(sc, "workload.load", pt.load)
@@ -61,9 +61,15 @@ def _worker(sc: C.Scenario, item: tuple[Point, int | None]) -> tuple[dict, list[
     return _run_point(sc, *item)
 
 
-def run_points(sc: C.Scenario, points: Sequence[Point], num_queries: int | None = None,
-               jobs: int | None = None, progress: bool = True, backend: str = "local",
-               address: str | None = None) -> list[tuple[dict, list[dict]]]:
+def run_points(
+    sc: C.Scenario,
+    points: Sequence[Point],
+    num_queries: int | None = None,
+    jobs: int | None = None,
+    progress: bool = True,
+    backend: str = "local",
+    address: str | None = None,
+) -> list[tuple[dict, list[dict]]]:
     """Simulate every point; results in the order of ``points`` (independent of ``jobs`` and
     of the backend: ``"local"`` process pool or ``"ray"`` cluster at ``address``, see
     :mod:`mig_gym.backends`)."""
@@ -80,8 +86,9 @@ def run_points(sc: C.Scenario, points: Sequence[Point], num_queries: int | None 
     items = [(pt, num_queries) for pt in points]
     with Progress(len(points), f"{sc.name}: {len(points)} runs", force=False) as bar:
         bar.enabled = bar.enabled and progress
-        return run_map(_worker, sc, items, backend=backend, jobs=jobs, address=address,
-                       on_result=bar.update)
+        return run_map(
+            _worker, sc, items, backend=backend, jobs=jobs, address=address, on_result=bar.update
+        )
 
 
 def _absolute_model(pt: Point) -> Point:
@@ -92,10 +99,28 @@ def _absolute_model(pt: Point) -> Point:
 
 
 # --------------------------------------------------------------------------- outputs
-_FIELDS = ("policy", "seed", "load", "offered_qps", "arrived", "completed", "rejected", "retried",
-           "in_system", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
-           "sla_violation_rate", "throughput_qps", "goodput_qps", "utilization",
-           "reconfigurations", "downtime_s", "conserved")
+_FIELDS = (
+    "policy",
+    "seed",
+    "load",
+    "offered_qps",
+    "arrived",
+    "completed",
+    "rejected",
+    "retried",
+    "in_system",
+    "latency_mean_ms",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "sla_violation_rate",
+    "throughput_qps",
+    "goodput_qps",
+    "utilization",
+    "reconfigurations",
+    "downtime_s",
+    "conserved",
+)
 
 
 def _flat(d: dict, pt: Point) -> dict:
@@ -130,18 +155,27 @@ def _mean_sd(xs: Sequence[float]) -> str:
 
 
 def _plt() -> Any:
-    import matplotlib  # noqa: PLC0415  (heavy; only for reports)
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     return plt
 
 
-def compare(scenario: str | Path | C.Scenario, policies: Sequence[str], seeds: int = 3,
-            logdir: Path = Path("runs"), num_queries: int | None = None,
-            load: float | None = None, jobs: int | None = None, progress: bool = True,
-            quiet: bool = False, backend: str = "local", address: str | None = None) -> list[dict]:
+def compare(
+    scenario: str | Path | C.Scenario,
+    policies: Sequence[str],
+    seeds: int = 3,
+    logdir: Path = Path("runs"),
+    num_queries: int | None = None,
+    load: float | None = None,
+    jobs: int | None = None,
+    progress: bool = True,
+    quiet: bool = False,
+    backend: str = "local",
+    address: str | None = None,
+) -> list[dict]:
     """Run every policy on seeds ``seed .. seed+seeds-1`` and write the report under
     ``logdir/<scenario>/``. Returns one flat row per (policy, seed). ``backend``/``address``:
     where the simulations run (:func:`run_points`)."""
@@ -156,7 +190,7 @@ def compare(scenario: str | Path | C.Scenario, policies: Sequence[str], seeds: i
         res = [(d, ser) for (d, ser), pt in zip(results, points, strict=True) if pt.policy == p]
         with ScalarWriter(out / _safe(p)) as w:
             for row in res[0][1]:
-                w.add_scalars(serving_scalars(row), int(round(row["t_s"])))
+                w.add_scalars(serving_scalars(row), round(row["t_s"]))
             for i, (d, _) in enumerate(res):
                 scal = serving_scalars(d, _sizes(sc))
                 w.add_scalars({f"summary/{k}": v for k, v in scal.items()}, i)
@@ -165,8 +199,9 @@ def compare(scenario: str | Path | C.Scenario, policies: Sequence[str], seeds: i
     _plot_compare(out, sc, policies, results, points)
     if not quiet:
         print(md)
-        print(f"\nwrote {out}/compare.csv, compare.md, latency_over_time.png, "
-              f"utilization_by_size.png")
+        print(
+            f"\nwrote {out}/compare.csv, compare.md, latency_over_time.png, utilization_by_size.png"
+        )
         print(f"TensorBoard: tensorboard --logdir {Path(logdir)}")
     return rows
 
@@ -183,22 +218,37 @@ def _safe(policy: str) -> str:
     return policy.replace("/", "_").replace(":", "_")
 
 
-def _compare_markdown(sc: C.Scenario, policies: Sequence[str], rows: list[dict],
-                      seeds: int) -> str:
-    head = ("| policy | p50 ms | p95 ms | p99 ms | SLA violations | goodput q/s | utilization |"
-            " rejected |\n|---|---|---|---|---|---|---|---|")
+def _compare_markdown(sc: C.Scenario, policies: Sequence[str], rows: list[dict], seeds: int) -> str:
+    head = (
+        "| policy | p50 ms | p95 ms | p99 ms | SLA violations | goodput q/s | utilization |"
+        " rejected |\n|---|---|---|---|---|---|---|---|"
+    )
     lines = [f"### {sc.name}: {seeds} seed(s), mean ± sd", "", head]
     for p in policies:
         rs = [r for r in rows if r["policy"] == p]
-        cols = [_mean_sd([r[k] for r in rs]) for k in ("latency_p50_ms", "latency_p95_ms",
-                                                       "latency_p99_ms", "sla_violation_rate",
-                                                       "goodput_qps", "utilization", "rejected")]
+        cols = [
+            _mean_sd([r[k] for r in rs])
+            for k in (
+                "latency_p50_ms",
+                "latency_p95_ms",
+                "latency_p99_ms",
+                "sla_violation_rate",
+                "goodput_qps",
+                "utilization",
+                "rejected",
+            )
+        ]
         lines.append(f"| {p} | " + " | ".join(cols) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _plot_compare(out: Path, sc: C.Scenario, policies: Sequence[str],
-                  results: list[tuple[dict, list[dict]]], points: list[Point]) -> None:
+def _plot_compare(
+    out: Path,
+    sc: C.Scenario,
+    policies: Sequence[str],
+    results: list[tuple[dict, list[dict]]],
+    points: list[Point],
+) -> None:
     plt = _plt()
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.2))
     for p in policies:
@@ -209,8 +259,12 @@ def _plot_compare(out: Path, sc: C.Scenario, policies: Sequence[str],
     slo = min(m.slo_ms for m in sc.models)
     for a, q in zip(ax, ("p95", "p99"), strict=True):
         a.axhline(slo, color="k", ls="--", lw=0.8, label=f"SLA {slo:g} ms")
-        a.set(xlabel="simulated time (s)", ylabel=f"{q} latency (ms)", yscale="log",
-              title=f"{sc.name}: {q} per {sc.run.window_s:g} s window (seed {points[0].seed})")
+        a.set(
+            xlabel="simulated time (s)",
+            ylabel=f"{q} latency (ms)",
+            yscale="log",
+            title=f"{sc.name}: {q} per {sc.run.window_s:g} s window (seed {points[0].seed})",
+        )
         a.grid(alpha=0.3)
     ax[0].legend(fontsize=8)
     fig.tight_layout()
@@ -223,8 +277,7 @@ def _plot_compare(out: Path, sc: C.Scenario, policies: Sequence[str],
         ds = [d for (d, _), pt in zip(results, points, strict=True) if pt.policy == p]
         vals = [np.mean([d["utilization_by_size"].get(k, np.nan) for d in ds]) for k in sizes]
         ax.bar(np.arange(len(sizes)) + i * width, vals, width, label=p)
-    ax.set_xticks(np.arange(len(sizes)) + width * (len(policies) - 1) / 2,
-                  [f"{k}g" for k in sizes])
+    ax.set_xticks(np.arange(len(sizes)) + width * (len(policies) - 1) / 2, [f"{k}g" for k in sizes])
     ax.set(ylabel="busy / available GPC-s", title=f"{sc.name}: utilization per partition size")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -233,8 +286,9 @@ def _plot_compare(out: Path, sc: C.Scenario, policies: Sequence[str],
 
 
 # --------------------------------------------------------------------------- sweep
-def latency_bounded_load(loads: Sequence[float], violation: Sequence[float],
-                         target: float = VIOLATION_TARGET) -> float:
+def latency_bounded_load(
+    loads: Sequence[float], violation: Sequence[float], target: float = VIOLATION_TARGET
+) -> float:
     """Highest load of the grid up to which every point keeps violations within ``target``
     (p95 latency within the SLA); 0 if even the lowest load fails."""
     best = 0.0
@@ -245,10 +299,19 @@ def latency_bounded_load(loads: Sequence[float], violation: Sequence[float],
     return best
 
 
-def sweep(scenario: str | Path | C.Scenario, policies: Sequence[str], loads: Sequence[float],
-          seeds: int = 3, logdir: Path = Path("runs"), num_queries: int | None = None,
-          jobs: int | None = None, progress: bool = True, quiet: bool = False,
-          backend: str = "local", address: str | None = None) -> dict:
+def sweep(
+    scenario: str | Path | C.Scenario,
+    policies: Sequence[str],
+    loads: Sequence[float],
+    seeds: int = 3,
+    logdir: Path = Path("runs"),
+    num_queries: int | None = None,
+    jobs: int | None = None,
+    progress: bool = True,
+    quiet: bool = False,
+    backend: str = "local",
+    address: str | None = None,
+) -> dict:
     """Latency and violations versus offered load; latency-bounded throughput per policy.
     ``backend``/``address``: where the simulations run (:func:`run_points`)."""
     sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
@@ -264,18 +327,32 @@ def sweep(scenario: str | Path | C.Scenario, policies: Sequence[str], loads: Seq
         per_seed = []
         for i in range(seeds):
             rs = [r for r in rows if r["policy"] == p and r["seed"] == sc.seed + i]
-            per_seed.append(latency_bounded_load([r["load"] for r in rs],
-                                                 [r["sla_violation_rate"] for r in rs]))
+            per_seed.append(
+                latency_bounded_load([r["load"] for r in rs], [r["sla_violation_rate"] for r in rs])
+            )
         lbt[p] = per_seed
         with ScalarWriter(out / _safe(p)) as w:
             for ld in loads:
                 rs = [r for r in rows if r["policy"] == p and r["load"] == ld]
-                mean = {k: float(np.mean([r[k] for r in rs])) for k in
-                        ("latency_p95_ms", "latency_p99_ms", "latency_p50_ms",
-                         "sla_violation_rate", "goodput_qps", "throughput_qps", "utilization")}
-                w.add_scalars(serving_scalars(mean), int(round(ld * 100)))
-    md = ["### " + f"{sc.name}: latency-bounded throughput (p95 <= SLA), {seeds} seed(s)", "",
-          "| policy | load multiplier | ≈ q/s |", "|---|---|---|"]
+                mean = {
+                    k: float(np.mean([r[k] for r in rs]))
+                    for k in (
+                        "latency_p95_ms",
+                        "latency_p99_ms",
+                        "latency_p50_ms",
+                        "sla_violation_rate",
+                        "goodput_qps",
+                        "throughput_qps",
+                        "utilization",
+                    )
+                }
+                w.add_scalars(serving_scalars(mean), round(ld * 100))
+    md = [
+        "### " + f"{sc.name}: latency-bounded throughput (p95 <= SLA), {seeds} seed(s)",
+        "",
+        "| policy | load multiplier | ≈ q/s |",
+        "|---|---|---|",
+    ]
     for p, v in lbt.items():
         md.append(f"| {p} | {_mean_sd(v)} | {_mean_sd([x * base_rate for x in v])} |")
     text = "\n".join(md) + "\n"
@@ -283,17 +360,21 @@ def sweep(scenario: str | Path | C.Scenario, policies: Sequence[str], loads: Seq
     _plot_sweep(out, sc, policies, loads, rows)
     if not quiet:
         print(text)
-        print(f"wrote {out}/sweep.csv, sweep.md, latency_vs_load.png, violation_vs_load.png; "
-              f"TensorBoard step = load x 100")
+        print(
+            f"wrote {out}/sweep.csv, sweep.md, latency_vs_load.png, violation_vs_load.png; "
+            f"TensorBoard step = load x 100"
+        )
     return {"rows": rows, "lbt": lbt, "base_rate_qps": base_rate}
 
 
-def _plot_sweep(out: Path, sc: C.Scenario, policies: Sequence[str], loads: Sequence[float],
-                rows: list[dict]) -> None:
+def _plot_sweep(
+    out: Path, sc: C.Scenario, policies: Sequence[str], loads: Sequence[float], rows: list[dict]
+) -> None:
     plt = _plt()
-    for key, fname, ylabel in (("latency_p95_ms", "latency_vs_load.png", "p95 latency (ms)"),
-                               ("sla_violation_rate", "violation_vs_load.png",
-                                "SLA violation rate")):
+    for key, fname, ylabel in (
+        ("latency_p95_ms", "latency_vs_load.png", "p95 latency (ms)"),
+        ("sla_violation_rate", "violation_vs_load.png", "SLA violation rate"),
+    ):
         fig, ax = plt.subplots(figsize=(7, 4.2))
         for p in policies:
             m, lo, hi = [], [], []
@@ -310,8 +391,11 @@ def _plot_sweep(out: Path, sc: C.Scenario, policies: Sequence[str], loads: Seque
             ax.set_yscale("log")
         else:
             ax.axhline(VIOLATION_TARGET, color="k", ls="--", lw=0.8, label="5 % target")
-        ax.set(xlabel="offered load (x scenario rate)", ylabel=ylabel,
-               title=f"{sc.name}: {ylabel} vs load (band = min..max over seeds)")
+        ax.set(
+            xlabel="offered load (x scenario rate)",
+            ylabel=ylabel,
+            title=f"{sc.name}: {ylabel} vs load (band = min..max over seeds)",
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()

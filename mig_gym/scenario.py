@@ -110,7 +110,9 @@ def _convert(tp: Any, value: Any, path: str, probs: _Problems) -> Any:
 
 
 def _convert_tagged(options: list[type], value: Any, path: str, probs: _Problems) -> Any:
-    kinds = {get_args(_hints(o)["kind"])[0]: o for o in options if len(get_args(_hints(o)["kind"])) == 1}
+    kinds = {
+        get_args(_hints(o)["kind"])[0]: o for o in options if len(get_args(_hints(o)["kind"])) == 1
+    }
     multi = [o for o in options if len(get_args(_hints(o)["kind"])) > 1]
     for o in multi:
         for k in get_args(_hints(o)["kind"]):
@@ -173,10 +175,13 @@ def _check(sc: C.Scenario, probs: _Problems) -> None:
         probs.add("models", "the shares must not all be zero")
     live = sum(m.share > 0 for m in sc.models)
     if live > sc.cluster.num_gpus:
-        probs.add("cluster.num_gpus", f"got {sc.cluster.num_gpus}, but each of the {live} models "
-                  "with a share > 0 needs a GPU of its own")
+        probs.add(
+            "cluster.num_gpus",
+            f"got {sc.cluster.num_gpus}, but each of the {live} models "
+            "with a share > 0 needs a GPU of its own",
+        )
     if sc.profiles.path is None:
-        from mig_gym import profiles  # noqa: PLC0415  (profiles is below scenario; kept lazy for speed)
+        from mig_gym import profiles
 
         try:
             profiles.builtin_profiles(sc.cluster.gpu, names)
@@ -191,8 +196,10 @@ def _check(sc: C.Scenario, probs: _Problems) -> None:
     wl = sc.workload
     for i, ph in enumerate(wl.phases):
         if i and ph.start_s <= wl.phases[i - 1].start_s:
-            probs.add(f"workload.phases[{i}].start_s", f"got {ph.start_s}, phases must be in time order")
-        for m in (ph.mix or {}):
+            probs.add(
+                f"workload.phases[{i}].start_s", f"got {ph.start_s}, phases must be in time order"
+            )
+        for m in ph.mix or {}:
             if m not in names:
                 probs.add(f"workload.phases[{i}].mix.{m}", f"unknown model (models: {names})")
     arrivals = [wl.arrivals] + [ph.arrivals for ph in wl.phases if ph.arrivals is not None]
@@ -208,10 +215,15 @@ def _check(sc: C.Scenario, probs: _Problems) -> None:
         if isinstance(b, C.LognormalBatch) and b.min > b.max:
             probs.add("workload.batch", f"min {b.min} > max {b.max}")
         if isinstance(b, C.EmpiricalBatch):
-            if (not b.pmf or any(not 1 <= k <= _MAX_BATCH for k in b.pmf)
-                    or any(v < 0 for v in b.pmf.values())):
-                probs.add("workload.batch.pmf",
-                          f"got {b.pmf!r}: batch sizes 1..{_MAX_BATCH}, weights >= 0")
+            if (
+                not b.pmf
+                or any(not 1 <= k <= _MAX_BATCH for k in b.pmf)
+                or any(v < 0 for v in b.pmf.values())
+            ):
+                probs.add(
+                    "workload.batch.pmf",
+                    f"got {b.pmf!r}: batch sizes 1..{_MAX_BATCH}, weights >= 0",
+                )
             elif sum(b.pmf.values()) <= 0:
                 probs.add("workload.batch.pmf", "weights sum to zero")
         if isinstance(b, C.TraceColumnBatch) and not isinstance(wl.arrivals, C.TraceArrivals):
@@ -219,7 +231,9 @@ def _check(sc: C.Scenario, probs: _Problems) -> None:
     part = sc.policy.partitioner
     if gpu is not None:
         if isinstance(part, C.HomogeneousConfig) and part.gpcs not in gpu.sizes:
-            probs.add("policy.partitioner.gpcs", f"got {part.gpcs}, {gpu.name} sizes are {gpu.sizes}")
+            probs.add(
+                "policy.partitioner.gpcs", f"got {part.gpcs}, {gpu.name} sizes are {gpu.sizes}"
+            )
         if isinstance(part, C.FixedLayoutConfig):
             if len(part.layouts) not in (1, sc.cluster.num_gpus):
                 probs.add(
@@ -242,7 +256,9 @@ def _check(sc: C.Scenario, probs: _Problems) -> None:
 
 
 # --------------------------------------------------------------------------- public API
-def load_scenario(source: str | Path | dict | C.Scenario | None = None, **overrides: Any) -> C.Scenario:
+def load_scenario(
+    source: str | Path | dict | C.Scenario | None = None, **overrides: Any
+) -> C.Scenario:
     """Load and validate a scenario.
 
     Args:

@@ -1,9 +1,9 @@
 """Discrete-event simulator of a multi-GPU MIG inference server (no gymnasium here).
 
-The heap holds ``(time_s, seq, event)``; arrivals come from the lazily generated query stream and are
-merged with the heap, heap events first on ties. Each partition serves one query at a time from its
-FIFO queue (push dispatch) or takes the oldest query it can serve from a central per-model FIFO when
-it becomes idle (pull dispatch, FIFS).
+The heap holds ``(time_s, seq, event)``; arrivals come from the lazily generated query stream and
+are merged with the heap, heap events first on ties. Each partition serves one query at a time
+from its FIFO queue (push dispatch) or takes the oldest query it can serve from a central
+per-model FIFO when it becomes idle (pull dispatch, FIFS).
 
 ``run_until_decision()`` advances to the next point where an outside policy must act (a query to
 dispatch, when no dispatcher is attached, or a decision epoch) and returns it; ``dispatch()`` and
@@ -102,15 +102,27 @@ class Simulator:
         drain: after the last arrival, run until every query has finished.
     """
 
-    def __init__(self, *, gpu: GPUSpec, num_gpus: int,
-                 tables: dict[tuple[int, int], Sequence[float]], slo_s: Sequence[float],
-                 stream: Iterator[QueryBlock], plan: Plan, recorder: Recorder,
-                 dispatcher: PushDispatcher | None = None, central_queue: bool = False,
-                 fallback: PushDispatcher | None = None, reconfig_s: float = 3.0,
-                 service_cv: float = 0.0, noise_rng: np.random.Generator | None = None,
-                 faults: Sequence[tuple[int, float, float | None]] = (),
-                 epoch_s: float | None = None, drain: bool = True,
-                 track_batches: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        gpu: GPUSpec,
+        num_gpus: int,
+        tables: dict[tuple[int, int], Sequence[float]],
+        slo_s: Sequence[float],
+        stream: Iterator[QueryBlock],
+        plan: Plan,
+        recorder: Recorder,
+        dispatcher: PushDispatcher | None = None,
+        central_queue: bool = False,
+        fallback: PushDispatcher | None = None,
+        reconfig_s: float = 3.0,
+        service_cv: float = 0.0,
+        noise_rng: np.random.Generator | None = None,
+        faults: Sequence[tuple[int, float, float | None]] = (),
+        epoch_s: float | None = None,
+        drain: bool = True,
+        track_batches: bool = False,
+    ) -> None:
         if len(plan.layouts) != num_gpus:
             raise ValueError(f"plan has {len(plan.layouts)} layouts for {num_gpus} GPUs")
         self.spec = gpu
@@ -136,7 +148,8 @@ class Simulator:
         self.topology = 0  # bumped whenever partitions appear, vanish or change availability
         self.running = 0
         self.batch_counts: list[dict[int, int]] | None = (
-            [{} for _ in slo_s] if track_batches else None)
+            [{} for _ in slo_s] if track_batches else None
+        )
         self._heap: list[tuple[float, int, object]] = []
         self._seq = 0
         self._uid = 0
@@ -195,7 +208,7 @@ class Simulator:
         self._blk_i = 0
         if self._cv > 0:
             n = len(self._blk_t)
-            f = self._noise_rng.lognormal(-self._sigma**2 / 2, self._sigma, n)  # type: ignore[union-attr]
+            f = self._noise_rng.lognormal(-(self._sigma**2) / 2, self._sigma, n)  # type: ignore[union-attr]
             self._blk_noise = f.tolist()
 
     def _servable_batches(self) -> list[int]:
@@ -230,8 +243,7 @@ class Simulator:
                 continue
             if (m, k) not in self.index:
                 self.index[(m, k)] = ClassIndex()
-                self.classes[m] = sorted((kk, ix) for (mm, kk), ix in self.index.items()
-                                         if mm == m)
+                self.classes[m] = sorted((kk, ix) for (mm, kk), ix in self.index.items() if mm == m)
             p.index = self.index[(m, k)]
             p.index.add(p)
             self._became_idle(p)
@@ -456,10 +468,9 @@ class Simulator:
             self._on_fail(self.gpus[ev.gpu])
         elif isinstance(ev, GPURecover):
             self._on_recover(self.gpus[ev.gpu])
-        elif isinstance(ev, EpochTick):
-            if not self.arrivals_done:
-                self._push(self.now + self._epoch_s, EpochTick(ev.index + 1))  # type: ignore[operator]
-                return Decision("epoch", self.now, epoch=ev.index)
+        elif isinstance(ev, EpochTick) and not self.arrivals_done:
+            self._push(self.now + self._epoch_s, EpochTick(ev.index + 1))  # type: ignore[operator]
+            return Decision("epoch", self.now, epoch=ev.index)
         return None
 
     def _finished(self) -> bool:
@@ -526,8 +537,11 @@ class Simulator:
         return out
 
     def queued_count(self) -> int:
-        return (sum(len(p.queue) for g in self.gpus for p in g.partitions)
-                + sum(len(d) for d in self.central_q) + len(self.held))
+        return (
+            sum(len(p.queue) for g in self.gpus for p in g.partitions)
+            + sum(len(d) for d in self.central_q)
+            + len(self.held)
+        )
 
     def check_conservation(self) -> None:
         """Raise AssertionError if a query was lost or double counted."""
@@ -537,4 +551,5 @@ class Simulator:
         if total != r.arrived or self.active != queued + running:
             raise AssertionError(
                 f"conservation broken: arrived {r.arrived} != completed {r.completed} + rejected "
-                f"{sum(r.rejected.values())} + queued {queued} + running {running}")
+                f"{sum(r.rejected.values())} + queued {queued} + running {running}"
+            )

@@ -59,8 +59,11 @@ class ScalarWriter:
         tensor.tensor.dtype = 7  # DT_STRING
         tensor.tensor.string_val.append(text.encode())
         tensor.tensor.tensor_shape.dim.add(size=1)
-        self._w.add_event(event_pb2.Event(wall_time=self._wall, step=0,
-                                          summary=summary_pb2.Summary(value=[tensor])))
+        self._w.add_event(
+            event_pb2.Event(
+                wall_time=self._wall, step=0, summary=summary_pb2.Summary(value=[tensor])
+            )
+        )
 
     def close(self) -> None:
         self._w.flush()
@@ -75,7 +78,7 @@ class ScalarWriter:
 
 def read_scalars(logdir: str | Path) -> dict[str, list[tuple[int, float]]]:
     """Read back every scalar under ``logdir`` (for tests and reports)."""
-    from tensorboard.backend.event_processing.event_accumulator import (  # noqa: PLC0415
+    from tensorboard.backend.event_processing.event_accumulator import (
         EventAccumulator,
     )
 

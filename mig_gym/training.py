@@ -29,17 +29,30 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from mig_gym import config as C
-from mig_gym import hardware
-from mig_gym import nets  # noqa: F401  (registers the "SlotPolicy" alias)
+from mig_gym import (
+    hardware,
+    nets,  # noqa: F401  (registers the "SlotPolicy" alias)
+)
 from mig_gym.envs import EVAL_SEED_BASE, reference_policy
 from mig_gym.policies import PolicyError
 from mig_gym.progress import Progress
 from mig_gym.scenario import load_scenario, scenario_to_dict
 from mig_gym.tb import ScalarWriter, serving_scalars
 
-__all__ = ["ALGOS", "ENV_IDS", "EVAL_SEED_BASE", "train", "load_hyperparams", "make_vec_env",
-           "record_demonstrations", "behaviour_clone", "ServingEvalCallback", "evaluate",
-           "load_learned", "LearnedPolicy"]
+__all__ = [
+    "ALGOS",
+    "ENV_IDS",
+    "EVAL_SEED_BASE",
+    "train",
+    "load_hyperparams",
+    "make_vec_env",
+    "record_demonstrations",
+    "behaviour_clone",
+    "ServingEvalCallback",
+    "evaluate",
+    "load_learned",
+    "LearnedPolicy",
+]
 
 ALGOS: dict[str, Any] = {"maskable_ppo": MaskablePPO, "ppo": PPO, "dqn": DQN}
 ENV_IDS = {"dispatch": "mig_gym/Dispatch-v0", "partition": "mig_gym/Partition-v0"}
@@ -73,8 +86,9 @@ def make_vec_env(sc: C.Scenario, env_kind: str, n_envs: int, seed: int) -> VecEn
 
 
 # --------------------------------------------------------------------------- warm start
-def record_demonstrations(sc: C.Scenario, env_kind: str, steps: int,
-                          seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def record_demonstrations(
+    sc: C.Scenario, env_kind: str, steps: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Observation/action/mask triples of the reference policy (ELSA for Dispatch-v0, periodic
     PARIS for Partition-v0) over ``steps`` steps of training-seed episodes."""
     env = _make_env(sc, env_kind)
@@ -92,9 +106,16 @@ def record_demonstrations(sc: C.Scenario, env_kind: str, steps: int,
     return np.asarray(xs), np.asarray(ys), np.asarray(ms)
 
 
-def behaviour_clone(model: Any, obs: np.ndarray, actions: np.ndarray, masks: np.ndarray,
-                    epochs: int = 15, batch_size: int = 256, seed: int = 0,
-                    lr: float = 1e-3) -> list[float]:
+def behaviour_clone(
+    model: Any,
+    obs: np.ndarray,
+    actions: np.ndarray,
+    masks: np.ndarray,
+    epochs: int = 15,
+    batch_size: int = 256,
+    seed: int = 0,
+    lr: float = 1e-3,
+) -> list[float]:
     """Supervised pre-training of the policy network on reference decisions; returns the mean
     loss (negative log-likelihood, or cross-entropy on Q-values for DQN) per epoch. The
     optimiser's learning rate is ``lr`` during cloning and restored afterwards."""
@@ -133,8 +154,14 @@ def behaviour_clone(model: Any, obs: np.ndarray, actions: np.ndarray, masks: np.
 
 
 # --------------------------------------------------------------------------- evaluation
-def evaluate(sc: C.Scenario, env_kind: str, act: Any, seeds: list[int],
-             num_queries: int | None = None, drain: bool = False) -> list[tuple[dict, list]]:
+def evaluate(
+    sc: C.Scenario,
+    env_kind: str,
+    act: Any,
+    seeds: list[int],
+    num_queries: int | None = None,
+    drain: bool = False,
+) -> list[tuple[dict, list]]:
     """Run one episode per seed with ``act(env, obs) -> action`` and return each episode's
     ``Summary`` dict and time series."""
     out = []
@@ -176,8 +203,15 @@ class ServingEvalCallback(BaseCallback):
     log the mean serving metrics under the ``serving/*`` tags; reference policies are evaluated
     once on the same seeds and logged as flat lines at the same steps."""
 
-    def __init__(self, sc: C.Scenario, env_kind: str, eval_seeds: list[int], eval_freq: int,
-                 ref_dir: Path, sizes: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        sc: C.Scenario,
+        env_kind: str,
+        eval_seeds: list[int],
+        eval_freq: int,
+        ref_dir: Path,
+        sizes: tuple[int, ...],
+    ) -> None:
         super().__init__()
         self.sc, self.env_kind, self.seeds, self.freq = sc, env_kind, eval_seeds, eval_freq
         self.sizes = sizes
@@ -192,8 +226,9 @@ class ServingEvalCallback(BaseCallback):
         probe.reset(seed=0)
         for name in REFERENCES[self.env_kind]:
             pol = reference_policy(probe, name)
-            res = evaluate(self.sc, self.env_kind,
-                           lambda e, _obs, p=pol: p.decide(e.unwrapped), self.seeds)
+            res = evaluate(
+                self.sc, self.env_kind, lambda e, _obs, p=pol: p.decide(e.unwrapped), self.seeds
+            )
             self.refs[name] = _mean_scalars([s for s, _ in res], self.sizes)
             self.ref_writers[name] = ScalarWriter(self.ref_dir / f"{name}-eval")
         self._evaluate()
@@ -236,13 +271,23 @@ class _ProgressCallback(BaseCallback):
 
 
 # --------------------------------------------------------------------------- training
-def train(scenario: str | Path | dict | C.Scenario | None = None, env_kind: str = "dispatch",
-          algo: str = "maskable_ppo", timesteps: int | None = None, seed: int = 0,
-          n_envs: int | None = None, logdir: str | Path = "runs", bc_steps: int = 0,
-          bc_epochs: int = 15, bc_lr: float = 1e-3, eval_freq: int | None = None,
-          eval_episodes: int = 5,
-          hyperparams: str | Path | None = None, progress: bool = True,
-          run_name: str | None = None) -> Path:
+def train(
+    scenario: str | Path | dict | C.Scenario | None = None,
+    env_kind: str = "dispatch",
+    algo: str = "maskable_ppo",
+    timesteps: int | None = None,
+    seed: int = 0,
+    n_envs: int | None = None,
+    logdir: str | Path = "runs",
+    bc_steps: int = 0,
+    bc_epochs: int = 15,
+    bc_lr: float = 1e-3,
+    eval_freq: int | None = None,
+    eval_episodes: int = 5,
+    hyperparams: str | Path | None = None,
+    progress: bool = True,
+    run_name: str | None = None,
+) -> Path:
     """Train an agent and return the path of the saved ``model.zip``.
 
     Args:
@@ -283,24 +328,45 @@ def train(scenario: str | Path | dict | C.Scenario | None = None, env_kind: str 
             model.logger.dump(i)
     spec_sizes = hardware.gpu_spec(sc.cluster.gpu).sizes
     seeds = [EVAL_SEED_BASE + i for i in range(eval_episodes)]
-    evalcb = ServingEvalCallback(sc, env_kind, seeds, eval_freq or max(timesteps // 10, 1),
-                                 Path(logdir) / sc.name, spec_sizes)
+    evalcb = ServingEvalCallback(
+        sc,
+        env_kind,
+        seeds,
+        eval_freq or max(timesteps // 10, 1),
+        Path(logdir) / sc.name,
+        spec_sizes,
+    )
     cbs: list[BaseCallback] = [evalcb]
     if progress:
         cbs.append(_ProgressCallback(timesteps, f"train {name}"))
     model.learn(total_timesteps=timesteps, callback=CallbackList(cbs))
-    hparams = {"algo": algo, "env": ENV_IDS[env_kind], "timesteps": timesteps, "seed": seed,
-               "n_envs": n_envs, "bc_steps": bc_steps, "policy": str(policy),
-               **{k: str(v) for k, v in hp.items()}}
+    hparams = {
+        "algo": algo,
+        "env": ENV_IDS[env_kind],
+        "timesteps": timesteps,
+        "seed": seed,
+        "n_envs": n_envs,
+        "bc_steps": bc_steps,
+        "policy": str(policy),
+        **{k: str(v) for k, v in hp.items()},
+    }
     final = evalcb.history[-1][1]
-    model.logger.record("hparams", HParam(hparams, {"serving/p95_ms": final["serving/p95_ms"]}),
-                        exclude=("stdout", "log", "json", "csv"))
+    model.logger.record(
+        "hparams",
+        HParam(hparams, {"serving/p95_ms": final["serving/p95_ms"]}),
+        exclude=("stdout", "log", "json", "csv"),
+    )
     model.logger.dump(timesteps)
     model.save(run_dir / "model.zip")
-    meta = {**hparams, "scenario": scenario_to_dict(sc), "scenario_name": sc.name,
-            "bc_losses": bc_losses, "eval_seeds": seeds,
-            "eval_history": [{"step": s, **v} for s, v in evalcb.history],
-            "references": evalcb.refs}
+    meta = {
+        **hparams,
+        "scenario": scenario_to_dict(sc),
+        "scenario_name": sc.name,
+        "bc_losses": bc_losses,
+        "eval_seeds": seeds,
+        "eval_history": [{"step": s, **v} for s, v in evalcb.history],
+        "references": evalcb.refs,
+    }
     (run_dir / "model.json").write_text(json.dumps(meta, indent=2, default=str))
     venv.close()
     return run_dir / "model.zip"
@@ -325,9 +391,11 @@ class LearnedPolicy:
             raise PolicyError(
                 f"model {self.path} was trained for observations {want} and actions "
                 f"{self.model.action_space}, but {sc.name} gives {got} and {probe.action_space} "
-                "(a different number of GPUs or models): train a model for this scenario")
-        ((summary, series),) = evaluate(sc, self.env_kind, _model_act(self.model), [seed],
-                                        num_queries=n, drain=sc.run.drain)
+                "(a different number of GPUs or models): train a model for this scenario"
+            )
+        ((summary, series),) = evaluate(
+            sc, self.env_kind, _model_act(self.model), [seed], num_queries=n, drain=sc.run.drain
+        )
         summary = {**summary, "policy": f"{self.algo}:{self.path}"}
         return summary, series
 
@@ -346,6 +414,9 @@ def load_learned(spec: str) -> LearnedPolicy:
         raise ValueError(f"{spec}: unknown algorithm {algo!r} (known: {', '.join(ALGOS)})")
     model = ALGOS[algo].load(p, device="cpu")
     # without model.json (e.g. rl_zoo3's output) the action space tells: MultiDiscrete = Partition
-    partition = (meta["env"] == ENV_IDS["partition"] if "env" in meta
-                 else isinstance(model.action_space, gym.spaces.MultiDiscrete))
+    partition = (
+        meta["env"] == ENV_IDS["partition"]
+        if "env" in meta
+        else isinstance(model.action_space, gym.spaces.MultiDiscrete)
+    )
     return LearnedPolicy(model, algo, "partition" if partition else "dispatch", p)

@@ -36,8 +36,9 @@ class Server:
         for p in parts:  # unavailable members stay in the index: best() must skip them
             self.index.setdefault((p.model, p.gpcs), ClassIndex()).add(p)
         models = 1 + max((m for m, _ in self.index), default=0)
-        self.classes = [sorted((k, ix) for (mm, k), ix in self.index.items() if mm == m)
-                        for m in range(models)]
+        self.classes = [
+            sorted((k, ix) for (mm, k), ix in self.index.items() if mm == m) for m in range(models)
+        ]
 
 
 def server(

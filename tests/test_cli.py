@@ -61,7 +61,9 @@ def test_plan_json_lists_every_gpu_and_commands(capsys):
     assert main(["plan", RESNET, "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert len(d["gpus"]) == 8
-    assert all(g["commands"][0].startswith(f"nvidia-smi mig -i {g['gpu']} -cgi ") for g in d["gpus"])
+    assert all(
+        g["commands"][0].startswith(f"nvidia-smi mig -i {g['gpu']} -cgi ") for g in d["gpus"]
+    )
     assert sum(sum(g["layout"]) for g in d["gpus"]) >= 8 * 6
     (model,) = d["models"]
     assert model["model"] == "resnet50" and sum(model["partitions"].values()) > 8
@@ -75,8 +77,22 @@ def test_plan_text(capsys):
 
 def test_compare_writes_report_and_same_tags(tmp_path: Path, capsys):
     pols = ["paris+elsa", "homo7+fifs"]
-    rc = main(["compare", RESNET, "--policies", ",".join(pols), "--seeds", "2",
-               "--num-queries", "3000", "--logdir", str(tmp_path), "--jobs", "1"])
+    rc = main(
+        [
+            "compare",
+            RESNET,
+            "--policies",
+            ",".join(pols),
+            "--seeds",
+            "2",
+            "--num-queries",
+            "3000",
+            "--logdir",
+            str(tmp_path),
+            "--jobs",
+            "1",
+        ]
+    )
     assert rc == 0
     out = tmp_path / "paper_resnet50"
     for f in ("compare.csv", "compare.md", "latency_over_time.png", "utilization_by_size.png"):
@@ -84,13 +100,33 @@ def test_compare_writes_report_and_same_tags(tmp_path: Path, capsys):
     assert len((out / "compare.csv").read_text().strip().splitlines()) == 1 + 2 * 2
     tags = [set(read_scalars(out / p)) for p in pols]
     assert tags[0] == tags[1]
-    assert {"serving/p95_ms", "serving/sla_violation_rate", "serving/goodput_qps",
-            "serving/utilization"} <= tags[0]
+    assert {
+        "serving/p95_ms",
+        "serving/sla_violation_rate",
+        "serving/goodput_qps",
+        "serving/utilization",
+    } <= tags[0]
 
 
 def test_sweep_writes_curves(tmp_path: Path, capsys):
-    rc = main(["sweep", RESNET, "--policies", "paris+elsa", "--loads", "0.5,1.0", "--seeds", "1",
-               "--num-queries", "2000", "--logdir", str(tmp_path), "--jobs", "1"])
+    rc = main(
+        [
+            "sweep",
+            RESNET,
+            "--policies",
+            "paris+elsa",
+            "--loads",
+            "0.5,1.0",
+            "--seeds",
+            "1",
+            "--num-queries",
+            "2000",
+            "--logdir",
+            str(tmp_path),
+            "--jobs",
+            "1",
+        ]
+    )
     assert rc == 0
     out = tmp_path / "paper_resnet50" / "sweep"
     for f in ("sweep.csv", "sweep.md", "latency_vs_load.png", "violation_vs_load.png"):
@@ -100,9 +136,17 @@ def test_sweep_writes_curves(tmp_path: Path, capsys):
 
 
 def test_python_dash_m_entry_point():
-    r = subprocess.run([sys.executable, "-m", "mig_gym", "validate", RESNET],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "mig_gym", "validate", RESNET],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-m", "mig_gym", "validate", "missing.yaml"],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "mig_gym", "validate", "missing.yaml"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1

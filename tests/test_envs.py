@@ -1,4 +1,4 @@
-"""Gymnasium environments: checkers, determinism, pickling, replay, vector envs, SB3 and policies."""
+"""Gymnasium environments: checkers, determinism, pickling, replay, vector envs, SB3, policies."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import mig_gym
-from mig_gym.envs import DispatchEnv, PartitionEnv, reference_policy
+from mig_gym.envs import DispatchEnv, reference_policy
 from mig_gym.scenario import load_scenario
 
 from .conftest import SCENARIOS
@@ -27,12 +27,17 @@ def small(env_id: str) -> dict:
     sc = load_scenario(SCENARIOS / "paper_resnet50.yaml")
     if env_id.startswith("mig_gym/Partition"):
         sc = load_scenario(SCENARIOS / "diurnal_drift.yaml")
-        return dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, num_gpus=2),
-                                   env=dataclasses.replace(sc.env, epoch_s=5.0,
-                                                           epochs_per_episode=4))
-    return dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, num_gpus=2),
-                               env=dataclasses.replace(sc.env, queries_per_episode=300),
-                               workload=dataclasses.replace(sc.workload, load=0.25))
+        return dataclasses.replace(
+            sc,
+            cluster=dataclasses.replace(sc.cluster, num_gpus=2),
+            env=dataclasses.replace(sc.env, epoch_s=5.0, epochs_per_episode=4),
+        )
+    return dataclasses.replace(
+        sc,
+        cluster=dataclasses.replace(sc.cluster, num_gpus=2),
+        env=dataclasses.replace(sc.env, queries_per_episode=300),
+        workload=dataclasses.replace(sc.workload, load=0.25),
+    )
 
 
 def random_valid_actions(env: gym.Env, rng: np.random.Generator) -> object:
@@ -131,7 +136,7 @@ def test_dispatch_invalid_actions_are_remapped_penalised_counted():
     mask = env.unwrapped.action_masks()
     bad = int(np.flatnonzero(~mask)[0])
     for action in (bad, 10**9, -1, np.array([1, 2]), "x"):
-        _, r, _, _, info = env.step(action)
+        _, _, _, _, info = env.step(action)
         assert info["invalid"] and info["reward_terms"]["invalid_action"] == -1.0
     assert info["invalid_actions"] == 5
     _, _, _, _, info = env.step(int(np.flatnonzero(env.unwrapped.action_masks())[0]))
@@ -157,15 +162,22 @@ def test_reward_terms_sum_to_reward():
     for _ in range(50):
         _, r, _, _, info = env.step(int(np.flatnonzero(env.unwrapped.action_masks())[-1]))
         t = info["reward_terms"]
-        expect = (w.sla_violation * t["sla_violation"] + w.latency * t["latency"]
-                  + w.reconfig * t["reconfig"] + w.invalid_action * t["invalid_action"])
+        expect = (
+            w.sla_violation * t["sla_violation"]
+            + w.latency * t["latency"]
+            + w.reconfig * t["reconfig"]
+            + w.invalid_action * t["invalid_action"]
+        )
         assert r == pytest.approx(expect)
 
 
 def test_elsa_through_dispatch_env_equals_simulate():
     sc = load_scenario(SCENARIOS / "paper_resnet50.yaml")
-    sc = dataclasses.replace(sc, env=dataclasses.replace(sc.env, queries_per_episode=4000),
-                             run=dataclasses.replace(sc.run, drain=False))
+    sc = dataclasses.replace(
+        sc,
+        env=dataclasses.replace(sc.env, queries_per_episode=4000),
+        run=dataclasses.replace(sc.run, drain=False),
+    )
     env = gym.make(IDS[0], scenario=sc)
     obs, info = env.reset(seed=21)
     pol = reference_policy(env, "elsa")
@@ -174,8 +186,7 @@ def test_elsa_through_dispatch_env_equals_simulate():
         a, _ = pol.predict(obs)
         obs, _, term, trunc, step_info = env.step(a)
         done = term or trunc
-    direct = mig_gym.simulate(sc, policy="paris+elsa", seed=info["episode_seed"],
-                              num_queries=4000)
+    direct = mig_gym.simulate(sc, policy="paris+elsa", seed=info["episode_seed"], num_queries=4000)
     assert step_info["summary"] == direct.to_dict()
 
 
@@ -196,10 +207,9 @@ def test_make_vec_and_subproc_vec_env():
     obs, r, *_ = venv.step(np.array([0, 0]))
     assert r.shape == (2,)
     venv.close()
-    sub = SubprocVecEnv([lambda: gym.make(IDS[1], scenario=small(IDS[1]))] * 2,
-                        start_method="fork")
+    sub = SubprocVecEnv([lambda: gym.make(IDS[1], scenario=small(IDS[1]))] * 2, start_method="fork")
     obs = sub.reset()
-    obs, r, done, infos = sub.step(np.stack([sub.action_space.sample()] * 2))
+    obs, _, _, infos = sub.step(np.stack([sub.action_space.sample()] * 2))
     assert obs.shape[0] == 2 and len(infos) == 2
     sub.close()
 
@@ -208,12 +218,12 @@ def test_maskable_ppo_learns_without_error():
     from sb3_contrib import MaskablePPO
 
     env = gym.make(IDS[0], scenario=small(IDS[0]))
-    model = MaskablePPO("MlpPolicy", env, n_steps=256, batch_size=64, n_epochs=2, seed=0,
-                        device="cpu")
+    model = MaskablePPO(
+        "MlpPolicy", env, n_steps=256, batch_size=64, n_epochs=2, seed=0, device="cpu"
+    )
     model.learn(total_timesteps=1024)
     obs, _ = env.reset(seed=1)
-    action, _ = model.predict(obs, action_masks=env.unwrapped.action_masks(),
-                              deterministic=True)
+    action, _ = model.predict(obs, action_masks=env.unwrapped.action_masks(), deterministic=True)
     assert env.unwrapped.action_masks()[int(action)]
 
 
@@ -236,7 +246,28 @@ def test_core_package_does_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys, mig_gym, gymnasium as gym; gym.make('mig_gym/Dispatch-v0').reset(seed=0);"
-            "mig_gym.simulate(num_queries=500); print('torch' in sys.modules)")
+    code = (
+        "import sys, mig_gym, gymnasium as gym; gym.make('mig_gym/Dispatch-v0').reset(seed=0);"
+        "mig_gym.simulate(num_queries=500); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_rules_predict_through_bind():
+    from mig_gym.policies import ELSA, PARIS
+
+    env = gym.make(IDS[0], scenario=small(IDS[0]))
+    obs, _ = env.reset(seed=2)
+    with pytest.raises(RuntimeError, match="bind"):
+        ELSA().predict(obs)
+    elsa, ref = ELSA().bind(env), reference_policy(env, "elsa")
+    for _ in range(30):
+        a, _ = elsa.predict(obs)
+        assert a == ref.predict(obs)[0] and env.unwrapped.action_masks()[int(a)]
+        obs, *_ = env.step(a)
+    penv = gym.make(IDS[1], scenario=small(IDS[1]))
+    obs, _ = penv.reset(seed=2)
+    a, _ = PARIS().bind(penv).predict(obs)
+    assert penv.action_space.contains(a)
+    assert np.array_equal(a, reference_policy(penv, "paris").predict(obs)[0])

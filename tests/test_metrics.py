@@ -20,10 +20,18 @@ def recorder(window_s: float = 1e9, warmup: int = 0, models: tuple[str, ...] = (
     return Recorder(SIZES, window_s, warmup, models)
 
 
-def summarise(rec: Recorder, now: float, queued: int = 0, running: int = 0,
-              last_arrival_s: float = 1.0) -> Summary:
-    return rec.summary(scenario="s", policy="p", seed=0, now=now, queued=queued, running=running,
-                       last_arrival_s=last_arrival_s)
+def summarise(
+    rec: Recorder, now: float, queued: int = 0, running: int = 0, last_arrival_s: float = 1.0
+) -> Summary:
+    return rec.summary(
+        scenario="s",
+        policy="p",
+        seed=0,
+        now=now,
+        queued=queued,
+        running=running,
+        last_arrival_s=last_arrival_s,
+    )
 
 
 # --------------------------------------------------------------------------- LatencyHistogram
@@ -97,8 +105,13 @@ def test_window_rows_by_hand():
     rec = recorder(window_s=1.0)
     rec.capacity(0.0, 7, 7)
     events = [  # (time, what, query id, arrival)
-        (0.2, "arrive", 0, 0.2), (0.7, "done", 0, 0.2), (1.5, "arrive", 1, 1.5),
-        (1.6, "arrive", 2, 1.6), (1.9, "done", 1, 1.5), (3.2, "done", 2, 1.6)]
+        (0.2, "arrive", 0, 0.2),
+        (0.7, "done", 0, 0.2),
+        (1.5, "arrive", 1, 1.5),
+        (1.6, "arrive", 2, 1.6),
+        (1.9, "done", 1, 1.5),
+        (3.2, "done", 2, 1.6),
+    ]
     starts = {0: 0.2, 1: 1.5, 2: 1.9}
     for t, what, qid, arr in events:
         if what == "arrive":
@@ -117,11 +130,13 @@ def test_window_rows_by_hand():
     # busy [0.2, 0.7] | [1.5, 2] | [2, 3] | [3, 3.2] of 3.5 s available in the last half window
     assert [r["utilization"] for r in rows] == pytest.approx([0.5, 0.5, 1.0, 0.4])
     assert [r["busy_gpc_s_7g"] for r in rows] == pytest.approx([3.5, 3.5, 7.0, 1.4])
-    assert [r["latency_p50_ms"] for r in rows[:2]] + [rows[3]["latency_p50_ms"]] == \
-        pytest.approx([500.0, 400.0, 1600.0])
+    assert [r["latency_p50_ms"] for r in rows[:2]] + [rows[3]["latency_p50_ms"]] == pytest.approx(
+        [500.0, 400.0, 1600.0]
+    )
     assert math.isnan(rows[2]["latency_p95_ms"]) and math.isnan(rows[2]["latency_mean_ms"])
     assert {k for r in rows for k in r if k.startswith("busy_gpc_s_")} == {
-        f"busy_gpc_s_{k}g" for k in SIZES}
+        f"busy_gpc_s_{k}g" for k in SIZES
+    }
 
 
 def test_window_percentiles_are_exact():
@@ -170,9 +185,11 @@ def test_summary_excludes_warmup_and_counts_rejections_as_violations():
     assert s.goodput_qps == pytest.approx(1 / 9.0)
     assert s.offered_qps == pytest.approx(6 / 3.0)
     assert s.by_model["a"] == pytest.approx(
-        {"measured": 1.0, "sla_violation_rate": 1.0, "latency_mean_ms": 200.0})
+        {"measured": 1.0, "sla_violation_rate": 1.0, "latency_mean_ms": 200.0}
+    )
     assert s.by_model["b"] == pytest.approx(
-        {"measured": 1.0, "sla_violation_rate": 1.0, "latency_mean_ms": 1500.0})
+        {"measured": 1.0, "sla_violation_rate": 1.0, "latency_mean_ms": 1500.0}
+    )
     assert not dataclasses.replace(s, in_system=0).conserved
 
 

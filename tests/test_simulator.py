@@ -51,25 +51,41 @@ def plan(*gpus: Sequence[int], models: Sequence[Sequence[int]] | None = None) ->
     return Plan(lays, tuple(tuple(m) for m in mods))
 
 
-def tables(per_item_s: float | dict[int, float] = 1.0, max_batch: int = 16,
-           fits: dict[int, int] | None = None,
-           models: int = 1) -> dict[tuple[int, int], list[float]]:
+def tables(
+    per_item_s: float | dict[int, float] = 1.0,
+    max_batch: int = 16,
+    fits: dict[int, int] | None = None,
+    models: int = 1,
+) -> dict[tuple[int, int], list[float]]:
     """``L(b) = per_item_s[size] * b`` for every model and size; ``inf`` above ``fits[size]``."""
     per = per_item_s if isinstance(per_item_s, dict) else dict.fromkeys(SPEC.sizes, per_item_s)
     fits = fits or {}
-    return {(m, k): [INF] + [per.get(k, 1.0) * b if b <= fits.get(k, max_batch) else INF
-                             for b in range(1, max_batch + 1)]
-            for m in range(models) for k in SPEC.sizes}
+    return {
+        (m, k): [INF]
+        + [
+            per.get(k, 1.0) * b if b <= fits.get(k, max_batch) else INF
+            for b in range(1, max_batch + 1)
+        ]
+        for m in range(models)
+        for k in SPEC.sizes
+    }
 
 
-def stream(times: Sequence[float], batches: Sequence[int], models: Sequence[int] | None = None,
-           chunk: int = 2) -> Iterator[QueryBlock]:
+def stream(
+    times: Sequence[float],
+    batches: Sequence[int],
+    models: Sequence[int] | None = None,
+    chunk: int = 2,
+) -> Iterator[QueryBlock]:
     """The queries as ``QueryBlock`` chunks of ``chunk`` (block boundaries must not matter)."""
     models = models if models is not None else [0] * len(times)
     for i in range(0, len(times), chunk):
-        yield QueryBlock(i, np.array(times[i:i + chunk], float),
-                         np.array(models[i:i + chunk], np.int32),
-                         np.array(batches[i:i + chunk], np.int32))
+        yield QueryBlock(
+            i,
+            np.array(times[i : i + chunk], float),
+            np.array(models[i : i + chunk], np.int32),
+            np.array(batches[i : i + chunk], np.int32),
+        )
 
 
 class LogRecorder(Recorder):
@@ -90,24 +106,50 @@ class LogRecorder(Recorder):
         self.reasons[qid] = reason
 
 
-def make_sim(times, batches, *, models=None, gpus=((7,),), plan_models=None, lat=None,
-             dispatcher=None, central=False, external=False, num_models=1, chunk=2,
-             window_s=1e9, **kw) -> Simulator:
+def make_sim(
+    times,
+    batches,
+    *,
+    models=None,
+    gpus=((7,),),
+    plan_models=None,
+    lat=None,
+    dispatcher=None,
+    central=False,
+    external=False,
+    num_models=1,
+    chunk=2,
+    window_s=1e9,
+    **kw,
+) -> Simulator:
     """A simulator over hand-made queries: push earliest-finish unless ``central`` (pull) or
     ``external`` (every arrival is a dispatch decision) or another ``dispatcher`` is given."""
     if dispatcher is None and not central and not external:
         dispatcher = EarliestFinish()
-    return Simulator(gpu=SPEC, num_gpus=len(gpus), tables=lat or tables(models=num_models),
-                     slo_s=[100.0] * num_models, stream=stream(times, batches, models, chunk),
-                     plan=plan(*gpus, models=plan_models),
-                     recorder=LogRecorder(num_models, window_s), dispatcher=dispatcher,
-                     central_queue=central, **kw)
+    return Simulator(
+        gpu=SPEC,
+        num_gpus=len(gpus),
+        tables=lat or tables(models=num_models),
+        slo_s=[100.0] * num_models,
+        stream=stream(times, batches, models, chunk),
+        plan=plan(*gpus, models=plan_models),
+        recorder=LogRecorder(num_models, window_s),
+        dispatcher=dispatcher,
+        central_queue=central,
+        **kw,
+    )
 
 
 def summary_of(sim: Simulator) -> Summary:
-    return sim.rec.summary(scenario="t", policy="t", seed=0, now=sim.now,
-                           queued=sim.queued_count(), running=sim.running,
-                           last_arrival_s=sim.last_arrival_s)
+    return sim.rec.summary(
+        scenario="t",
+        policy="t",
+        seed=0,
+        now=sim.now,
+        queued=sim.queued_count(),
+        running=sim.running,
+        last_arrival_s=sim.last_arrival_s,
+    )
 
 
 # Every dispatch style: a fresh push dispatcher, or None for pull (FIFS's central queue).
@@ -127,8 +169,9 @@ def test_single_partition_fifo_exact_times(style, chunk):
     # One 7g partition, L(b) = b seconds. q0 [0, 2]; q1 waits for q0: [2, 3]; q2 [3, 6]; q3 arrives
     # at 6, the instant q2 completes: the completion is handled first, so q3 starts at once: [6, 7].
     disp = DISPATCH_STYLES[style]()
-    sim = make_sim([0.0, 0.5, 1.0, 6.0], [2, 1, 3, 1], dispatcher=disp, central=disp is None,
-                   chunk=chunk)
+    sim = make_sim(
+        [0.0, 0.5, 1.0, 6.0], [2, 1, 3, 1], dispatcher=disp, central=disp is None, chunk=chunk
+    )
     sim.run()
     sim.check_conservation()
     assert sim.rec.done == pytest.approx({0: 2.0, 1: 3.0, 2: 6.0, 3: 7.0}, abs=1e-12)
@@ -140,21 +183,29 @@ def test_single_partition_fifo_exact_times(style, chunk):
     assert s.sim_time_s == 7.0
 
 
-@pytest.mark.parametrize(("label", "disp", "central", "expected"), [
-    # 4g+3g, L(b) = b on 4g and 2b on 3g; four batch-1 queries at t = 0, 0, 0.5, 0.5.
-    # earliest finish: q0 -> 4g (1 < 2); q1 ties at 2 -> the smaller 3g; q2 -> 4g (2 < 4), starts
-    # at 1; q3 -> 4g (3 < 4), starts at 2.
-    ("earliest_finish", EarliestFinish(), False, {0: 1.0, 1: 2.0, 2: 2.0, 3: 3.0}),
-    # JSQ: q3 sees 4g with 2 queries and 3g with 1, so it waits for the slower 3g: [2, 4].
-    ("jsq", JoinShortestQueue(), False, {0: 1.0, 1: 2.0, 2: 2.0, 3: 4.0}),
-    # FIFS: q0, q1 take the idle 4g, 3g (in placement order); q2 and q3 wait centrally; 4g frees
-    # at 1 and takes q2; at t=2 both free, 3g's completion (scheduled first) takes q3: [2, 4].
-    ("fifs", FIFS(), True, {0: 1.0, 1: 2.0, 2: 2.0, 3: 4.0}),
-])
+@pytest.mark.parametrize(
+    ("label", "disp", "central", "expected"),
+    [
+        # 4g+3g, L(b) = b on 4g and 2b on 3g; four batch-1 queries at t = 0, 0, 0.5, 0.5.
+        # earliest finish: q0 -> 4g (1 < 2); q1 ties at 2 -> the smaller 3g; q2 -> 4g (2 < 4),
+        # starts at 1; q3 -> 4g (3 < 4), starts at 2.
+        ("earliest_finish", EarliestFinish(), False, {0: 1.0, 1: 2.0, 2: 2.0, 3: 3.0}),
+        # JSQ: q3 sees 4g with 2 queries and 3g with 1, so it waits for the slower 3g: [2, 4].
+        ("jsq", JoinShortestQueue(), False, {0: 1.0, 1: 2.0, 2: 2.0, 3: 4.0}),
+        # FIFS: q0, q1 take the idle 4g, 3g (in placement order); q2 and q3 wait centrally; 4g frees
+        # at 1 and takes q2; at t=2 both free, 3g's completion (scheduled first) takes q3: [2, 4].
+        ("fifs", FIFS(), True, {0: 1.0, 1: 2.0, 2: 2.0, 3: 4.0}),
+    ],
+)
 def test_two_partitions_push_and_pull_exact_times(label, disp, central, expected):
-    sim = make_sim([0.0, 0.0, 0.5, 0.5], [1, 1, 1, 1], gpus=((4, 3),),
-                   lat=tables({4: 1.0, 3: 2.0}), dispatcher=None if central else disp,
-                   central=central)
+    sim = make_sim(
+        [0.0, 0.0, 0.5, 0.5],
+        [1, 1, 1, 1],
+        gpus=((4, 3),),
+        lat=tables({4: 1.0, 3: 2.0}),
+        dispatcher=None if central else disp,
+        central=central,
+    )
     sim.run()
     sim.check_conservation()
     assert sim.rec.done == pytest.approx(expected, abs=1e-12)
@@ -164,8 +215,13 @@ def test_pull_takes_the_oldest_query_the_partition_can_hold():
     # 4g+3g, L(b) = b on both, the 3g holds batches <= 2 only. q0 (b=4) -> 4g [0, 4]; q1 -> 3g
     # [0, 1]; q2 (b=4) and q3 (b=2) wait. At 1 the 3g skips q2, which it cannot hold, and takes q3
     # [1, 3]; at 3 it stays idle; at 4 the 4g takes q2 [4, 8].
-    sim = make_sim([0.0, 0.0, 0.1, 0.2], [4, 1, 4, 2], gpus=((4, 3),),
-                   lat=tables(1.0, fits={3: 2}), central=True)
+    sim = make_sim(
+        [0.0, 0.0, 0.1, 0.2],
+        [4, 1, 4, 2],
+        gpus=((4, 3),),
+        lat=tables(1.0, fits={3: 2}),
+        central=True,
+    )
     sim.run()
     sim.check_conservation()
     assert sim.rec.done == pytest.approx({0: 4.0, 1: 1.0, 2: 8.0, 3: 3.0}, abs=1e-12)
@@ -176,8 +232,14 @@ def test_rejections_name_the_reason(mode):
     # The plan hosts model 0 only; no partition holds a batch above 2. q1 (batch 3) is refused for
     # memory, q2 (model 1) because nobody hosts it; q0 and q3 are served: [0, 1] and [3, 5].
     kw = {"central": mode == "pull", "external": mode == "external", "fallback": EarliestFinish()}
-    sim = make_sim([0.0, 1.0, 2.0, 3.0], [1, 3, 1, 2], models=[0, 0, 1, 0], num_models=2,
-                   lat=tables(1.0, fits=dict.fromkeys(SPEC.sizes, 2), models=2), **kw)
+    sim = make_sim(
+        [0.0, 1.0, 2.0, 3.0],
+        [1, 3, 1, 2],
+        models=[0, 0, 1, 0],
+        num_models=2,
+        lat=tables(1.0, fits=dict.fromkeys(SPEC.sizes, 2), models=2),
+        **kw,
+    )
     decisions = []
     while (d := sim.run_until_decision()) is not None:
         assert d.kind == "dispatch" and d.query is not None and d.time_s == d.query.arrival_s
@@ -194,8 +256,7 @@ def test_rejections_name_the_reason(mode):
 
 
 def test_dispatch_refuses_a_partition_that_cannot_take_the_query():
-    sim = make_sim([0.0, 0.0], [1, 9], gpus=((4, 3),), lat=tables(1.0, fits={3: 8}),
-                   external=True)
+    sim = make_sim([0.0, 0.0], [1, 9], gpus=((4, 3),), lat=tables(1.0, fits={3: 8}), external=True)
     d = sim.run_until_decision()
     p3 = sim.view.best_in_class(0, 3)
     sim.dispatch(d.query, p3)
@@ -222,11 +283,21 @@ def test_unassigned_partition_takes_no_work_but_counts_as_capacity(central):
 
 def test_empty_blocks_do_not_end_the_stream():
     # A hand-made stream may yield an empty block (say, an empty trace window) mid-stream.
-    blocks = [*stream([0.0, 1.0], [1, 1]), QueryBlock(2, np.zeros(0), np.zeros(0, np.int32),
-                                                      np.zeros(0, np.int32)),
-              *stream([5.0], [1])]
-    sim = Simulator(gpu=SPEC, num_gpus=1, tables=tables(), slo_s=[1.0], stream=iter(blocks),
-                    plan=plan((7,)), recorder=LogRecorder(), dispatcher=EarliestFinish())
+    blocks = [
+        *stream([0.0, 1.0], [1, 1]),
+        QueryBlock(2, np.zeros(0), np.zeros(0, np.int32), np.zeros(0, np.int32)),
+        *stream([5.0], [1]),
+    ]
+    sim = Simulator(
+        gpu=SPEC,
+        num_gpus=1,
+        tables=tables(),
+        slo_s=[1.0],
+        stream=iter(blocks),
+        plan=plan((7,)),
+        recorder=LogRecorder(),
+        dispatcher=EarliestFinish(),
+    )
     sim.run()
     sim.check_conservation()
     assert sim.rec.done == pytest.approx({0: 1.0, 1: 2.0, 2: 6.0})
@@ -253,8 +324,15 @@ def _epoch_run(faults, reconfigure_at=1.0):
     """Two 7g GPUs, L(b) = 10 b s; q0..q3 (batch 1) at t=0 and q4 at t=100. At the epoch decision
     ``reconfigure_at`` GPU 0 is re-partitioned to 4g+3g (reconfig_s = 3). Returns the simulator and
     GPU 0's state at each epoch decision."""
-    sim = make_sim([0.0, 0.0, 0.0, 0.0, 100.0], [1, 1, 1, 1, 1], gpus=((7,), (7,)),
-                   lat=tables(10.0), faults=faults, reconfig_s=3.0, epoch_s=1.0)
+    sim = make_sim(
+        [0.0, 0.0, 0.0, 0.0, 100.0],
+        [1, 1, 1, 1, 1],
+        gpus=((7,), (7,)),
+        lat=tables(10.0),
+        faults=faults,
+        reconfig_s=3.0,
+        epoch_s=1.0,
+    )
     states = {}
     while (d := sim.run_until_decision()) is not None:
         assert d.kind == "epoch"
@@ -268,26 +346,53 @@ def _epoch_run(faults, reconfigure_at=1.0):
     return sim, states
 
 
-@pytest.mark.parametrize(("faults", "done", "retried", "redispatched", "downtime", "states"), [
-    # Earliest finish puts q0, q2 on GPU 0 and q1, q3 on GPU 1. Reconfiguring GPU 0 at t=1 sends
-    # its queued q2 to GPU 1 (redispatched) while q0 drains. GPU 0 fails at 2, *while draining*:
-    # q0 is retried on GPU 1 (queue q3, q2, q0). It recovers at 4 and still owes the
-    # reconfiguration: down 4..7, then 4g+3g. q4 (t=100) ties on all sizes and takes the 3g.
-    ([(0, 2.0, 4.0)], {0: 40.0, 1: 10.0, 2: 30.0, 3: 20.0, 4: 110.0}, 1, 1, 3.0,
-     {1.0: GPU.DRAINING, 2.0: GPU.DOWN, 4.0: GPU.RECONFIGURING, 7.0: GPU.UP}),
-    # Same, but GPU 0 fails at 11, *while reconfiguring* (q0 drained at 10): nothing to retry;
-    # 1 s of the first downtime counts, then the whole reconfiguration again from the recovery at
-    # 12: down 12..15.
-    ([(0, 11.0, 12.0)], {0: 10.0, 1: 10.0, 2: 30.0, 3: 20.0, 4: 110.0}, 0, 1, 4.0,
-     {1.0: GPU.DRAINING, 10.0: GPU.RECONFIGURING, 11.0: GPU.DOWN, 12.0: GPU.RECONFIGURING,
-      15.0: GPU.UP}),
-    # GPU 0 is down at t=1 when told to reconfigure: it takes the new layout when it recovers.
-    # q0 and the queued q2 are retried on GPU 1 at 0.5 (in arrival order, behind q3).
-    ([(0, 0.5, 5.0)], {0: 30.0, 1: 10.0, 2: 40.0, 3: 20.0, 4: 110.0}, 2, 0, 3.0,
-     {1.0: GPU.DOWN, 5.0: GPU.RECONFIGURING, 8.0: GPU.UP}),
-])
-def test_failure_during_draining_and_reconfiguration(faults, done, retried, redispatched,
-                                                    downtime, states):
+@pytest.mark.parametrize(
+    ("faults", "done", "retried", "redispatched", "downtime", "states"),
+    [
+        # Earliest finish puts q0, q2 on GPU 0 and q1, q3 on GPU 1. Reconfiguring GPU 0 at t=1 sends
+        # its queued q2 to GPU 1 (redispatched) while q0 drains. GPU 0 fails at 2, *while draining*:
+        # q0 is retried on GPU 1 (queue q3, q2, q0). It recovers at 4 and still owes the
+        # reconfiguration: down 4..7, then 4g+3g. q4 (t=100) ties on all sizes and takes the 3g.
+        (
+            [(0, 2.0, 4.0)],
+            {0: 40.0, 1: 10.0, 2: 30.0, 3: 20.0, 4: 110.0},
+            1,
+            1,
+            3.0,
+            {1.0: GPU.DRAINING, 2.0: GPU.DOWN, 4.0: GPU.RECONFIGURING, 7.0: GPU.UP},
+        ),
+        # Same, but GPU 0 fails at 11, *while reconfiguring* (q0 drained at 10): nothing to retry;
+        # 1 s of the first downtime counts, then the whole reconfiguration again from the
+        # recovery at 12: down 12..15.
+        (
+            [(0, 11.0, 12.0)],
+            {0: 10.0, 1: 10.0, 2: 30.0, 3: 20.0, 4: 110.0},
+            0,
+            1,
+            4.0,
+            {
+                1.0: GPU.DRAINING,
+                10.0: GPU.RECONFIGURING,
+                11.0: GPU.DOWN,
+                12.0: GPU.RECONFIGURING,
+                15.0: GPU.UP,
+            },
+        ),
+        # GPU 0 is down at t=1 when told to reconfigure: it takes the new layout when it recovers.
+        # q0 and the queued q2 are retried on GPU 1 at 0.5 (in arrival order, behind q3).
+        (
+            [(0, 0.5, 5.0)],
+            {0: 30.0, 1: 10.0, 2: 40.0, 3: 20.0, 4: 110.0},
+            2,
+            0,
+            3.0,
+            {1.0: GPU.DOWN, 5.0: GPU.RECONFIGURING, 8.0: GPU.UP},
+        ),
+    ],
+)
+def test_failure_during_draining_and_reconfiguration(
+    faults, done, retried, redispatched, downtime, states
+):
     sim, seen = _epoch_run(faults)
     assert sim.rec.done == pytest.approx(done)
     assert (sim.rec.retried, sim.rec.redispatched) == (retried, redispatched)
@@ -304,8 +409,15 @@ def test_orphans_of_a_reconfiguration_are_redispatched_in_arrival_order():
     # the 4g's queue holds q3 (t=0.2) and the 3g's q2 (t=0.1). Reconfiguring GPU 0 at 0.5 sends
     # both to GPU 1's idle 7g, oldest first, as a failure's victims are: q2 [0.5, 1.5], q3
     # [1.5, 2.5]. q4 (t=10) keeps the epochs coming.
-    sim = make_sim([0.0, 0.0, 0.1, 0.2, 10.0], [1] * 5, gpus=((4, 3), (7,)), external=True,
-                   fallback=EarliestFinish(), epoch_s=0.5, reconfig_s=3.0)
+    sim = make_sim(
+        [0.0, 0.0, 0.1, 0.2, 10.0],
+        [1] * 5,
+        gpus=((4, 3), (7,)),
+        external=True,
+        fallback=EarliestFinish(),
+        epoch_s=0.5,
+        reconfig_s=3.0,
+    )
     where = {0: (0, 4), 1: (0, 3), 2: (0, 3), 3: (0, 4), 4: (1, 7)}
     while (d := sim.run_until_decision()) is not None:
         if d.kind == "dispatch":
@@ -322,8 +434,13 @@ def test_orphans_of_a_reconfiguration_are_redispatched_in_arrival_order():
 def test_gpu_down_forever_keeps_its_queries_in_the_system(central):
     # One GPU, down for good at 1.5 while q1 runs: q1 is retried and waits (held), q2 arrives to a
     # dead server and waits too. Nothing is lost: 1 completed + 2 in system.
-    sim = make_sim([0.0, 1.0, 3.0], [1, 1, 1], faults=[(0, 1.5, None)], central=central,
-                   fallback=EarliestFinish())
+    sim = make_sim(
+        [0.0, 1.0, 3.0],
+        [1, 1, 1],
+        faults=[(0, 1.5, None)],
+        central=central,
+        fallback=EarliestFinish(),
+    )
     sim.run()
     sim.check_conservation()
     s = summary_of(sim)
@@ -332,21 +449,32 @@ def test_gpu_down_forever_keeps_its_queries_in_the_system(central):
 
 
 @pytest.mark.parametrize("central", [False, True], ids=["push", "pull"])
-@pytest.mark.parametrize(("sizes", "models", "q1", "reason"), [
-    ((7,), (1,), (0, 1), REJECT_NOT_HOSTED),  # the GPU is handed to model 1
-    ((1,) * 7, (0,) * 7, (0, 4), REJECT_MEMORY),  # seven 1g that hold batches <= 2 only
-], ids=["model_dropped", "batch_too_big"])
-def test_waiting_queries_the_new_plan_cannot_serve_are_rejected(central, sizes, models, q1,
-                                                                reason):
+@pytest.mark.parametrize(
+    ("sizes", "models", "q1", "reason"),
+    [
+        ((7,), (1,), (0, 1), REJECT_NOT_HOSTED),  # the GPU is handed to model 1
+        ((1,) * 7, (0,) * 7, (0, 4), REJECT_MEMORY),  # seven 1g that hold batches <= 2 only
+    ],
+    ids=["model_dropped", "batch_too_big"],
+)
+def test_waiting_queries_the_new_plan_cannot_serve_are_rejected(central, sizes, models, q1, reason):
     # One 7g. q0 runs [0, 1]; q1 waits (partition queue, or the central queue in pull mode). At
     # the epoch t=0.5 the GPU is re-partitioned so that nothing in the new plan can serve q1: it
     # is rejected at once (push: an orphan re-routed; pull: flushed from the central queue), not
     # left waiting forever. q2 (batch 1) arrives at 1.2 and runs when the 1 s reconfiguration
     # (drain to 1, down to 2) is over: [2, 3].
     q2_model = models[0]
-    sim = make_sim([0.0, 0.2, 1.2], [1, q1[1], 1], models=[0, q1[0], q2_model], num_models=2,
-                   lat=tables(1.0, models=2, fits={1: 2}), central=central, reconfig_s=1.0,
-                   epoch_s=0.5, fallback=EarliestFinish())
+    sim = make_sim(
+        [0.0, 0.2, 1.2],
+        [1, q1[1], 1],
+        models=[0, q1[0], q2_model],
+        num_models=2,
+        lat=tables(1.0, models=2, fits={1: 2}),
+        central=central,
+        reconfig_s=1.0,
+        epoch_s=0.5,
+        fallback=EarliestFinish(),
+    )
     while (d := sim.run_until_decision()) is not None:
         if d.epoch == 1:
             sim.reconfigure(0, layout(*sizes), models)
@@ -358,25 +486,37 @@ def test_waiting_queries_the_new_plan_cannot_serve_are_rejected(central, sizes, 
 
 
 # --------------------------------------------------------------------------- queueing theory
-def _single_server_run(batch, rate_qps: float, per_item_s: float, n: int, seed: int,
-                       central: bool) -> Summary:
+def _single_server_run(
+    batch, rate_qps: float, per_item_s: float, n: int, seed: int, central: bool
+) -> Summary:
     """Poisson arrivals to one 7g partition with ``L(b) = per_item_s * (1 + b)``."""
     top = max(batch.pmf) if isinstance(batch, EmpiricalBatch) else batch.value
     lat = {(0, 7): [INF] + [per_item_s * (1 + b) for b in range(1, top + 1)]}
     wl = WorkloadConfig(arrivals=PoissonArrivals(rate_qps=rate_qps), batch=batch)
-    sim = Simulator(gpu=SPEC, num_gpus=1, tables=lat, slo_s=[1.0],
-                    stream=QueryStream(wl, ["m"], [1.0], seed, n).blocks(), plan=plan((7,)),
-                    recorder=Recorder(SPEC.sizes, 1e9, 0, ("m",)),
-                    dispatcher=None if central else EarliestFinish(), central_queue=central)
+    sim = Simulator(
+        gpu=SPEC,
+        num_gpus=1,
+        tables=lat,
+        slo_s=[1.0],
+        stream=QueryStream(wl, ["m"], [1.0], seed, n).blocks(),
+        plan=plan((7,)),
+        recorder=Recorder(SPEC.sizes, 1e9, 0, ("m",)),
+        dispatcher=None if central else EarliestFinish(),
+        central_queue=central,
+    )
     sim.run()
     sim.check_conservation()
     return summary_of(sim)
 
 
-@pytest.mark.parametrize(("batch", "central"), [
-    (FixedBatch(value=4), True),  # M/D/1, pull
-    (EmpiricalBatch(pmf={1: 0.3, 4: 0.4, 8: 0.3}), False),  # M/G/1 (cv^2 = 0.26), push
-], ids=["M/D/1", "M/G/1"])
+@pytest.mark.parametrize(
+    ("batch", "central"),
+    [
+        (FixedBatch(value=4), True),  # M/D/1, pull
+        (EmpiricalBatch(pmf={1: 0.3, 4: 0.4, 8: 0.3}), False),  # M/G/1 (cv^2 = 0.26), push
+    ],
+    ids=["M/D/1", "M/G/1"],
+)
 def test_mean_wait_matches_pollaczek_khinchine(batch, central):
     # Service S = 1 ms * (1 + b): E[S], E[S^2] are exact from the pmf; rho = 0.5.
     # Wq = lambda E[S^2] / (2 (1 - rho)), and the mean latency (an exact mean in the Summary) is
@@ -399,9 +539,16 @@ def test_mean_wait_matches_pollaczek_khinchine(batch, central):
 
 def _little(profile: Path, seed: int) -> tuple[float, float, float, Summary]:
     """(exact L, sampled L, lambda W, summary) of a two-GPU run, see test_littles_law."""
-    sc = scenario(profile, num_gpus=2, layouts=[(4, 2, 1)], rate_qps=450.0,
-                  batch={"kind": "lognormal", "median": 4, "sigma": 0.8, "max": 32},
-                  num_queries=60_000, service_cv=0.3, seed=seed)
+    sc = scenario(
+        profile,
+        num_gpus=2,
+        layouts=[(4, 2, 1)],
+        rate_qps=450.0,
+        batch={"kind": "lognormal", "median": 4, "sigma": 0.8, "max": 32},
+        num_queries=60_000,
+        service_cv=0.3,
+        seed=seed,
+    )
     run = build(sc, "fixed+earliest_finish", epoch_s=0.007)
     sim, rec = run.sim, run.recorder
     area = [0.0, sim.now, 0]  # integral of N(t), time of its last change, N
@@ -443,15 +590,21 @@ def test_littles_law(profile_csv):
 SIZES_SLOWDOWN = {1: 4.0, 2: 2.5, 3: 1.8, 4: 1.4, 7: 1.0}
 
 
-def write_profile(path: Path, base_ms: float = 1.0, per_item_ms: float = 0.5,
-                  max_batch: int = 64, models: Sequence[str] = ("m",),
-                  mem_gb: tuple[float, float] | None = None) -> Path:
+def write_profile(
+    path: Path,
+    base_ms: float = 1.0,
+    per_item_ms: float = 0.5,
+    max_batch: int = 64,
+    models: Sequence[str] = ("m",),
+    mem_gb: tuple[float, float] | None = None,
+) -> Path:
     """A mig_gym CSV with ``L = (base + per_item b) * slowdown[size]`` for every integer batch
     (so interpolation plays no part); ``mem_gb = (base, per_item)`` adds a memory column."""
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["model", "gpu", "gpcs", "batch", "latency_ms"]
-                   + (["memory_gb"] if mem_gb else []))
+        w.writerow(
+            ["model", "gpu", "gpcs", "batch", "latency_ms"] + (["memory_gb"] if mem_gb else [])
+        )
         for m in models:
             for k, slow in SIZES_SLOWDOWN.items():
                 for b in range(1, max_batch + 1):
@@ -460,20 +613,36 @@ def write_profile(path: Path, base_ms: float = 1.0, per_item_ms: float = 0.5,
     return path
 
 
-def scenario(profile: Path, *, num_gpus: int = 1, layouts=((7,),), rate_qps: float = 100.0,
-             batch: dict | None = None, num_queries: int = 2000, service_cv: float = 0.0,
-             faults: Sequence[tuple[int, float, float | None]] = (), seed: int = 0,
-             models: Sequence[tuple[str, float]] = (("m", 1.0),), reconfig_s: float = 1.0,
-             dispatcher: str = "earliest_finish") -> dict:
+def scenario(
+    profile: Path,
+    *,
+    num_gpus: int = 1,
+    layouts=((7,),),
+    rate_qps: float = 100.0,
+    batch: dict | None = None,
+    num_queries: int = 2000,
+    service_cv: float = 0.0,
+    faults: Sequence[tuple[int, float, float | None]] = (),
+    seed: int = 0,
+    models: Sequence[tuple[str, float]] = (("m", 1.0),),
+    reconfig_s: float = 1.0,
+    dispatcher: str = "earliest_finish",
+) -> dict:
     return {
-        "name": "test", "seed": seed,
+        "name": "test",
+        "seed": seed,
         "cluster": {"gpu": GPU_NAME, "num_gpus": num_gpus, "reconfig_s": reconfig_s},
         "models": [{"name": n, "slo_ms": 50.0, "share": s} for n, s in models],
         "profiles": {"path": str(profile), "format": "mig_gym"},
-        "workload": {"arrivals": {"kind": "poisson", "rate_qps": rate_qps},
-                     "batch": batch or {"kind": "fixed", "value": 4}, "service_cv": service_cv},
-        "policy": {"partitioner": {"kind": "fixed", "layouts": [list(x) for x in layouts]},
-                   "dispatcher": {"kind": dispatcher}},
+        "workload": {
+            "arrivals": {"kind": "poisson", "rate_qps": rate_qps},
+            "batch": batch or {"kind": "fixed", "value": 4},
+            "service_cv": service_cv,
+        },
+        "policy": {
+            "partitioner": {"kind": "fixed", "layouts": [list(x) for x in layouts]},
+            "dispatcher": {"kind": dispatcher},
+        },
         "run": {"num_queries": num_queries, "warmup_queries": 0},
         "faults": [{"gpu": g, "down_at_s": d, "up_at_s": u} for g, d, u in faults],
     }
@@ -493,8 +662,14 @@ def test_memory_column_rejects_batches_no_partition_holds(tmp_path):
     assert 120 < s.rejected < 280 and s.completed + s.rejected == 400 and s.conserved
 
 
-POLICIES = ["fixed+earliest_finish", "fixed+fifs", "fixed+jsq", "fixed+round_robin",
-            "fixed+random", "fixed+elsa"]
+POLICIES = [
+    "fixed+earliest_finish",
+    "fixed+fifs",
+    "fixed+jsq",
+    "fixed+round_robin",
+    "fixed+random",
+    "fixed+elsa",
+]
 # Two 7g GPUs at rho ~0.7 each (L(4) = 3 ms, 470 qps), 3000 queries (~6.4 s). Each scenario
 # fails a GPU while the other one is overloaded (470 qps > 333 qps for one GPU), so that the
 # failing GPU is certainly busy and some of its queries must be retried.
@@ -517,8 +692,13 @@ def test_failures_retry_and_lose_nothing(profile_csv, faults, policy):
 
 @pytest.mark.parametrize("policy", ["fixed+earliest_finish", "fixed+fifs"])
 def test_capacity_that_never_returns_keeps_queries_in_system(profile_csv, policy):
-    sc = scenario(profile_csv, num_gpus=2, rate_qps=470.0, num_queries=3000,
-                  faults=[(0, 1.0, None), (1, 1.5, None)])
+    sc = scenario(
+        profile_csv,
+        num_gpus=2,
+        rate_qps=470.0,
+        num_queries=3000,
+        faults=[(0, 1.0, None), (1, 1.5, None)],
+    )
     s = mig_gym.simulate(sc, policy=policy, seed=2)
     assert s.conserved and s.rejected == 0 and s.retried > 0
     assert s.in_system > 0 and s.completed + s.in_system == s.arrived == 3000
@@ -533,10 +713,22 @@ def test_random_reconfigurations_with_failures_conserve_queries(tmp_path, policy
     rng = np.random.default_rng(7)
     options = [(7,), (4, 3), (4, 2, 1), (3, 3), (2, 2, 2, 1), (1,) * 7]
     prof = write_profile(tmp_path / "mem.csv", max_batch=32, mem_gb=(0.0, 2.5))
-    sc = scenario(prof, num_gpus=3, rate_qps=800.0, num_queries=6000, reconfig_s=0.3,
-                  batch={"kind": "lognormal", "median": 4, "sigma": 0.7, "max": 32},
-                  faults=[(0, 0.55, 1.4), (1, 2.05, 2.6), (2, 3.3, 5.0), (0, 4.1, 4.2),
-                          (1, 5.3, 5.9), (2, 6.1, 6.3)])
+    sc = scenario(
+        prof,
+        num_gpus=3,
+        rate_qps=800.0,
+        num_queries=6000,
+        reconfig_s=0.3,
+        batch={"kind": "lognormal", "median": 4, "sigma": 0.7, "max": 32},
+        faults=[
+            (0, 0.55, 1.4),
+            (1, 2.05, 2.6),
+            (2, 3.3, 5.0),
+            (0, 4.1, 4.2),
+            (1, 5.3, 5.9),
+            (2, 6.1, 6.3),
+        ],
+    )
     run = build(sc, policy, seed=3, epoch_s=0.4)
     sim = run.sim
     states_at_failure = []
@@ -554,7 +746,8 @@ def test_random_reconfigurations_with_failures_conserve_queries(tmp_path, policy
         sim.check_conservation()
     s = run.summary()
     assert len(states_at_failure) == 6 and {GPU.DRAINING, GPU.RECONFIGURING} & set(
-        states_at_failure)
+        states_at_failure
+    )
     assert s.conserved and s.in_system == 0 and s.completed + s.rejected == s.arrived == 6000
     assert s.rejected_by_reason.keys() == {REJECT_MEMORY}
     assert s.reconfigurations > 5 and s.downtime_s > 0 and s.retried > 0
@@ -563,9 +756,16 @@ def test_random_reconfigurations_with_failures_conserve_queries(tmp_path, policy
 
 
 def test_same_seed_same_summary_different_seed_different(profile_csv):
-    sc = scenario(profile_csv, num_gpus=2, layouts=[(4, 2, 1)], rate_qps=900.0,
-                  batch={"kind": "lognormal", "median": 4, "sigma": 0.8, "max": 32},
-                  num_queries=4000, service_cv=0.4, faults=[(1, 1.0, 2.0)])
+    sc = scenario(
+        profile_csv,
+        num_gpus=2,
+        layouts=[(4, 2, 1)],
+        rate_qps=900.0,
+        batch={"kind": "lognormal", "median": 4, "sigma": 0.8, "max": 32},
+        num_queries=4000,
+        service_cv=0.4,
+        faults=[(1, 1.0, 2.0)],
+    )
     a, b = (mig_gym.simulate(sc, policy="fixed+random", seed=9) for _ in range(2))
     c = mig_gym.simulate(sc, policy="fixed+random", seed=10)
     assert a.to_dict() == b.to_dict()
@@ -592,9 +792,15 @@ def _arrivals(sc: dict, policy: str, seed: int) -> dict[int, tuple[float, int]]:
 
 
 def test_arrivals_do_not_depend_on_the_policy(profile_csv):
-    sc = scenario(profile_csv, num_gpus=2, rate_qps=600.0, num_queries=3000, service_cv=0.3,
-                  models=(("m", 0.7), ("n", 0.3)),
-                  batch={"kind": "lognormal", "median": 4, "sigma": 0.8, "max": 32})
+    sc = scenario(
+        profile_csv,
+        num_gpus=2,
+        rate_qps=600.0,
+        num_queries=3000,
+        service_cv=0.3,
+        models=(("m", 0.7), ("n", 0.3)),
+        batch={"kind": "lognormal", "median": 4, "sigma": 0.8, "max": 32},
+    )
     ref = _arrivals(sc, "fixed+earliest_finish", seed=4)
     assert len(ref) == 3000 and {m for _, m in ref.values()} == {0, 1}
     for policy in ("fixed+fifs", "fixed+random", "homo1+jsq", "paris+elsa", "random+random"):

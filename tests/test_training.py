@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -32,7 +31,8 @@ from mig_gym.tb import read_scalars
 from .conftest import REPO
 
 TINY = {
-    "name": "tiny", "seed": 0,
+    "name": "tiny",
+    "seed": 0,
     "cluster": {"gpu": "A100-80GB", "num_gpus": 2, "reconfig_s": 1.0},
     "models": [{"name": "resnet50", "slo_ms": 100}],
     "workload": {"arrivals": {"kind": "poisson", "rate_qps": 120}},  # ~40 % of 2 GPUs
@@ -40,15 +40,39 @@ TINY = {
     "env": {"queries_per_episode": 300, "epoch_s": 1.0, "epochs_per_episode": 3},
 }
 SMALL_HP = {  # rollouts and updates small enough for a test
-    "maskable_ppo": {"policy": "SlotPolicy", "n_envs": 1, "n_steps": 128, "batch_size": 64,
-                     "n_epochs": 2, "gamma": 0.9, "policy_kwargs": {"hidden": 32}},
-    "ppo": {"policy": "MlpPolicy", "n_envs": 1, "n_steps": 128, "batch_size": 64, "n_epochs": 2,
-            "policy_kwargs": {"net_arch": [32, 32]}},
-    "dqn": {"policy": "MlpPolicy", "buffer_size": 1000, "learning_starts": 100, "batch_size": 32,
-            "train_freq": 4, "target_update_interval": 100, "policy_kwargs": {"net_arch": [32]}},
+    "maskable_ppo": {
+        "policy": "SlotPolicy",
+        "n_envs": 1,
+        "n_steps": 128,
+        "batch_size": 64,
+        "n_epochs": 2,
+        "gamma": 0.9,
+        "policy_kwargs": {"hidden": 32},
+    },
+    "ppo": {
+        "policy": "MlpPolicy",
+        "n_envs": 1,
+        "n_steps": 128,
+        "batch_size": 64,
+        "n_epochs": 2,
+        "policy_kwargs": {"net_arch": [32, 32]},
+    },
+    "dqn": {
+        "policy": "MlpPolicy",
+        "buffer_size": 1000,
+        "learning_starts": 100,
+        "batch_size": 32,
+        "train_freq": 4,
+        "target_update_interval": 100,
+        "policy_kwargs": {"net_arch": [32]},
+    },
 }
-MAIN_TAGS = {"serving/p95_ms", "serving/sla_violation_rate", "serving/goodput_qps",
-             "serving/utilization"}
+MAIN_TAGS = {
+    "serving/p95_ms",
+    "serving/sla_violation_rate",
+    "serving/goodput_qps",
+    "serving/utilization",
+}
 EVAL_EPISODES = 2
 
 
@@ -78,9 +102,17 @@ def tiny_yaml(tmp_path_factory) -> Path:
 def trained(tmp_path_factory) -> Path:
     """One short MaskablePPO run (behaviour-cloning warm start, 256 steps, 3 evaluations)."""
     tmp = tmp_path_factory.mktemp("train")
-    return training.train(TINY, timesteps=256, logdir=tmp / "runs", eval_freq=128,
-                          eval_episodes=EVAL_EPISODES, bc_steps=600, bc_epochs=5,
-                          hyperparams=_hp_file(tmp, "maskable_ppo"), progress=False)
+    return training.train(
+        TINY,
+        timesteps=256,
+        logdir=tmp / "runs",
+        eval_freq=128,
+        eval_episodes=EVAL_EPISODES,
+        bc_steps=600,
+        bc_epochs=5,
+        hyperparams=_hp_file(tmp, "maskable_ppo"),
+        progress=False,
+    )
 
 
 def test_train_save_load_and_compare(trained: Path, tiny_yaml: Path, tmp_path: Path):
@@ -94,9 +126,23 @@ def test_train_save_load_and_compare(trained: Path, tiny_yaml: Path, tmp_path: P
     assert isinstance(training.load_learned(f"ppo:{trained}").model, MaskablePPO)
 
     spec = f"maskable_ppo:{trained}"
-    rc = main(["compare", str(tiny_yaml), "--policies", f"paris+elsa,{spec}", "--seeds", "1",
-               "--num-queries", "2500", "--logdir", str(tmp_path), "--jobs", "1",
-               "--no-progress"])
+    rc = main(
+        [
+            "compare",
+            str(tiny_yaml),
+            "--policies",
+            f"paris+elsa,{spec}",
+            "--seeds",
+            "1",
+            "--num-queries",
+            "2500",
+            "--logdir",
+            str(tmp_path),
+            "--jobs",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     with (tmp_path / "tiny" / "compare.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -108,8 +154,17 @@ def test_train_save_load_and_compare(trained: Path, tiny_yaml: Path, tmp_path: P
 
 
 def test_missing_model_is_a_user_error(tiny_yaml: Path, tmp_path: Path, capsys):
-    rc = main(["compare", str(tiny_yaml), "--policies", f"paris+elsa,ppo:{tmp_path}/no.zip",
-               "--logdir", str(tmp_path), "--no-progress"])
+    rc = main(
+        [
+            "compare",
+            str(tiny_yaml),
+            "--policies",
+            f"paris+elsa,ppo:{tmp_path}/no.zip",
+            "--logdir",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     assert rc == 2 and "model file not found" in capsys.readouterr().err
 
 
@@ -171,8 +226,13 @@ def test_behaviour_cloning_imitates_elsa(trained: Path):
 
     def accuracy() -> tuple[float, float]:
         pred, _ = model.predict(h_obs, action_masks=h_masks, deterministic=True)
-        same = np.abs(_slot_features(h_obs, pred, masks.shape[1])
-                      - _slot_features(h_obs, h_acts, masks.shape[1])) < 1e-5
+        same = (
+            np.abs(
+                _slot_features(h_obs, pred, masks.shape[1])
+                - _slot_features(h_obs, h_acts, masks.shape[1])
+            )
+            < 1e-5
+        )
         return float((pred == h_acts).mean()), float(same.all(axis=1).mean())
 
     _, before = accuracy()
@@ -188,8 +248,15 @@ def test_behaviour_cloning_imitates_elsa(trained: Path):
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
 def test_ppo_and_dqn_train(algo: str, tmp_path: Path):
-    path = training.train(TINY, algo=algo, timesteps=300, logdir=tmp_path, eval_episodes=1,
-                          hyperparams=_hp_file(tmp_path, algo), progress=False)
+    path = training.train(
+        TINY,
+        algo=algo,
+        timesteps=300,
+        logdir=tmp_path,
+        eval_episodes=1,
+        hyperparams=_hp_file(tmp_path, algo),
+        progress=False,
+    )
     meta = json.loads((path.parent / "model.json").read_text())
     assert meta["algo"] == algo and meta["timesteps"] == 300
     scalars = read_scalars(path.parent)
@@ -208,8 +275,15 @@ def test_dqn_on_partition_is_refused(tmp_path: Path):
 
 
 def test_partition_training_smoke(tmp_path: Path):
-    path = training.train(TINY, env_kind="partition", timesteps=64, n_envs=1, logdir=tmp_path,
-                          eval_episodes=1, progress=False)
+    path = training.train(
+        TINY,
+        env_kind="partition",
+        timesteps=64,
+        n_envs=1,
+        logdir=tmp_path,
+        eval_episodes=1,
+        progress=False,
+    )
     assert path.parent.name == "maskable_ppo-partition-s0"
     meta = json.loads((path.parent / "model.json").read_text())
     assert meta["env"] == "mig_gym/Partition-v0" and meta["policy"] == "MlpPolicy"
@@ -228,24 +302,41 @@ def test_partition_training_smoke(tmp_path: Path):
 
 
 # --------------------------------------------------------------------------- agents/ scripts
-NO_TORCH = "import sys, runpy; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; " \
-           "runpy.run_path(sys.argv[0], run_name='__main__')"
+NO_TORCH = (
+    "import sys, runpy; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
 
 
-@pytest.mark.parametrize(("script", "policies"), [
-    ("run_elsa.py", ["elsa"]),
-    ("run_dispatch_baselines.py", ["elsa", "fifs", "earliest_finish", "jsq", "round_robin",
-                                   "random"]),
-    ("run_partition_baselines.py", ["static", "paris"]),
-])
+@pytest.mark.parametrize(
+    ("script", "policies"),
+    [
+        ("run_elsa.py", ["elsa"]),
+        (
+            "run_dispatch_baselines.py",
+            ["elsa", "fifs", "earliest_finish", "jsq", "round_robin", "random"],
+        ),
+        ("run_partition_baselines.py", ["static", "paris"]),
+    ],
+)
 def test_baseline_scripts_write_serving_tags(script, policies, trained, tiny_yaml, tmp_path):
     path = REPO / "agents" / script
     text = path.read_text()
     assert len(text.splitlines()) < 60
     assert "from mig_gym.envs import EVAL_SEED_BASE" in text  # the same held-out seeds
     # without torch: the scripts need only the core package
-    cmd = [sys.executable, "-c", NO_TORCH, str(path), "--scenario", str(tiny_yaml),
-           "--logdir", str(tmp_path), "--episodes", str(EVAL_EPISODES)]
+    cmd = [
+        sys.executable,
+        "-c",
+        NO_TORCH,
+        str(path),
+        "--scenario",
+        str(tiny_yaml),
+        "--logdir",
+        str(tmp_path),
+        "--episodes",
+        str(EVAL_EPISODES),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert all(p in out.stdout.lower() for p in policies)
@@ -259,7 +350,8 @@ def test_baseline_scripts_write_serving_tags(script, policies, trained, tiny_yam
             assert set(ref) == set(scalars)
             for tag in MAIN_TAGS:
                 assert np.mean([v for _, v in scalars[tag]]) == pytest.approx(
-                    ref[tag][0][1], rel=1e-5), (p, tag)
+                    ref[tag][0][1], rel=1e-5
+                ), (p, tag)
 
 
 def test_zoo_launcher_trains_a_loadable_model(tiny_yaml: Path, tmp_path: Path):
@@ -275,10 +367,31 @@ def test_zoo_launcher_trains_a_loadable_model(tiny_yaml: Path, tmp_path: Path):
     assert argv[argv.index("--env-kwargs") + 1 :] == ["scenario:'x.yaml'", "a:1"]
     assert zoo_train.zoo_argv(["--algo", "dqn"])[5].endswith("dqn.yml")
 
-    cmd = [sys.executable, str(REPO / "agents" / "zoo_train.py"), "-n", "256", "--seed", "0",
-           "--scenario", str(tiny_yaml), "-f", str(tmp_path / "logs"), "--num-threads", "1",
-           "--eval-freq", "128", "--eval-episodes", "1", "--verbose", "0",
-           "-params", "n_envs:1", "n_steps:128", "batch_size:64", "n_epochs:2"]
+    cmd = [
+        sys.executable,
+        str(REPO / "agents" / "zoo_train.py"),
+        "-n",
+        "256",
+        "--seed",
+        "0",
+        "--scenario",
+        str(tiny_yaml),
+        "-f",
+        str(tmp_path / "logs"),
+        "--num-threads",
+        "1",
+        "--eval-freq",
+        "128",
+        "--eval-episodes",
+        "1",
+        "--verbose",
+        "0",
+        "-params",
+        "n_envs:1",
+        "n_steps:128",
+        "batch_size:64",
+        "n_epochs:2",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     run = tmp_path / "logs" / "ppo_mask" / "mig_gym-Dispatch-v0_1"

@@ -46,7 +46,11 @@ HOMO = tuple(p for p in POLICIES if p.startswith("homo"))
 
 def _fmt(xs: list[float], digits: int = 2) -> str:
     a = np.asarray(xs, dtype=float)
-    return f"{a.mean():.{digits}f} ± {a.std(ddof=1):.{digits}f}" if len(a) > 1 else f"{a[0]:.{digits}f}"
+    return (
+        f"{a.mean():.{digits}f} ± {a.std(ddof=1):.{digits}f}"
+        if len(a) > 1
+        else f"{a[0]:.{digits}f}"
+    )
 
 
 # --------------------------------------------------------------------------- policies section
@@ -55,14 +59,38 @@ def sweep_scenario(name: str, loads: list[float], seeds: int, n: int, jobs: int)
     pts = [Point(p, sc.seed + i, ld) for p in POLICIES for ld in loads for i in range(seeds)]
     t0 = time.time()
     res = run_points(sc, pts, num_queries=n, jobs=jobs, progress=True)
-    rows = [{"policy": pt.policy, "seed": pt.seed, "load": pt.load,
-             **{k: d[k] for k in ("latency_p95_ms", "latency_p99_ms", "sla_violation_rate",
-                                  "goodput_qps", "utilization", "rejected", "arrived",
-                                  "offered_qps")}}
-            for (d, _), pt in zip(res, pts, strict=True)]
-    return {"scenario": name, "loads": loads, "seeds": seeds, "num_queries": n, "rows": rows,
-            "rate_qps": sc.workload.arrivals.rate_qps, "slo_ms": sc.models[0].slo_ms,
-            "model": sc.models[0].name, "seconds": time.time() - t0}
+    rows = [
+        {
+            "policy": pt.policy,
+            "seed": pt.seed,
+            "load": pt.load,
+            **{
+                k: d[k]
+                for k in (
+                    "latency_p95_ms",
+                    "latency_p99_ms",
+                    "sla_violation_rate",
+                    "goodput_qps",
+                    "utilization",
+                    "rejected",
+                    "arrived",
+                    "offered_qps",
+                )
+            },
+        }
+        for (d, _), pt in zip(res, pts, strict=True)
+    ]
+    return {
+        "scenario": name,
+        "loads": loads,
+        "seeds": seeds,
+        "num_queries": n,
+        "rows": rows,
+        "rate_qps": sc.workload.arrivals.rate_qps,
+        "slo_ms": sc.models[0].slo_ms,
+        "model": sc.models[0].name,
+        "seconds": time.time() - t0,
+    }
 
 
 def lbt(data: dict, policy: str) -> list[float]:
@@ -70,8 +98,9 @@ def lbt(data: dict, policy: str) -> list[float]:
     for i in range(data["seeds"]):
         rs = [r for r in data["rows"] if r["policy"] == policy and r["seed"] == i]
         rs.sort(key=lambda r: r["load"])
-        out.append(latency_bounded_load([r["load"] for r in rs],
-                                        [r["sla_violation_rate"] for r in rs]))
+        out.append(
+            latency_bounded_load([r["load"] for r in rs], [r["sla_violation_rate"] for r in rs])
+        )
     return out
 
 
@@ -87,8 +116,17 @@ def plot_sweep(data: dict) -> str:
 
     IMG.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    show = (DEFAULT, "paris[knee=utilization]+elsa", "paris_tuned[trial_queries=5000]+elsa",
-            "paris+fifs", "homo1+fifs", "homo2+fifs", "homo3+fifs", "homo7+fifs", "random+elsa")
+    show = (
+        DEFAULT,
+        "paris[knee=utilization]+elsa",
+        "paris_tuned[trial_queries=5000]+elsa",
+        "paris+fifs",
+        "homo1+fifs",
+        "homo2+fifs",
+        "homo3+fifs",
+        "homo7+fifs",
+        "random+elsa",
+    )
     loads = data["loads"]
     for p in show:
         p95 = [np.mean(at_load(data, p, ld, "latency_p95_ms")) for ld in loads]
@@ -97,11 +135,18 @@ def plot_sweep(data: dict) -> str:
         axes[0].plot(loads, p95, style, marker="o", ms=3, label=p)
         axes[1].plot(loads, vio, style, marker="o", ms=3, label=p)
     axes[0].axhline(data["slo_ms"], color="k", lw=0.8, ls=":", label="SLA")
-    axes[0].set(yscale="log", xlabel=f"offered load (x {data['rate_qps']:g} q/s)",
-                ylabel="p95 latency (ms)", title=f"{data['scenario']}: p95 vs load")
+    axes[0].set(
+        yscale="log",
+        xlabel=f"offered load (x {data['rate_qps']:g} q/s)",
+        ylabel="p95 latency (ms)",
+        title=f"{data['scenario']}: p95 vs load",
+    )
     axes[1].axhline(VIOLATION_TARGET, color="k", lw=0.8, ls=":", label="5 % (p95 = SLA)")
-    axes[1].set(xlabel=f"offered load (x {data['rate_qps']:g} q/s)", ylabel="SLA violation rate",
-                title=f"{data['scenario']}: violations vs load (mean of {data['seeds']} seeds)")
+    axes[1].set(
+        xlabel=f"offered load (x {data['rate_qps']:g} q/s)",
+        ylabel="SLA violation rate",
+        title=f"{data['scenario']}: violations vs load (mean of {data['seeds']} seeds)",
+    )
     for a in axes:
         a.grid(alpha=0.3)
     axes[1].legend(fontsize=7, loc="lower right")
@@ -116,8 +161,10 @@ def efficiency_table(model: str) -> str:
     """Throughput per GPC of each size at a few batches: why small slices win on these profiles."""
     prof = profiles.builtin_profiles("A100-80GB", [model])[model]
     spec = hardware.gpu_spec("A100-80GB")
-    lines = ["| batch | " + " | ".join(f"{k}g" for k in spec.sizes) + " |",
-             "|---|" + "---|" * len(spec.sizes)]
+    lines = [
+        "| batch | " + " | ".join(f"{k}g" for k in spec.sizes) + " |",
+        "|---|" + "---|" * len(spec.sizes),
+    ]
     for b in (1, 8, 32, 64):
         cells = []
         for k in spec.sizes:
@@ -136,15 +183,20 @@ def policies_section(datas: list[dict]) -> str:
         f"loads {datas[0]['loads'][0]:g}-{datas[0]['loads'][-1]:g} x the scenario rate. "
         "**Latency-bounded throughput (LBT)** is the highest load of the grid up to which p95 "
         "latency stays within the SLA (equivalently at most 5 % of queries late or rejected); "
-        "resolution = the grid step. Mean ± sd over seeds.")
+        "resolution = the grid step. Mean ± sd over seeds."
+    )
     out.append("")
     claims1, claims2 = [], []
     for d in datas:
         lo, hi = 0.8, 1.2
-        out += [f"### {d['scenario']} ({d['model']}, SLA {d['slo_ms']:g} ms, "
-                f"rate {d['rate_qps']:g} q/s x load)", "",
-                f"| policy | LBT (x rate) | LBT (q/s) | p95 ms @ {lo} | p95 ms @ {hi} | "
-                f"violations @ {hi} | rejected @ {hi} |", "|---|---|---|---|---|---|---|"]
+        out += [
+            f"### {d['scenario']} ({d['model']}, SLA {d['slo_ms']:g} ms, "
+            f"rate {d['rate_qps']:g} q/s x load)",
+            "",
+            f"| policy | LBT (x rate) | LBT (q/s) | p95 ms @ {lo} | p95 ms @ {hi} | "
+            f"violations @ {hi} | rejected @ {hi} |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for p in POLICIES:
             v = lbt(d, p)
             out.append(
@@ -152,42 +204,65 @@ def policies_section(datas: list[dict]) -> str:
                 f"{_fmt(at_load(d, p, lo, 'latency_p95_ms'), 1)} | "
                 f"{_fmt(at_load(d, p, hi, 'latency_p95_ms'), 1)} | "
                 f"{_fmt(at_load(d, p, hi, 'sla_violation_rate'), 3)} | "
-                f"{_fmt(at_load(d, p, hi, 'rejected'), 0)} |")
+                f"{_fmt(at_load(d, p, hi, 'rejected'), 0)} |"
+            )
         img = plot_sweep(d)
         out += ["", f"![{d['scenario']} latency and violations versus load]({img})", ""]
         best_homo = max(HOMO, key=lambda p: np.mean(lbt(d, p)))
-        claims1.append((d["scenario"], np.mean(lbt(d, DEFAULT)), best_homo,
-                        np.mean(lbt(d, best_homo))))
+        claims1.append(
+            (d["scenario"], np.mean(lbt(d, DEFAULT)), best_homo, np.mean(lbt(d, best_homo)))
+        )
         e_v = [np.mean(at_load(d, DEFAULT, ld, "sla_violation_rate")) for ld in d["loads"]]
         f_v = [np.mean(at_load(d, "paris+fifs", ld, "sla_violation_rate")) for ld in d["loads"]]
-        claims2.append((d["scenario"], np.mean(lbt(d, DEFAULT)), np.mean(lbt(d, "paris+fifs")),
-                        sum(a <= b for a, b in zip(e_v, f_v, strict=True)), len(e_v)))
+        claims2.append(
+            (
+                d["scenario"],
+                np.mean(lbt(d, DEFAULT)),
+                np.mean(lbt(d, "paris+fifs")),
+                sum(a <= b for a, b in zip(e_v, f_v, strict=True)),
+                len(e_v),
+            )
+        )
     out += ["### The claims, checked", ""]
     held1 = all(a > b for _, a, _, b in claims1)
-    out.append(f"**Claim 1: PARIS+ELSA beats every homogeneous+FIFS server in latency-bounded "
-               f"throughput.** {'Confirmed' if held1 else 'Not confirmed'} on our profiles:")
+    out.append(
+        f"**Claim 1: PARIS+ELSA beats every homogeneous+FIFS server in latency-bounded "
+        f"throughput.** {'Confirmed' if held1 else 'Not confirmed'} on our profiles:"
+    )
     out.append("")
     for name, a, hp, b in claims1:
         verdict = "holds" if a > b else ("tie" if a == b else "does not hold")
-        out.append(f"- {name}: PARIS+ELSA LBT {a:.2f} vs best homogeneous ({hp}) {b:.2f}: "
-                   f"{verdict}.")
+        out.append(
+            f"- {name}: PARIS+ELSA LBT {a:.2f} vs best homogeneous ({hp}) {b:.2f}: {verdict}."
+        )
     held2 = all(a >= b and k == n for _, a, b, k, n in claims2)
-    out += ["", f"**Claim 2: ELSA beats FIFS on the same (PARIS) layout.** "
-                f"{'Confirmed' if held2 else 'Partly confirmed'}:", ""]
+    out += [
+        "",
+        f"**Claim 2: ELSA beats FIFS on the same (PARIS) layout.** "
+        f"{'Confirmed' if held2 else 'Partly confirmed'}:",
+        "",
+    ]
     for name, a, b, k, n in claims2:
-        out.append(f"- {name}: LBT {a:.2f} (ELSA) vs {b:.2f} (FIFS); ELSA's violation rate is "
-                   f"lower or equal at {k} of {n} loads.")
+        out.append(
+            f"- {name}: LBT {a:.2f} (ELSA) vs {b:.2f} (FIFS); ELSA's violation rate is "
+            f"lower or equal at {k} of {n} loads."
+        )
     out += ["", "**PARIS's plan against a random legal layout** (both with ELSA):", ""]
     for d in datas:
         a, r = np.mean(lbt(d, DEFAULT)), np.mean(lbt(d, "random+elsa"))
         word = "higher than" if a > r else ("equal to" if a == r else "lower than")
         out.append(f"- {d['scenario']}: PARIS {a:.2f} is {word} random {r:.2f}.")
-    out += ["", "### Why", "",
-            "On the ParvaGPU measurements every partition size has the same ~5 ms per-query floor "
-            "(eager PyTorch, host copies) and latency then grows about linearly with the batch, "
-            "with a slope that shrinks less than in proportion to the partition's GPCs. Per GPC, "
-            "small slices therefore deliver more throughput at every batch that fits their "
-            "memory. Throughput per GPC (items/s/GPC) of the built-in profiles:", ""]
+    out += [
+        "",
+        "### Why",
+        "",
+        "On the ParvaGPU measurements every partition size has the same ~5 ms per-query floor "
+        "(eager PyTorch, host copies) and latency then grows about linearly with the batch, "
+        "with a slope that shrinks less than in proportion to the partition's GPCs. Per GPC, "
+        "small slices therefore deliver more throughput at every batch that fits their "
+        "memory. Throughput per GPC (items/s/GPC) of the built-in profiles:",
+        "",
+    ]
     for d in datas:
         out += [f"{d['model']}:", "", efficiency_table(d["model"]), ""]
     rej = []
@@ -204,7 +279,9 @@ def policies_section(datas: list[dict]) -> str:
         "target. Where homo1 wins, it wins on capacity while refusing the large queries that a "
         f"heterogeneous plan serves (PARIS+ELSA rejected {paris_rej} queries over all runs "
         "above). This is what the measured profiles imply, and we report it rather than tune it "
-        "away.", ""]
+        "away.",
+        "",
+    ]
     rules = ("paris[knee=sla]+elsa", "paris[knee=utilization]+elsa", "paris[knee=both]+elsa")
     best = {d["scenario"]: max(rules, key=lambda p, d=d: np.mean(lbt(d, p))) for d in datas}
     wins = sum(b == DEFAULT for b in best.values())
@@ -214,7 +291,9 @@ def policies_section(datas: list[dict]) -> str:
         "), which is why it is the default. The `utilization` knee (smallest batch reaching "
         "theta of the size's peak throughput) bunches on these profiles because of the fixed "
         "floor: each size gets near its peak throughput only at large batches, so the small "
-        "sizes are given batches they cannot serve within the SLA under load.", ""]
+        "sizes are given batches they cannot serve within the SLA under load.",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -225,8 +304,12 @@ def learned_section(data: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--section", choices=("policies", "learned", "all", "none"),
-                    default="policies", help="what to re-run (none: re-render from the cache)")
+    ap.add_argument(
+        "--section",
+        choices=("policies", "learned", "all", "none"),
+        default="policies",
+        help="what to re-run (none: re-render from the cache)",
+    )
     ap.add_argument("--quick", action="store_true", help="few loads and queries (smoke run)")
     ap.add_argument("--jobs", type=int, default=None)
     a = ap.parse_args()
@@ -234,18 +317,26 @@ def main() -> None:
     if a.section in ("policies", "all"):
         loads = [round(0.4 + 0.1 * i, 1) for i in range(17)] if not a.quick else [0.8, 1.2]
         for name in PAPER:
-            d = sweep_scenario(name, loads, 3 if not a.quick else 2,
-                               20_000 if not a.quick else 2_000, a.jobs)
+            d = sweep_scenario(
+                name, loads, 3 if not a.quick else 2, 20_000 if not a.quick else 2_000, a.jobs
+            )
             (CACHE / f"{name}.json").write_text(json.dumps(d))
             print(f"{name}: {len(d['rows'])} runs in {d['seconds']:.0f} s", flush=True)
     if a.section in ("learned", "all"):
-        import learned_results  # noqa: PLC0415  (torch; tools/learned_results.py)
+        import learned_results
 
         learned_results.run(CACHE, quick=a.quick)
-    datas = [json.loads((CACHE / f"{n}.json").read_text()) for n in PAPER
-             if (CACHE / f"{n}.json").is_file()]
-    parts = ["# Results", "",
-             "Generated by `make results` (`tools/make_results.py`); do not edit by hand.", ""]
+    datas = [
+        json.loads((CACHE / f"{n}.json").read_text())
+        for n in PAPER
+        if (CACHE / f"{n}.json").is_file()
+    ]
+    parts = [
+        "# Results",
+        "",
+        "Generated by `make results` (`tools/make_results.py`); do not edit by hand.",
+        "",
+    ]
     if datas:
         parts.append(policies_section(datas))
     lpath = CACHE / "learned.json"

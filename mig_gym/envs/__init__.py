@@ -18,8 +18,10 @@ __all__ = ["EVAL_SEED_BASE", "DispatchEnv", "PartitionEnv", "reference_policy", 
 
 def register_envs() -> None:
     """Register both environments (idempotent)."""
-    for env_id, entry in (("mig_gym/Dispatch-v0", "mig_gym.envs.dispatch:DispatchEnv"),
-                          ("mig_gym/Partition-v0", "mig_gym.envs.partition:PartitionEnv")):
+    for env_id, entry in (
+        ("mig_gym/Dispatch-v0", "mig_gym.envs.dispatch:DispatchEnv"),
+        ("mig_gym/Partition-v0", "mig_gym.envs.partition:PartitionEnv"),
+    ):
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry, disable_env_checker=False)
 

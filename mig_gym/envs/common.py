@@ -13,8 +13,14 @@ from mig_gym import config as C
 from mig_gym.metrics import Recorder
 from mig_gym.scenario import load_scenario
 
-__all__ = ["prepare_scenario", "numeric_action", "RewardBook", "ReferencePolicy", "OBS_CLIP",
-           "EVAL_SEED_BASE"]
+__all__ = [
+    "prepare_scenario",
+    "numeric_action",
+    "RewardBook",
+    "ReferencePolicy",
+    "OBS_CLIP",
+    "EVAL_SEED_BASE",
+]
 
 OBS_CLIP = 10.0  # ratios to the SLA (or to the mean rate) are clipped here to keep bounds finite
 # Held-out evaluation seeds are EVAL_SEED_BASE + i; training episodes draw their seeds from the
@@ -66,8 +72,9 @@ class RewardBook:
         r = self.rec
         return r.late_all, r.lat_norm_all, sum(r.rejected.values()), r.completed
 
-    def step(self, reconfigured: int = 0, invalid: bool = False,
-             per_query: bool = False) -> tuple[float, dict[str, float]]:
+    def step(
+        self, reconfigured: int = 0, invalid: bool = False, per_query: bool = False
+    ) -> tuple[float, dict[str, float]]:
         late, lat, rej, done = self._now()
         l0, lat0, rej0, done0 = self._last
         self._last = (late, lat, rej, done)
@@ -75,11 +82,19 @@ class RewardBook:
         if per_query:  # Partition-v0: rates over the epoch, comparable across loads
             ended = max(done - done0 + rej - rej0, 1)
             viol, latency = viol / ended, latency / max(done - done0, 1)
-        terms = {"sla_violation": -viol, "latency": -latency,
-                 "reconfig": -float(reconfigured), "invalid_action": -float(invalid)}
+        terms = {
+            "sla_violation": -viol,
+            "latency": -latency,
+            "reconfig": -float(reconfigured),
+            "invalid_action": -float(invalid),
+        }
         w = self.w
-        reward = (w.sla_violation * terms["sla_violation"] + w.latency * terms["latency"]
-                  + w.reconfig * terms["reconfig"] + w.invalid_action * terms["invalid_action"])
+        reward = (
+            w.sla_violation * terms["sla_violation"]
+            + w.latency * terms["latency"]
+            + w.reconfig * terms["reconfig"]
+            + w.invalid_action * terms["invalid_action"]
+        )
         return reward, terms
 
 
@@ -104,9 +119,13 @@ class ReferencePolicy:
             return [self.env.unwrapped]
         return [e.unwrapped for e in envs]
 
-    def predict(self, observation: np.ndarray, state: Any = None,
-                episode_start: np.ndarray | None = None,
-                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, Any]:
         subs = self._subenvs()
         acts = [self.decide(e) for e in subs]
         obs = np.asarray(observation)

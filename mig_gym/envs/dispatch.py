@@ -81,13 +81,19 @@ class DispatchEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012
 
-    def __init__(self, scenario: str | dict | C.Scenario | None = None,
-                 render_mode: str | None = None, policy: str | None = None,
-                 num_queries: int | None = None, drain: bool = False) -> None:
+    def __init__(
+        self,
+        scenario: str | dict | C.Scenario | None = None,
+        render_mode: str | None = None,
+        policy: str | None = None,
+        num_queries: int | None = None,
+        drain: bool = False,
+    ) -> None:
         sc = prepare_scenario(scenario)
         n = num_queries if num_queries is not None else sc.env.queries_per_episode
-        self.scenario = with_run(sc, num_queries=n, drain=drain,
-                                 warmup_queries=min(sc.run.warmup_queries, n // 10))
+        self.scenario = with_run(
+            sc, num_queries=n, drain=drain, warmup_queries=min(sc.run.warmup_queries, n // 10)
+        )
         self.policy = policy
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
@@ -130,8 +136,9 @@ class DispatchEnv(gym.Env):
         return self._mask.copy()
 
     # ------------------------------------------------------------------ gym API
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         ep_seed = int(self.np_random.integers(2**31 - 1))
         if options and "episode_seed" in options:
@@ -175,10 +182,13 @@ class DispatchEnv(gym.Env):
             raise RuntimeError("step() called before reset() or after the episode ended")
         if self.pending_query is None:  # no query needed a choice at all (e.g. none can be
             self._end_reported = True  # served): the first step ends the empty episode
-            info0: dict[str, Any] = {"reward_terms": self.book.step()[1], "invalid": False,
-                                     "invalid_actions": self.invalid_actions,
-                                     "action_mask": self.action_masks(),
-                                     "summary": self.run.summary().to_dict()}
+            info0: dict[str, Any] = {
+                "reward_terms": self.book.step()[1],
+                "invalid": False,
+                "invalid_actions": self.invalid_actions,
+                "action_mask": self.action_masks(),
+                "summary": self.run.summary().to_dict(),
+            }
             return np.zeros(self.observation_space.shape, np.float32), 0.0, False, True, info0
         q = self.pending_query
         if isinstance(action, int | np.integer) and not isinstance(action, bool):
@@ -196,8 +206,12 @@ class DispatchEnv(gym.Env):
         self.run.sim.dispatch(q, p)
         done = self._advance()
         reward, terms = self.book.step(invalid=invalid)
-        info: dict[str, Any] = {"reward_terms": terms, "invalid_actions": self.invalid_actions,
-                                "action_mask": self.action_masks(), "invalid": invalid}
+        info: dict[str, Any] = {
+            "reward_terms": terms,
+            "invalid_actions": self.invalid_actions,
+            "action_mask": self.action_masks(),
+            "invalid": invalid,
+        }
         if done:
             self._end_reported = True
             info["summary"] = self.run.summary().to_dict()
@@ -287,8 +301,10 @@ class DispatchEnv(gym.Env):
         if self.render_mode != "ansi" or self.run is None:
             return None
         sim, q = self.run.sim, self.pending_query
-        lines = [f"t={sim.now:.3f}s  in system {sim.active}  held {len(sim.held)}"
-                 + (f"  next: query {q.id} model {q.model} batch {q.batch}" if q else "")]
+        lines = [
+            f"t={sim.now:.3f}s  in system {sim.active}  held {len(sim.held)}"
+            + (f"  next: query {q.id} model {q.model} batch {q.batch}" if q else "")
+        ]
         for g in sim.gpus:
             cells = []
             for p in g.partitions:

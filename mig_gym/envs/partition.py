@@ -80,12 +80,15 @@ class PartitionEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012
 
-    def __init__(self, scenario: str | dict | C.Scenario | None = None,
-                 render_mode: str | None = None, policy: str | None = None) -> None:
+    def __init__(
+        self,
+        scenario: str | dict | C.Scenario | None = None,
+        render_mode: str | None = None,
+        policy: str | None = None,
+    ) -> None:
         sc = prepare_scenario(scenario)
         epochs = sc.env.epochs_per_episode
-        self.scenario = with_run(sc, drain=False, window_s=sc.env.epoch_s,
-                                 warmup_queries=0)
+        self.scenario = with_run(sc, drain=False, window_s=sc.env.epoch_s, warmup_queries=0)
         self.policy = policy
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
@@ -132,8 +135,9 @@ class PartitionEnv(gym.Env):
         return np.ones(self.choices * self.num_gpus, dtype=bool)
 
     # ------------------------------------------------------------------ gym API
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         ep_seed = int(self.np_random.integers(2**31 - 1))
         if options and "episode_seed" in options:
@@ -170,8 +174,10 @@ class PartitionEnv(gym.Env):
         self._hist = [batch_histogram(c) for c in counts]
         arrivals = [sum(c.values()) for c in counts]
         total = sum(arrivals)
-        self._epoch_stats = np.array([total / self.scenario.env.epoch_s / self._mean_rate]
-                                     + [a / total if total else 0.0 for a in arrivals])
+        self._epoch_stats = np.array(
+            [total / self.scenario.env.epoch_s / self._mean_rate]
+            + [a / total if total else 0.0 for a in arrivals]
+        )
         for c in counts:
             c.clear()
         return False
@@ -201,9 +207,13 @@ class PartitionEnv(gym.Env):
         self.epoch += 1
         done = self._advance() or self.epoch >= self.epochs
         reward, terms = self.book.step(reconfigured=changed, invalid=invalid, per_query=True)
-        info: dict[str, Any] = {"reward_terms": terms, "invalid_actions": self.invalid_actions,
-                                "reconfigured": changed, "action_mask": self.action_masks(),
-                                "invalid": invalid}
+        info: dict[str, Any] = {
+            "reward_terms": terms,
+            "invalid_actions": self.invalid_actions,
+            "reconfigured": changed,
+            "action_mask": self.action_masks(),
+            "invalid": invalid,
+        }
         if done:
             info["summary"] = self.run.summary().to_dict()
         obs = self._obs()
@@ -215,19 +225,30 @@ class PartitionEnv(gym.Env):
         busy0, avail0, _, lat0, done0 = self._snap
         busy1, avail1, _, lat1, done1 = self._snapshot()
         # No epoch has ended yet when the arrivals run out before the first one: empty histograms.
-        parts = [np.concatenate(self._hist) if self._hist
-                 else np.zeros(self.num_models * (len(BATCH_BINS) + 1))]
+        parts = [
+            np.concatenate(self._hist)
+            if self._hist
+            else np.zeros(self.num_models * (len(BATCH_BINS) + 1))
+        ]
         parts.append(np.minimum(self._epoch_stats, OBS_CLIP))
-        util = [(busy1[k] - busy0[k]) / (avail1[k] - avail0[k])
-                if avail1[k] - avail0[k] > 0 else 0.0 for k in self.spec_.sizes]
+        util = [
+            (busy1[k] - busy0[k]) / (avail1[k] - avail0[k]) if avail1[k] - avail0[k] > 0 else 0.0
+            for k in self.spec_.sizes
+        ]
         parts.append(np.array(util))
         rec = self.run.recorder  # type: ignore[union-attr]
         last = rec.series[-1] if rec.series else {}
         slo_ms = min(sim.slo_s) * 1e3
         p95 = last.get("latency_p95_ms", 0.0)
-        parts.append(np.array([0.0 if p95 != p95 else p95 / slo_ms,
-                               last.get("sla_violation_rate", 0.0),
-                               (lat1 - lat0) / max(done1 - done0, 1)]))
+        parts.append(
+            np.array(
+                [
+                    0.0 if p95 != p95 else p95 / slo_ms,
+                    last.get("sla_violation_rate", 0.0),
+                    (lat1 - lat0) / max(done1 - done0, 1),
+                ]
+            )
+        )
         counts = dict.fromkeys(self.spec_.sizes, 0)
         for g in sim.gpus:
             lay = g.target[0] if g.target is not None else g.layout

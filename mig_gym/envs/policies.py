@@ -4,8 +4,8 @@
 deterministic)`` answers what the named reference rule would do in ``env`` (a single environment or
 a ``DummyVecEnv``/``SyncVectorEnv`` of them), so ``stable_baselines3.common.evaluation.
 evaluate_policy`` can score heuristics and learned agents alike. The rules read the environment's
-documented read-only view (``env.unwrapped.view``, ``pending_query``, ``observed_pmfs()``), never the
-observation alone, and never change the simulator.
+documented read-only view (``env.unwrapped.view``, ``pending_query``, ``observed_pmfs()``), never
+the observation alone, and never change the simulator.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from mig_gym import engine
 from mig_gym.envs.common import ReferencePolicy
 from mig_gym.envs.dispatch import DispatchEnv
 from mig_gym.envs.partition import PartitionEnv
@@ -42,8 +41,9 @@ def _dispatch_rule(name: str, seed: int, **params: Any) -> Any:
         return FirstFree()
     if name == "random":
         return RandomDispatch(np.random.default_rng(seed))
-    return {"earliest_finish": EarliestFinish, "jsq": JoinShortestQueue,
-            "round_robin": RoundRobin}[name]()
+    return {"earliest_finish": EarliestFinish, "jsq": JoinShortestQueue, "round_robin": RoundRobin}[
+        name
+    ]()
 
 
 def reference_policy(env: Any, name: str, seed: int = 0, **params: Any) -> ReferencePolicy:
@@ -62,13 +62,9 @@ def reference_policy(env: Any, name: str, seed: int = 0, **params: Any) -> Refer
 
         def decide(e: DispatchEnv) -> int:
             rule = rules.get(e)
-            if rule is None:  # one rule per environment, gone with it
+            if rule is None:  # one rule per environment (stateful rules), gone with it
                 rule = rules[e] = _dispatch_rule(name, seed, **params)
-            q = e.pending_query
-            if q is None:
-                return 0
-            p = rule.choose(q, e.view)
-            return e.partition_slot(p) if p is not None else 0
+            return rule.decide(e)
 
         return ReferencePolicy(env, decide, name)
     if isinstance(probe, PartitionEnv):
@@ -76,14 +72,5 @@ def reference_policy(env: Any, name: str, seed: int = 0, **params: Any) -> Refer
             raise ValueError(f"unknown Partition-v0 policy {name!r} (known: {PARTITION_POLICIES})")
         if name == "static":
             return ReferencePolicy(env, lambda e: e.current_action(), name)
-        paris = PARIS(**params)
-
-        def replan(e: PartitionEnv) -> np.ndarray:
-            plan = paris.plan(e.run.context, e.observed_pmfs())
-            keep = list(e.current_action())
-            wanted = [e.encode(lay, mods[0]) for lay, mods in zip(plan.layouts, plan.models,
-                                                                  strict=True)]
-            return np.asarray(engine.match_assignment(keep, wanted), dtype=np.int64)
-
-        return ReferencePolicy(env, replan, name)
+        return ReferencePolicy(env, PARIS(**params).decide, name)
     raise TypeError(f"reference_policy needs a mig_gym environment, got {type(probe).__name__}")

@@ -2,8 +2,8 @@
 and dispatchers (ELSA, FIFS, earliest-finish, JSQ, round-robin, random).
 
 Policy strings read ``partitioner+dispatcher``; either part may carry parameters in brackets, e.g.
-``paris[knee=utilization,theta=0.8]+elsa[alpha=0.9]`` or ``homo7+fifs``. ``scenario`` as a part means
-the scenario's own choice.
+``paris[knee=utilization,theta=0.8]+elsa[alpha=0.9]`` or ``homo7+fifs``. ``scenario`` as a part
+means the scenario's own choice.
 """
 
 from __future__ import annotations
@@ -31,13 +31,41 @@ from mig_gym.policies.periodic import PeriodicPARIS
 from mig_gym.policies.tuned import PARISTuned
 from mig_gym.scenario import _convert_dataclass, _Problems
 
-__all__ = ["Policy", "PolicyError", "parse_policy", "make_policy", "PARTITIONERS", "DISPATCHERS",
-           "PARIS", "ELSA", "FIFS", "FirstFree", "EarliestFinish", "JoinShortestQueue", "RoundRobin",
-           "RandomDispatch", "Homogeneous", "FixedLayouts", "RandomLayouts", "PeriodicPARIS",
-           "PARISTuned"]
+__all__ = [
+    "Policy",
+    "PolicyError",
+    "parse_policy",
+    "make_policy",
+    "PARTITIONERS",
+    "DISPATCHERS",
+    "PARIS",
+    "ELSA",
+    "FIFS",
+    "FirstFree",
+    "EarliestFinish",
+    "JoinShortestQueue",
+    "RoundRobin",
+    "RandomDispatch",
+    "Homogeneous",
+    "FixedLayouts",
+    "RandomLayouts",
+    "PeriodicPARIS",
+    "PARISTuned",
+]
 
-PARTITIONERS = ("paris", "paris_tuned", "periodic_paris", "homo1", "homo2", "homo3", "homo4",
-                "homo7", "fixed", "random", "scenario")
+PARTITIONERS = (
+    "paris",
+    "paris_tuned",
+    "periodic_paris",
+    "homo1",
+    "homo2",
+    "homo3",
+    "homo4",
+    "homo7",
+    "fixed",
+    "random",
+    "scenario",
+)
 DISPATCHERS = ("elsa", "fifs", "earliest_finish", "jsq", "round_robin", "random", "scenario")
 _ALIASES = {"ef": "earliest_finish", "rr": "round_robin", "homogeneous": "scenario"}
 
@@ -97,11 +125,13 @@ def parse_policy(spec: str | None, sc: C.Scenario) -> tuple[C.Partitioner, C.Dis
     (pname, pparams), (dname, dparams) = (_split(p, spec) for p in parts)
     pname, dname = _ALIASES.get(pname, pname), _ALIASES.get(dname, dname)
     if pname not in PARTITIONERS:
-        raise PolicyError(f"policy {spec!r}: unknown partitioner {pname!r} "
-                          f"(known: {', '.join(PARTITIONERS)})")
+        raise PolicyError(
+            f"policy {spec!r}: unknown partitioner {pname!r} (known: {', '.join(PARTITIONERS)})"
+        )
     if dname not in DISPATCHERS:
-        raise PolicyError(f"policy {spec!r}: unknown dispatcher {dname!r} "
-                          f"(known: {', '.join(DISPATCHERS)})")
+        raise PolicyError(
+            f"policy {spec!r}: unknown dispatcher {dname!r} (known: {', '.join(DISPATCHERS)})"
+        )
     own_p, own_d = sc.policy.partitioner, sc.policy.dispatcher
     if pname == "scenario":
         part: Any = own_p
@@ -109,12 +139,18 @@ def parse_policy(spec: str | None, sc: C.Scenario) -> tuple[C.Partitioner, C.Dis
         part = C.HomogeneousConfig(gpcs=int(pname[4:]))
     elif pname == "fixed":
         if not isinstance(own_p, C.FixedLayoutConfig):
-            raise PolicyError(f"policy {spec!r}: 'fixed' needs policy.partitioner.kind: fixed "
-                              "with layouts in the scenario")
+            raise PolicyError(
+                f"policy {spec!r}: 'fixed' needs policy.partitioner.kind: fixed "
+                "with layouts in the scenario"
+            )
         part = own_p
     else:
-        kind_cls = {"paris": C.PARISConfig, "paris_tuned": C.PARISTunedConfig,
-                    "periodic_paris": C.PeriodicPARISConfig, "random": C.RandomLayoutConfig}
+        kind_cls = {
+            "paris": C.PARISConfig,
+            "paris_tuned": C.PARISTunedConfig,
+            "periodic_paris": C.PeriodicPARISConfig,
+            "random": C.RandomLayoutConfig,
+        }
         cls = kind_cls[pname]
         part = own_p if isinstance(own_p, cls) else cls()
     part = _with(part, pparams, spec)
@@ -158,14 +194,24 @@ def make_dispatcher(cfg: C.Dispatcher, partitioner: Any, rng: np.random.Generato
     if isinstance(cfg, C.ELSAConfig):
         home = getattr(partitioner, "home_of", None)
         if cfg.scan_from == "home" and home is None:
-            raise PolicyError("elsa[scan_from=home] needs a PARIS partitioner (it names home sizes)")
+            raise PolicyError(
+                "elsa[scan_from=home] needs a PARIS partitioner (it names home sizes)"
+            )
         return ELSA(cfg.alpha, cfg.scan_from, home)
-    return {"fifs": FIFS, "earliest_finish": EarliestFinish, "jsq": JoinShortestQueue,
-            "round_robin": RoundRobin}.get(cfg.kind, lambda: RandomDispatch(rng))()
+    return {
+        "fifs": FIFS,
+        "earliest_finish": EarliestFinish,
+        "jsq": JoinShortestQueue,
+        "round_robin": RoundRobin,
+    }.get(cfg.kind, lambda: RandomDispatch(rng))()
 
 
-def make_policy(cfgs: tuple[C.Partitioner, C.Dispatcher], sc: C.Scenario,
-                dispatch_rng: np.random.Generator, partition_rng: np.random.Generator) -> Policy:
+def make_policy(
+    cfgs: tuple[C.Partitioner, C.Dispatcher],
+    sc: C.Scenario,
+    dispatch_rng: np.random.Generator,
+    partition_rng: np.random.Generator,
+) -> Policy:
     part_cfg, disp_cfg = cfgs
     part = make_partitioner(part_cfg, sc, partition_rng)
     disp = make_dispatcher(disp_cfg, part, dispatch_rng)

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from mig_gym.cluster import match_assignment
+
 __all__ = ["DispatchPredict", "PartitionPredict"]
 
 
@@ -32,12 +34,18 @@ class _Bound:
         self._env = env
         return self
 
-    def predict(self, observation: np.ndarray, state: Any = None,
-                episode_start: np.ndarray | None = None,
-                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, Any]:
         if self._env is None:
-            raise RuntimeError(f"{type(self).__name__}.predict needs bind(env) first: the rule "
-                               "reads the environment's view, not only the observation")
+            raise RuntimeError(
+                f"{type(self).__name__}.predict needs bind(env) first: the rule "
+                "reads the environment's view, not only the observation"
+            )
         subs, single = _subenvs(self._env)
         acts = [self.decide(e) for e in subs]
         if single:
@@ -64,15 +72,8 @@ class PartitionPredict(_Bound):
 
     def decide(self, env: Any) -> np.ndarray:
         plan = self.plan(env.run.context, env.observed_pmfs())  # type: ignore[attr-defined]
-        keep = list(env.current_action())
-        wanted = [env.encode(lay, mods[0]) for lay, mods in zip(plan.layouts, plan.models,
-                                                                strict=True)]
-        left, out = list(wanted), [None] * len(keep)
-        for i, cur in enumerate(keep):
-            if cur in left:
-                left.remove(cur)
-                out[i] = cur
-        for i in range(len(keep)):
-            if out[i] is None:
-                out[i] = left.pop(0)
-        return np.asarray(out, dtype=np.int64)
+        keep = [int(a) for a in env.current_action()]
+        wanted = [
+            env.encode(lay, mods[0]) for lay, mods in zip(plan.layouts, plan.models, strict=True)
+        ]
+        return np.asarray(match_assignment(keep, wanted), dtype=np.int64)

@@ -1,8 +1,8 @@
 """Per-query dispatchers (push) and the FIFS marker (pull).
 
-A dispatcher's ``choose(query, view)`` returns the partition that should serve the query, or ``None``
-when no available partition can; it never changes the simulator. Every dispatcher also has the
-SB3-style ``predict`` used through the environments (see :mod:`mig_gym.envs`).
+A dispatcher's ``choose(query, view)`` returns the partition that should serve the query, or
+``None`` when no available partition can; it never changes the simulator. Every dispatcher also
+has an SB3-style ``predict`` for the environments once bound to one (``ELSA().bind(env)``).
 """
 
 from __future__ import annotations
@@ -12,17 +12,25 @@ import math
 import numpy as np
 
 from mig_gym.cluster import ClusterView, Partition, Query
+from mig_gym.policies.bound import DispatchPredict
 
-__all__ = ["FIFS", "FirstFree", "EarliestFinish", "JoinShortestQueue", "RoundRobin", "RandomDispatch",
-           "estimated_finish"]
+__all__ = [
+    "FIFS",
+    "FirstFree",
+    "EarliestFinish",
+    "JoinShortestQueue",
+    "RoundRobin",
+    "RandomDispatch",
+    "estimated_finish",
+]
 
 
 def estimated_finish(p: Partition, batch: int, now: float) -> float:
-    """Profiled completion time of a batch sent to ``p`` now: its backlog plus the batch's latency."""
+    """Profiled completion of a batch sent to ``p`` now: its backlog plus the batch's latency."""
     return max(p.est_free_s, now) + p.lat[batch]
 
 
-class FIFS:
+class FIFS(DispatchPredict):
     """First-idle-first-serve (the paper's baseline): a central FIFO per model; an idle partition
     takes the oldest query it can serve. Implemented by the simulator's pull mode."""
 
@@ -33,7 +41,7 @@ class FIFS:
         return EarliestFinish().choose(query, view)
 
 
-class EarliestFinish:
+class EarliestFinish(DispatchPredict):
     """Send each query to the partition with the earliest estimated finish; ties go to the smaller
     partition. Cost O(sizes x log P) through the simulator's per-class index."""
 
@@ -54,7 +62,7 @@ class EarliestFinish:
         return best
 
 
-class JoinShortestQueue:
+class JoinShortestQueue(DispatchPredict):
     """Fewest queued-plus-running queries; ties by estimated finish. O(P) per query."""
 
     name = "jsq"
@@ -71,7 +79,7 @@ class JoinShortestQueue:
         return best
 
 
-class RoundRobin:
+class RoundRobin(DispatchPredict):
     """Cycle through the model's available partitions that can hold the batch."""
 
     name = "round_robin"
@@ -89,7 +97,7 @@ class RoundRobin:
         return parts[i]
 
 
-class RandomDispatch:
+class RandomDispatch(DispatchPredict):
     """Uniformly random available partition that can hold the batch."""
 
     name = "random"
@@ -105,7 +113,7 @@ class RandomDispatch:
         return parts[int(self.rng.integers(len(parts)))]
 
 
-class FirstFree:
+class FirstFree(DispatchPredict):
     """Push form of FIFS: the partition that becomes free soonest (earliest ``est_free_s``, ties to
     the smaller partition), whatever the query's own run time there. With deterministic service it
     serves queries in arrival order on the first partition to free up, like the central queue."""

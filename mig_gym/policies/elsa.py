@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable
 
 from mig_gym.cluster import ClusterView, Partition, Query
+from mig_gym.policies.bound import DispatchPredict
 
 __all__ = ["ELSA", "elsa_choice"]
 
@@ -35,7 +36,7 @@ def elsa_choice(candidates: list[tuple[int, float]], budget_s: float) -> int | N
     return min(range(len(candidates)), key=lambda i: (candidates[i][1], i))
 
 
-class ELSA:
+class ELSA(DispatchPredict):
     """ELSA dispatcher.
 
     Args:
@@ -48,8 +49,12 @@ class ELSA:
     name = "elsa"
     central_queue = False
 
-    def __init__(self, alpha: float = 1.0, scan_from: str = "smallest",
-                 home_of: Callable[[int, int], int] | None = None) -> None:
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        scan_from: str = "smallest",
+        home_of: Callable[[int, int], int] | None = None,
+    ) -> None:
         if alpha <= 0:
             raise ValueError(f"ELSA alpha must be > 0, got {alpha}")
         if scan_from not in ("smallest", "home"):

@@ -29,6 +29,7 @@ import numpy as np
 
 from mig_gym import hardware
 from mig_gym.cluster import Plan
+from mig_gym.policies.bound import PartitionPredict
 from mig_gym.policies.partitioners import PlanContext, split_gpus
 
 __all__ = ["PARIS", "ModelPlan", "homes", "knees", "pack_counts", "size_targets"]
@@ -49,8 +50,14 @@ class ModelPlan:
     load_per_partition: dict[int, float] = field(default_factory=dict)  # expected utilisation
 
 
-def knees(curves: dict[int, np.ndarray], fits: dict[int, int], slo_s: float, rule: str,
-          theta: float, beta: float) -> dict[int, int]:
+def knees(
+    curves: dict[int, np.ndarray],
+    fits: dict[int, int],
+    slo_s: float,
+    rule: str,
+    theta: float,
+    beta: float,
+) -> dict[int, int]:
     """``max_batch[k]`` per size by the knee rule (before monotonisation).
 
     Args:
@@ -78,9 +85,14 @@ def knees(curves: dict[int, np.ndarray], fits: dict[int, int], slo_s: float, rul
     return out
 
 
-def homes(max_batch: dict[int, int], curves: dict[int, np.ndarray], fits: dict[int, int],
-          batches: Sequence[int], slo_s: float, beta: float) -> tuple[dict[int, int],
-                                                                     dict[int, tuple[int, int]]]:
+def homes(
+    max_batch: dict[int, int],
+    curves: dict[int, np.ndarray],
+    fits: dict[int, int],
+    batches: Sequence[int],
+    slo_s: float,
+    beta: float,
+) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
     """Home size per batch (step 2) and each size's range ``(lo, hi]`` after monotonisation."""
     sizes = sorted(max_batch)
     ranges: dict[int, tuple[int, int]] = {}
@@ -104,13 +116,19 @@ def homes(max_batch: dict[int, int], curves: dict[int, np.ndarray], fits: dict[i
     return home, ranges
 
 
-def _serves(curves: dict[int, np.ndarray], fits: dict[int, int], k: int, b: int,
-            limit_s: float) -> bool:
+def _serves(
+    curves: dict[int, np.ndarray], fits: dict[int, int], k: int, b: int, limit_s: float
+) -> bool:
     return b <= fits[k] and b < len(curves[k]) and curves[k][b] <= limit_s
 
 
-def size_targets(home: dict[int, int], pmf: dict[int, float], curves: dict[int, np.ndarray],
-                 sizes: Sequence[int], weighting: str) -> dict[int, float]:
+def size_targets(
+    home: dict[int, int],
+    pmf: dict[int, float],
+    curves: dict[int, np.ndarray],
+    sizes: Sequence[int],
+    weighting: str,
+) -> dict[int, float]:
     """Fraction of the GPC budget per size (step 3)."""
     w = dict.fromkeys(sizes, 0.0)
     for b, p in pmf.items():
@@ -180,13 +198,14 @@ def pack_counts(gpu: str, num_gpus: int, target_gpcs: dict[int, float]) -> list[
     return [types[j] for j in range(n_types) for _ in range(int(x[j]))]
 
 
-class PARIS:
+class PARIS(PartitionPredict):
     """The PARIS partitioner. Parameters as in :class:`mig_gym.config.PARISConfig`."""
 
     name = "paris"
 
-    def __init__(self, knee: str = "sla", theta: float = 0.9, beta: float = 0.5,
-                 weighting: str = "gpc_time") -> None:
+    def __init__(
+        self, knee: str = "sla", theta: float = 0.9, beta: float = 0.5, weighting: str = "gpc_time"
+    ) -> None:
         if knee not in ("utilization", "sla", "both"):
             raise ValueError(f"PARIS knee must be utilization, sla or both; got {knee!r}")
         self.knee, self.theta, self.beta, self.weighting = knee, theta, beta, weighting
@@ -194,8 +213,9 @@ class PARIS:
         self._by_model: dict[int, ModelPlan] = {}
         self._home_all: dict[int, dict[int, int]] = {}
 
-    def _curves(self, ctx: PlanContext, m: int, top: int
-                ) -> tuple[dict[int, np.ndarray], dict[int, int]]:
+    def _curves(
+        self, ctx: PlanContext, m: int, top: int
+    ) -> tuple[dict[int, np.ndarray], dict[int, int]]:
         """Latency per size for batches ``0..top`` and the largest batch fitting each size."""
         prof = ctx.profiles[ctx.model_names[m]]
         curves, fits = {}, {}
@@ -206,8 +226,9 @@ class PARIS:
             fits[k] = ok[-1] if ok else 0
         return curves, fits
 
-    def _reason(self, ctx: PlanContext, m: int, pmf: dict[int, float]
-                ) -> tuple[ModelPlan, dict[int, np.ndarray], dict[int, int]]:
+    def _reason(
+        self, ctx: PlanContext, m: int, pmf: dict[int, float]
+    ) -> tuple[ModelPlan, dict[int, np.ndarray], dict[int, int]]:
         # The curves cover the profiled range and every batch of the pmf (an extrapolating profile
         # may serve batches above its profiled range). Homes are computed for all those batches,
         # not only the pmf's, so that ``home_of`` is right for batches the pmf did not contain.
@@ -221,8 +242,9 @@ class PARIS:
         mp = ModelPlan(ctx.model_names[m], mb, ranges, home, share, {}, {}, 0)
         return mp, curves, home_all
 
-    def model_plan(self, ctx: PlanContext, m: int, pmf: dict[int, float] | None = None,
-                   gpus: int = 0) -> tuple[ModelPlan, dict[int, float]]:
+    def model_plan(
+        self, ctx: PlanContext, m: int, pmf: dict[int, float] | None = None, gpus: int = 0
+    ) -> tuple[ModelPlan, dict[int, float]]:
         """Steps 1-3 for model ``m``: the plan's reasoning and the size shares of its GPC budget."""
         mp, _, _ = self._reason(ctx, m, pmf if pmf is not None else ctx.batch_pmfs[m])
         return dataclasses.replace(mp, gpus=gpus), mp.gpc_share
@@ -256,8 +278,15 @@ class PARIS:
                 work = sum(p * curves[k][b] for b, p in pmfs[m].items() if mp.home[b] == k)
                 if counts[k]:
                     load[k] = rate * work / counts[k]
-            plans.append(dataclasses.replace(mp, targets={k: tgt_gpcs[k] / k for k in share},
-                                             counts=counts, gpus=n, load_per_partition=load))
+            plans.append(
+                dataclasses.replace(
+                    mp,
+                    targets={k: tgt_gpcs[k] / k for k in share},
+                    counts=counts,
+                    gpus=n,
+                    load_per_partition=load,
+                )
+            )
             self._by_model[m], self._home_all[m] = plans[-1], home_all
             for sizes in packed:
                 lay = hardware.layout_from_sizes(ctx.spec.name, sizes)

@@ -17,8 +17,14 @@ from mig_gym.cluster import Plan
 from mig_gym.hardware import GPUSpec, Layout
 from mig_gym.profiles import ProfileSet
 
-__all__ = ["PlanContext", "Homogeneous", "FixedLayouts", "RandomLayouts", "split_gpus",
-           "plan_from_sizes"]
+__all__ = [
+    "PlanContext",
+    "Homogeneous",
+    "FixedLayouts",
+    "RandomLayouts",
+    "split_gpus",
+    "plan_from_sizes",
+]
 
 
 @dataclass(frozen=True)
@@ -58,12 +64,17 @@ def split_gpus(num_gpus: int, weights: Sequence[float]) -> list[int]:
     return counts.tolist()
 
 
-def plan_from_sizes(spec: GPUSpec, sizes_per_gpu: Sequence[Sequence[int]],
-                    model_per_gpu: Sequence[int], notes: str = "") -> Plan:
+def plan_from_sizes(
+    spec: GPUSpec,
+    sizes_per_gpu: Sequence[Sequence[int]],
+    model_per_gpu: Sequence[int],
+    notes: str = "",
+) -> Plan:
     """A plan from size multisets, every partition of a GPU hosting that GPU's model."""
     layouts: list[Layout] = [hardware.layout_from_sizes(spec.name, s) for s in sizes_per_gpu]
-    models = tuple(tuple([m] * len(lay.placements)) for lay, m in zip(layouts, model_per_gpu,
-                                                                         strict=True))
+    models = tuple(
+        tuple([m] * len(lay.placements)) for lay, m in zip(layouts, model_per_gpu, strict=True)
+    )
     return Plan(tuple(layouts), models, notes)
 
 
@@ -103,8 +114,10 @@ class FixedLayouts:
     def plan(self, ctx: PlanContext) -> Plan:
         sizes = self.layouts * ctx.num_gpus if len(self.layouts) == 1 else self.layouts
         if len(sizes) != ctx.num_gpus:
-            raise ValueError(f"fixed partitioner: {len(self.layouts)} layouts for "
-                             f"{ctx.num_gpus} GPUs (give 1 or one per GPU)")
+            raise ValueError(
+                f"fixed partitioner: {len(self.layouts)} layouts for "
+                f"{ctx.num_gpus} GPUs (give 1 or one per GPU)"
+            )
         return plan_from_sizes(ctx.spec, sizes, _models_by_gpu(ctx), "fixed layouts")
 
 
@@ -120,6 +133,8 @@ class RandomLayouts:
         options = hardware.valid_layouts(ctx.spec.name)
         picks = [options[int(i)] for i in self.rng.integers(len(options), size=ctx.num_gpus)]
         mods = _models_by_gpu(ctx)
-        return Plan(tuple(picks), tuple(tuple([m] * len(lay.placements))
-                                        for lay, m in zip(picks, mods, strict=True)),
-                    "random maximal layouts")
+        return Plan(
+            tuple(picks),
+            tuple(tuple([m] * len(lay.placements)) for lay, m in zip(picks, mods, strict=True)),
+            "random maximal layouts",
+        )

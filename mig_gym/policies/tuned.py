@@ -29,8 +29,11 @@ class PARISTuned:
 
     name = "paris_tuned"
 
-    def __init__(self, trial_queries: int = 20_000,
-                 scorer: Callable[[Plan, int], tuple[float, float]] | None = None) -> None:
+    def __init__(
+        self,
+        trial_queries: int = 20_000,
+        scorer: Callable[[Plan, int], tuple[float, float]] | None = None,
+    ) -> None:
         self.trial_queries = trial_queries
         self.scorer = scorer
         self.scores: list[tuple[str, float, float]] = []
