@@ -142,7 +142,9 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def _num(x: float) -> str:
-    if x == 0 or 0.01 <= abs(x) < 1e6:
+    if abs(x) < 1e-9:  # zero, or float noise in a spread over identical values
+        return "0"
+    if 0.01 <= abs(x) < 1e6:
         return f"{x:.3f}".rstrip("0").rstrip(".") if abs(x) < 10 else f"{x:.1f}"
     return f"{x:.2e}"
 
