@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check mig_gym tests benchmarks tools
 	$(BIN)/ruff format --check mig_gym tests benchmarks tools
 
-# Train the default agent (MaskablePPO on Dispatch-v0, paper_resnet50, ELSA warm start); ~10 min.
+# Train the default agent (MaskablePPO on Dispatch-v0, paper_resnet50, ELSA warm start); ~7 min.
 train: $(STAMP)
 	$(BIN)/mig-gym train scenarios/paper_resnet50.yaml --env dispatch --algo maskable_ppo \
 	    --bc-steps 10000 --logdir runs/
