@@ -43,6 +43,14 @@ def numeric_action(action: Any) -> np.ndarray | None:
     return a.astype(np.float64).reshape(-1)
 
 
+def episode_seed(np_random: np.random.Generator, options: dict[str, Any] | None) -> int:
+    """The episode's seed: ``options["episode_seed"]`` when given (the arrivals of
+    ``mig_gym.simulate(..., seed=s)``), else drawn from the environment's generator. The draw
+    happens either way, so later episodes do not depend on whether a seed was forced."""
+    drawn = int(np_random.integers(2**31 - 1))
+    return int(options["episode_seed"]) if options and "episode_seed" in options else drawn
+
+
 def prepare_scenario(scenario: str | dict | C.Scenario | None) -> C.Scenario:
     """Load a scenario for an environment (path, dict, ``Scenario`` or None = default)."""
     if isinstance(scenario, C.Scenario):

@@ -11,7 +11,14 @@ from gymnasium import spaces
 from mig_gym import config as C
 from mig_gym import hardware
 from mig_gym.engine import Run, build
-from mig_gym.envs.common import OBS_CLIP, RewardBook, numeric_action, prepare_scenario, with_run
+from mig_gym.envs.common import (
+    OBS_CLIP,
+    RewardBook,
+    episode_seed,
+    numeric_action,
+    prepare_scenario,
+    with_run,
+)
 
 __all__ = ["PartitionEnv", "BATCH_BINS"]
 
@@ -139,9 +146,7 @@ class PartitionEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        ep_seed = int(self.np_random.integers(2**31 - 1))
-        if options and "episode_seed" in options:
-            ep_seed = int(options["episode_seed"])
+        ep_seed = episode_seed(self.np_random, options)
         self.run = build(self.scenario, self.policy, ep_seed, epoch_s=self.scenario.env.epoch_s)
         self.book = RewardBook(self.run.recorder, self.scenario.env.reward_weights)
         self._mean_rate = max(self.run.context.rate_qps, 1e-9)
