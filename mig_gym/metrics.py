@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["LatencyHistogram", "Recorder", "Summary", "SKETCH_RELATIVE_ERROR"]
+__all__ = [
+    "Completions",
+    "LatencyHistogram",
+    "Recorder",
+    "Rejections",
+    "Summary",
+    "SKETCH_RELATIVE_ERROR",
+]
 
 _LO_S = 1e-6
 _RATIO = 1.001
@@ -27,24 +35,54 @@ SKETCH_RELATIVE_ERROR = (
 
 
 class LatencyHistogram:
-    """Fixed log-spaced histogram from 1 us to 1e6 s; values outside are clamped to the end bins."""
+    """Fixed log-spaced histogram from 1 us to 1e6 s; values outside are clamped to the end bins.
+
+    Single values are buffered and binned in bulk with numpy, so :meth:`add` and :meth:`add_many`
+    put a given value in the same bucket whichever way it arrives.
+    """
+
+    _FLUSH = 4096
 
     def __init__(self) -> None:
-        self.counts = [0] * _NBINS  # a list: incrementing it is much cheaper than a numpy array
-        self.n = 0
+        self.counts = np.zeros(_NBINS, dtype=np.int64)
+        self._buf: list[float] = []
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum()) + len(self._buf)
 
     def add(self, x_s: float) -> None:
-        i = int(math.log(x_s / _LO_S) * _INV_LOG_RATIO) if x_s > _LO_S else 0
-        self.counts[i if i < _NBINS else _NBINS - 1] += 1
-        self.n += 1
+        self._buf.append(x_s)
+        if len(self._buf) >= self._FLUSH:
+            self._flush()
+
+    def add_many(self, xs: np.ndarray) -> None:
+        """Add every value of ``xs`` (seconds)."""
+        if len(xs):
+            self.counts += np.bincount(_bucket(np.asarray(xs, dtype=np.float64)), minlength=_NBINS)
+
+    def _flush(self) -> None:
+        buf, self._buf = self._buf, []
+        self.add_many(np.array(buf))
 
     def quantile(self, q: float) -> float:
         """The q-quantile (0..1) in seconds, reported at the bucket's geometric midpoint."""
-        if self.n == 0:
+        self._flush()
+        n = int(self.counts.sum())
+        if n == 0:
             return math.nan
-        rank = max(1, math.ceil(q * self.n))
-        i = int(np.searchsorted(np.cumsum(np.asarray(self.counts, dtype=np.int64)), rank))
+        rank = max(1, math.ceil(q * n))
+        i = int(np.searchsorted(np.cumsum(self.counts), rank))
         return _LO_S * _RATIO ** (i + 0.5)
+
+
+def _bucket(xs: np.ndarray) -> np.ndarray:
+    """Bucket index of each value: floor(log_1.001(x / 1 us)), clamped to the end bins."""
+    out = np.zeros(len(xs), dtype=np.int64)
+    big = xs > _LO_S
+    out[big] = (np.log(xs[big] / _LO_S) * _INV_LOG_RATIO).astype(np.int64)
+    np.minimum(out, _NBINS - 1, out=out)
+    return out
 
 
 @dataclass(frozen=True)
@@ -107,6 +145,28 @@ class _Window:
         self.busy = 0.0
         self.avail = 0.0
         self.busy_by_size = dict.fromkeys(sizes, 0.0)
+
+
+class Completions(NamedTuple):
+    """Queries that completed, sorted by ``end_s`` (arrays of equal length; ``slo_s`` per model)."""
+
+    end_s: np.ndarray
+    arrival_s: np.ndarray
+    qid: np.ndarray
+    model: np.ndarray
+    size: np.ndarray  # GPCs of the partition that served it
+    service_s: np.ndarray
+    slo_s: np.ndarray
+
+
+class Rejections(NamedTuple):
+    """Queries rejected at arrival, sorted by ``t_s``; ``reason`` indexes ``reasons``."""
+
+    t_s: np.ndarray
+    qid: np.ndarray
+    model: np.ndarray
+    reason: np.ndarray
+    reasons: tuple[str, ...]
 
 
 class Recorder:
@@ -273,6 +333,100 @@ class Recorder:
             self.model_stats[model][1] += 1
             if self.first_measured_s is None:
                 self.first_measured_s = now
+
+    # ------------------------------------------------------------------ bulk recording
+    def bulk(self, arrivals_s: np.ndarray, done: Completions, rejected: Rejections) -> None:
+        """Record many events at once, as the per-event calls would in time order: arrivals at
+        ``arrivals_s`` (sorted; rejected queries included), completions sorted by end time and
+        rejections at their arrival. No event may precede one already recorded."""
+        na, nc, nr = len(arrivals_s), len(done.end_s), len(rejected.t_s)
+        ia = ic = ir = 0
+        while True:
+            end = self.window_end
+            ja = ia + int(np.searchsorted(arrivals_s[ia:], end, side="right"))
+            jc = ic + int(np.searchsorted(done.end_s[ic:], end, side="right"))
+            jr = ir + int(np.searchsorted(rejected.t_s[ir:], end, side="right"))
+            self.arrived += ja - ia
+            self.window.arrived += ja - ia
+            end_c, arr_c = self._bulk_completions(done, ic, jc)
+            t_r = self._bulk_rejections(rejected, ir, jr)
+            if self.first_measured_s is None and min(end_c, t_r) < math.inf:
+                # a completion and a rejection at the same time: the completion came first
+                self.first_measured_s = t_r if t_r < end_c else arr_c
+            ia, ic, ir = ja, jc, jr
+            if ia == na and ic == nc and ir == nr:
+                return
+            nxt = min(
+                arrivals_s[ia] if ia < na else math.inf,
+                done.end_s[ic] if ic < nc else math.inf,
+                rejected.t_s[ir] if ir < nr else math.inf,
+            )
+            self.advance(float(nxt))
+
+    def _bulk_completions(self, c: Completions, i: int, j: int) -> tuple[float, float]:
+        """Completions ``i:j`` of ``c``, all in the current window. Returns the end and arrival
+        times of the first measured one (inf, nan if none)."""
+        if i == j:
+            return math.inf, math.nan
+        end, arr, qid = c.end_s[i:j], c.arrival_s[i:j], c.qid[i:j]
+        model, size, service = c.model[i:j], c.size[i:j], c.service_s[i:j]
+        lat = end - arr
+        slo = c.slo_s[model]
+        late = lat > slo
+        w = self.window
+        w.lat.extend(lat.tolist())
+        w.viol += int(late.sum())
+        self.completed += j - i
+        self.late_all += int(late.sum())
+        self.lat_norm_all += float((lat / slo).sum())
+        # busy time: services that started in this window in bulk, the rare longer ones one by one
+        w_start = self.window_end - self.window_s
+        inside = end - service >= w_start
+        gpc_s = np.bincount(size[inside], weights=size[inside] * service[inside])
+        for k in np.flatnonzero(gpc_s):
+            self.busy_s[int(k)] += float(gpc_s[k])
+            w.busy_by_size[int(k)] += float(gpc_s[k])
+        for t, k, s in zip(end[~inside], size[~inside], service[~inside], strict=True):
+            self.served(float(t), int(k), float(s))
+        meas = qid >= self.warmup
+        if not meas.any():
+            return math.inf, math.nan
+        first = int(np.argmax(meas))
+        lat_m, late_m, model_m = lat[meas], late[meas], model[meas]
+        n_m, n_late = len(lat_m), int(late_m.sum())
+        self.last_done_s = max(self.last_done_s, float(end[meas].max()))
+        self.measured += n_m
+        self.violations += n_late
+        self.good += n_m - n_late
+        self.lat_sum += float(lat_m.sum())
+        self.lat_max = max(self.lat_max, float(lat_m.max()))
+        self.hist.add_many(lat_m)
+        nm = len(self.model_stats)
+        count = np.bincount(model_m, minlength=nm)
+        viol = np.bincount(model_m, weights=late_m, minlength=nm)
+        lsum = np.bincount(model_m, weights=lat_m, minlength=nm)
+        for m in np.flatnonzero(count):
+            st = self.model_stats[m]
+            st[0] += int(count[m])
+            st[1] += int(viol[m])
+            st[2] += float(lsum[m])
+        return float(end[first]), float(arr[first])
+
+    def _bulk_rejections(self, r: Rejections, i: int, j: int) -> float:
+        """Rejections ``i:j`` of ``r``; returns the time of the first measured one (inf if none)."""
+        if i == j:
+            return math.inf
+        code, qid, model = r.reason[i:j], r.qid[i:j], r.model[i:j]
+        for c in np.flatnonzero(np.bincount(code)):
+            name = r.reasons[c]
+            self.rejected[name] = self.rejected.get(name, 0) + int((code == c).sum())
+        meas = qid >= self.warmup
+        if not meas.any():
+            return math.inf
+        self.violations += int(meas.sum())
+        for m, n in enumerate(np.bincount(model[meas], minlength=len(self.model_stats))):
+            self.model_stats[m][1] += int(n)
+        return float(r.t_s[i:j][np.argmax(meas)])
 
     def finish(self, now: float) -> None:
         """End of run: close the last, partial window so short runs still have a series row."""
