@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mig_gym import config as C
-from mig_gym import hardware, profiles, traces, workload
+from mig_gym import fastpath, hardware, profiles, traces, workload
 from mig_gym.cluster import Plan, match_assignment
 from mig_gym.metrics import Recorder, Summary
 from mig_gym.policies import Policy, make_policy, parse_policy
@@ -215,6 +215,8 @@ class Run:
     recorder: Recorder
     context: PlanContext
     stream: workload.QueryStream
+    fast: bool = True
+    loop: str = ""  # "fast" or "events" once executed
 
     def step_epoch(self, d: Decision) -> None:
         """Let a re-planning partitioner act at an epoch decision."""
@@ -225,10 +227,17 @@ class Run:
                 apply_plan(self.sim, plan)
 
     def execute(self) -> Summary:
-        """Run to the end (re-planning at epochs if the partitioner does) and summarise."""
-        while (d := self.sim.run_until_decision()) is not None:
-            if d.kind == "epoch":
-                self.step_epoch(d)
+        """Run to the end (re-planning at epochs if the partitioner does) and summarise.
+
+        Static runs take the fast path (:mod:`mig_gym.fastpath`) unless ``fast`` is False."""
+        if self.fast and fastpath.unsupported(self.sim) is None:
+            self.loop = "fast"
+            fastpath.run(self.sim)
+        else:
+            self.loop = "events"
+            while (d := self.sim.run_until_decision()) is not None:
+                if d.kind == "epoch":
+                    self.step_epoch(d)
         self.sim.check_conservation()
         self.recorder.finish(self.sim.now)
         return self.summary()
@@ -257,6 +266,7 @@ def build(
     epoch_s: float | None = None,
     progress: bool = False,
     plan: Plan | None = None,
+    fast: bool = True,
 ) -> Run:
     """Build (but do not run) a simulation. Arguments as for :func:`simulate`; ``plan`` replaces
     the partitioner's initial plan; ``external_dispatch`` makes every arrival a ``Decision``."""
@@ -312,7 +322,7 @@ def build(
         drain=sc.run.drain,
         track_batches=replan_epoch is not None or epoch_s is not None,
     )
-    return Run(sc, pol, seed, sim, rec, ctx, stream)
+    return Run(sc, pol, seed, sim, rec, ctx, stream, fast=fast)
 
 
 def _trial_score(sc: C.Scenario, seed: int, plan: Plan, n: int) -> tuple[float, float]:
@@ -330,6 +340,7 @@ def simulate(
     num_queries: int | None = None,
     load: float | None = None,
     progress: bool = False,
+    fast: bool = True,
 ) -> Summary:
     """Run one simulation and return its :class:`~mig_gym.metrics.Summary`.
 
@@ -341,5 +352,7 @@ def simulate(
         num_queries: overrides ``run.num_queries`` (warm-up is capped at 10 % of it).
         load: overrides ``workload.load`` (arrival-rate multiplier).
         progress: draw a progress bar on stderr.
+        fast: let static runs take the fast path (same model without an event heap, see
+            :mod:`mig_gym.fastpath`); False forces the event loop.
     """
-    return build(scenario, policy, seed, num_queries, load, progress=progress).execute()
+    return build(scenario, policy, seed, num_queries, load, progress=progress, fast=fast).execute()

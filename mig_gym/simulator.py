@@ -202,6 +202,7 @@ class Simulator:
             self.arrivals_done = True
             self._blk_t = []
             return
+        self._blk = blk
         self._blk_t = blk.arrival_s.tolist()
         self._blk_m = blk.model.tolist()
         self._blk_b = blk.batch.tolist()
@@ -525,6 +526,19 @@ class Simulator:
             raise RuntimeError("run() needs a dispatcher: use run_until_decision() and dispatch()")
         while self.run_until_decision() is not None:
             pass
+
+    def take_arrivals(self) -> Iterator[QueryBlock]:
+        """Hand the whole arrival stream to a caller that simulates it another way (the fast
+        path); only before the first arrival. Afterwards the simulator has no arrivals left."""
+        if self._next_id != 0 or self.last_arrival_s != 0.0:
+            raise RuntimeError("take_arrivals() after arrivals were processed")
+        if self.arrivals_done:
+            return
+        first, self._blk_t, self.arrivals_done = self._blk, [], True
+        yield first
+        for blk in self._stream:
+            if len(blk.arrival_s):
+                yield blk
 
     # ------------------------------------------------------------------ accounting
     def in_service_gpc_s(self) -> dict[int, float]:

@@ -1,0 +1,231 @@
+"""The fast path (mig_gym.fastpath) against the event loop it replaces for static runs.
+
+Both simulate the same model; they may differ only by floating-point rounding (the event loop
+keeps estimated free times as running sums and adds metrics in another order), so counts must be
+identical and every float equal to 1e-9 relative. Also: which runs take which loop, and the
+Recorder's bulk recording against its per-event calls on hand-made events.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mig_gym
+from mig_gym import config as C
+from mig_gym import fastpath
+from mig_gym.cluster import Plan
+from mig_gym.hardware import valid_layouts
+from mig_gym.metrics import Completions, Recorder, Rejections
+from mig_gym.policies.dispatchers import FirstFree
+from mig_gym.scenario import replace_in
+
+SCEN = Path(__file__).resolve().parent.parent / "scenarios"
+REL = 1e-9
+
+
+def _close(a: object, b: object, path: str = "") -> None:
+    """Recursive equality: ints, strings and bools exact, floats to REL (nan equals nan)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, float) or isinstance(b, float):
+        if math.isnan(a) or math.isnan(b):  # type: ignore[arg-type]
+            assert math.isnan(a) and math.isnan(b), (path, a, b)  # type: ignore[arg-type]
+        else:
+            assert math.isclose(a, b, rel_tol=REL, abs_tol=1e-12), (path, a, b)  # type: ignore[arg-type]
+    else:
+        assert a == b, (path, a, b)
+
+
+def _both(sc: C.Scenario, policy: str | None, n: int, load: float = 1.0, plan=None, disp=None):
+    out = []
+    for fast in (True, False):
+        run = mig_gym.build(sc, policy, None, n, load, plan=plan, fast=fast)
+        if disp is not None:
+            run.sim.dispatcher = disp()
+        s = run.execute()
+        out.append((run, s))
+    (rf, sf), (re, se) = out
+    assert (rf.loop, re.loop) == ("fast", "events")
+    return rf, sf, re, se
+
+
+def _assert_same(rf, sf, re, se) -> None:
+    _close(sf.to_dict(), se.to_dict())
+    assert len(rf.recorder.series) == len(re.recorder.series)
+    for a, b in zip(rf.recorder.series, re.recorder.series, strict=True):
+        _close(a, b)
+    assert rf.sim.now == pytest.approx(re.sim.now, rel=REL)
+    assert sf.conserved and sf.in_system == 0
+
+
+CASES = [
+    ("paper_resnet50", "paris+elsa", 1.0),
+    ("paper_resnet50", "paris+earliest_finish", 1.1),
+    ("paper_resnet50", "homo1+elsa", 1.3),  # overloaded; batches > 45 do not fit a 1g: rejected
+    ("paper_resnet50", "homo7+earliest_finish", 0.8),
+    ("paper_mobilenet", "random+elsa", 1.0),
+    ("paper_bert", "homo1+earliest_finish", 1.0),
+    ("multi_model", "paris+elsa", 1.0),
+    ("multi_model", "paris+earliest_finish", 1.2),
+    ("bursty", "scenario+elsa", 1.0),
+    ("diurnal_drift", "paris+elsa", 1.0),
+]
+
+
+@pytest.mark.parametrize(("name", "policy", "load"), CASES)
+def test_fast_path_matches_event_loop(name, policy, load):
+    sc = mig_gym.load_scenario(SCEN / f"{name}.yaml")
+    sc = replace_in(sc, "run.window_s", 0.5)  # many windows: services straddle their edges
+    rf, sf, re, se = _both(sc, policy, 30_000, load)
+    _assert_same(rf, sf, re, se)
+    if name == "paper_resnet50" and policy.startswith("homo1"):
+        assert sf.rejected_by_reason["batch_exceeds_partition_memory"] > 0
+
+
+def test_fast_path_matches_with_elsa_home_scan_and_alpha():
+    sc = mig_gym.load_scenario(SCEN / "paper_resnet50.yaml")
+    sc = replace_in(sc, "policy.dispatcher", C.ELSAConfig(alpha=0.6, scan_from="home"))
+    _assert_same(*_both(sc, None, 30_000, 1.2))
+
+
+def test_fast_path_matches_first_free_dispatch():
+    sc = mig_gym.load_scenario(SCEN / "paper_bert.yaml")
+    _assert_same(*_both(sc, "paris+earliest_finish", 20_000, 1.1, disp=FirstFree))
+
+
+def test_fast_path_matches_when_a_model_is_not_hosted():
+    # multi_model with every GPU given to model 0: queries of models 1 and 2 are rejected as
+    # not hosted, counted per model, and the measured window starts at the first rejection.
+    sc = mig_gym.load_scenario(SCEN / "multi_model.yaml")
+    lay = next(x for x in valid_layouts(sc.cluster.gpu) if len(x.placements) == 7)
+    plan = Plan((lay,) * 8, ((0,) * 7,) * 8)
+    rf, sf, re, se = _both(sc, "paris+earliest_finish", 20_000, 0.5, plan=plan)
+    _assert_same(rf, sf, re, se)
+    assert sf.rejected_by_reason.get("model_not_hosted", 0) > 5000
+
+
+def test_fast_path_is_deterministic():
+    a = mig_gym.simulate(SCEN / "multi_model.yaml", "paris+elsa", seed=3, num_queries=20_000)
+    b = mig_gym.simulate(SCEN / "multi_model.yaml", "paris+elsa", seed=3, num_queries=20_000)
+    assert repr(a.to_dict()) == repr(b.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("change", "policy", "reason"),
+    [
+        ({}, "paris+fifs", "pull dispatch"),
+        ({}, "paris+jsq", "no closed-form fast rule"),
+        ({"workload.service_cv": 0.2}, "paris+elsa", "service-time noise"),
+        ({"run.drain": False}, "paris+elsa", "drain"),
+        (
+            {"faults": (C.FaultConfig(gpu=0, down_at_s=1.0, up_at_s=2.0),)},
+            "paris+elsa",
+            "faults or decision epochs",
+        ),
+        ({}, "periodic_paris+elsa", "faults or decision epochs"),
+    ],
+)
+def test_runs_the_fast_path_cannot_take_use_the_event_loop(change, policy, reason):
+    sc = mig_gym.load_scenario(SCEN / "paper_resnet50.yaml")
+    for k, v in change.items():
+        sc = replace_in(sc, k, v)
+    run = mig_gym.build(sc, policy, None, 2_000)
+    assert reason in (fastpath.unsupported(run.sim) or "")
+    s = run.execute()
+    assert run.loop == "events" and s.conserved
+    with pytest.raises(ValueError, match="cannot take the fast path"):
+        fastpath.run(mig_gym.build(sc, policy, None, 2_000).sim)
+
+
+def test_fast_false_forces_the_event_loop_and_started_runs_are_refused():
+    run = mig_gym.build(SCEN / "paper_resnet50.yaml", "paris+elsa", None, 1_000, fast=False)
+    run.execute()
+    assert run.loop == "events"
+    run = mig_gym.build(SCEN / "paper_resnet50.yaml", "paris+elsa", None, 1_000)
+    run.sim.run_until_decision()
+    run.sim.run_until_decision()
+    assert "already started" in (fastpath.unsupported(run.sim) or "")
+
+
+# --------------------------------------------------------------------------- Recorder.bulk
+SIZES = (1, 2, 3, 4, 7)
+
+
+@st.composite
+def _events(draw):
+    """A run on hand: arrivals, each served (start >= arrival) or rejected."""
+    n = draw(st.integers(1, 60))
+    gaps = draw(st.lists(st.floats(0.0, 0.7), min_size=n, max_size=n))
+    arr = np.cumsum(gaps)
+    out = []
+    for i, t in enumerate(arr):
+        if draw(st.integers(0, 9)) == 0:
+            out.append((float(t), i, draw(st.integers(0, 1)), None))
+        else:
+            wait = draw(st.floats(0.0, 2.0))
+            serv = draw(st.floats(1e-4, 1.5))
+            k = draw(st.sampled_from(SIZES))
+            out.append((float(t), i, draw(st.integers(0, 1)), (float(t) + wait, serv, k)))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(_events(), st.sampled_from([0.3, 1.0, 100.0]), st.integers(0, 10))
+def test_bulk_recording_equals_per_event_calls(events, window_s, warmup):
+    slo = np.array([0.5, 1.2])
+    names = ("a", "b")
+    # per event, in time order (completions before arrivals on ties, as the event loop)
+    one = Recorder(SIZES, window_s, warmup, names)
+    one.capacity(0.0, 7, 7)
+    timeline = []
+    for t, qid, m, svc in events:
+        timeline.append((t, 1, "arrive", qid, m, svc))
+        if svc is not None:
+            start, serv, k = svc
+            timeline.append((start + serv, 0, "done", qid, m, (t, serv, k)))
+    timeline.sort(key=lambda e: (e[0], e[1]))
+    for now, _, what, qid, m, x in timeline:
+        if what == "arrive":
+            one.on_arrival(now)
+            if x is None:
+                one.on_reject(qid, m, "r0" if m == 0 else "r1", now)
+        else:
+            arr_t, serv, k = x
+            one.served(now, k, serv)
+            one.on_complete(qid, m, arr_t, now, float(slo[m]))
+    # in bulk: everything at once
+    two = Recorder(SIZES, window_s, warmup, names)
+    two.capacity(0.0, 7, 7)
+    arr = np.array([e[0] for e in events])
+    done = sorted((s[0] + s[1], t, qid, m, s[2], s[1]) for t, qid, m, s in events if s is not None)
+    cols = list(zip(*done, strict=True)) if done else [[]] * 6
+    comp = Completions(
+        np.array(cols[0], float),
+        np.array(cols[1], float),
+        np.array(cols[2], np.int64),
+        np.array(cols[3], np.int64),
+        np.array(cols[4], np.int64),
+        np.array(cols[5], float),
+        slo,
+    )
+    rej = [(t, qid, m) for t, qid, m, s in events if s is None]
+    rcols = list(zip(*rej, strict=True)) if rej else [[]] * 3
+    rm = np.array(rcols[2], np.int64)
+    two.bulk(arr, comp, Rejections(np.array(rcols[0], float), np.array(rcols[1], np.int64), rm,
+                                   rm, ("r0", "r1")))  # fmt: skip
+    end = max([e[0] for e in timeline])
+    for r in (one, two):
+        r.finish(end)
+    kw = dict(scenario="s", policy="p", seed=0, now=end, queued=0, running=0, last_arrival_s=1.0)
+    _close(one.summary(**kw).to_dict(), two.summary(**kw).to_dict())
+    assert len(one.series) == len(two.series)
+    for a, b in zip(one.series, two.series, strict=True):
+        _close(a, b)
