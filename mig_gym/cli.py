@@ -19,7 +19,7 @@ from typing import Any
 
 from mig_gym import hardware
 from mig_gym.backends import BACKENDS, BackendError
-from mig_gym.engine import build, simulate
+from mig_gym.engine import build
 from mig_gym.policies import PolicyError
 from mig_gym.profiles import ProfileRangeError
 from mig_gym.scenario import ScenarioError, load_scenario
@@ -92,18 +92,25 @@ def _fmt_summary(s: object) -> str:
 
 # --------------------------------------------------------------------------- commands
 def cmd_run(a: argparse.Namespace) -> int:
-    s = simulate(
+    from mig_gym import fastpath
+
+    run = build(
         a.scenario,
         policy=a.policy,
         seed=a.seed,
         num_queries=a.num_queries,
         load=a.load,
         progress=not a.no_progress,
+        fast=not a.event_loop,
     )
+    why = "--event-loop" if a.event_loop else fastpath.unsupported(run.sim)
+    s = run.execute()
     if a.json:
         print(json.dumps(s.to_dict(), indent=2))
     else:
         print(_fmt_summary(s))
+        loop = "fast path (static run)" if run.loop == "fast" else f"event loop ({why})"
+        print(f"simulated with the {loop}")
     return 0
 
 
@@ -323,6 +330,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--load", type=_LOAD, default=None, help="arrival-rate multiplier")
     r.add_argument("--json", action="store_true", help="print the Summary as JSON")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument(
+        "--event-loop",
+        action="store_true",
+        help="simulate with the event loop even if the run could take the fast path",
+    )
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a scenario file and explain every problem")

@@ -327,9 +327,7 @@ def build(
 
 def _trial_score(sc: C.Scenario, seed: int, plan: Plan, n: int) -> tuple[float, float]:
     """PARIS_tuned's score of a candidate plan: (violation rate, p95) of a short ELSA run."""
-    run = build(sc, "scenario+elsa", seed, n, plan=plan)
-    run.sim.run()
-    s = run.summary()
+    s = build(sc, "scenario+elsa", seed, n, plan=plan).execute()
     return (s.sla_violation_rate, s.latency_p95_ms)
 
 

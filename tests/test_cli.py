@@ -29,6 +29,22 @@ def test_run_json_is_the_summary(capsys):
     assert d["arrived"] == 1500 and d["conserved"] is True and d["policy"] == "paris+elsa"
 
 
+def test_run_says_which_loop_simulated_and_event_loop_forces_it(capsys):
+    base = ["run", RESNET, "--num-queries", "3000", "--no-progress"]
+    assert main([*base, "--policy", "homo7+fifs"]) == 0
+    assert "event loop (pull dispatch" in capsys.readouterr().out
+    assert main(base) == 0
+    assert "simulated with the fast path" in capsys.readouterr().out
+    assert main([*base, "--event-loop"]) == 0
+    assert "event loop (--event-loop)" in capsys.readouterr().out
+    assert main([*base, "--json"]) == 0
+    fast = json.loads(capsys.readouterr().out)
+    assert main([*base, "--json", "--event-loop"]) == 0
+    events = json.loads(capsys.readouterr().out)
+    assert fast["completed"] == events["completed"] == 3000
+    assert fast["latency_mean_ms"] == pytest.approx(events["latency_mean_ms"], rel=1e-9)
+
+
 def test_validate_ok_and_bad(tmp_path: Path, capsys):
     assert main(["validate", RESNET]) == 0
     assert "OK" in capsys.readouterr().out
