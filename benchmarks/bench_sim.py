@@ -8,7 +8,9 @@ same deterministic service times and the same earliest-finish rule, so their lat
 What is timed (wall clock, best of ``repeats``, runs interleaved):
 
 - mig_gym: one whole ``simulate()`` call, i.e. ``build()`` (profiles, PARIS plan, simulator set-up),
-  the lazily generated workload, the run and the ``Summary``;
+  the lazily generated workload, the run and the ``Summary``. This static run takes the fast path
+  (:mod:`mig_gym.fastpath`), as every ``simulate()`` call of such a run does; ``mig_gym_events``
+  times the same call with ``fast=False`` (the general event loop);
 - SimPy: ``workload.generate()`` plus building and running the SimPy model (the partition plan is
   taken from a ``build()`` outside the timing).
 
@@ -61,14 +63,25 @@ def run(
             bsc.workload, bsc.model_names, shares, built.seed, num_queries, base_dir=bsc.base_dir
         )
 
-    times: dict[str, list[float]] = {"mig_gym": [], **{v: [] for v in VARIANTS}}
+    times: dict[str, list[float]] = {
+        "mig_gym": [],
+        "mig_gym_events": [],
+        **{v: [] for v in VARIANTS},
+    }
     gen_times: list[float] = []
-    summary = None
+    summary = summary_events = None
+    loops = set()
     results: dict[str, Any] = {}
     for _ in range(repeats):
         t0 = time.perf_counter()
-        summary = mig_gym.simulate(sc, policy, seed, num_queries, load)
+        run_fast = mig_gym.build(sc, policy, seed, num_queries, load)
+        summary = run_fast.execute()
         times["mig_gym"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        run_events = mig_gym.build(sc, policy, seed, num_queries, load, fast=False)
+        summary_events = run_events.execute()
+        times["mig_gym_events"].append(time.perf_counter() - t0)
+        loops.add((run_fast.loop, run_events.loop))
         for v in VARIANTS:
             t0 = time.perf_counter()
             blk = gen()
@@ -76,28 +89,36 @@ def run(
             results[v] = run_simpy(blk.arrival_s, blk.model, blk.batch, parts, warmup, v)
             times[v].append(time.perf_counter() - t0)
             gen_times.append(t1 - t0)
-    assert summary is not None
+    assert summary is not None and summary_events is not None
 
     best = {k: min(v) for k, v in times.items()}
     qps = {k: num_queries / s for k, s in best.items()}
     ref = results[VARIANTS[-1]]  # every variant computes the same numbers; checked below
-    checks = {
-        "latency_mean_rel_diff": _rel(summary.latency_mean_ms, ref.latency_mean_ms),
-        "latency_max_rel_diff": _rel(summary.latency_max_ms, ref.latency_max_ms),
-        "latency_p95_rel_diff": _rel(summary.latency_p95_ms, ref.latency_p95_ms),
-        "variants_identical": len({(r.latency_mean_ms, r.latency_max_ms) for r in results.values()})
-        == 1,
-        "counts_match": (summary.completed, summary.rejected, summary.measured)
-        == (ref.completed, ref.rejected, ref.measured),
-    }
+    checks = {"loops": sorted(loops)[0] if len(loops) == 1 else sorted(loops)}
+    for key, s in (("", summary), ("events_", summary_events)):
+        checks |= {
+            f"{key}latency_mean_rel_diff": _rel(s.latency_mean_ms, ref.latency_mean_ms),
+            f"{key}latency_max_rel_diff": _rel(s.latency_max_ms, ref.latency_max_ms),
+            f"{key}latency_p95_rel_diff": _rel(s.latency_p95_ms, ref.latency_p95_ms),
+            f"{key}counts_match": (s.completed, s.rejected, s.measured)
+            == (ref.completed, ref.rejected, ref.measured),
+        }
+    checks["variants_identical"] = (
+        len({(r.latency_mean_ms, r.latency_max_ms) for r in results.values()}) == 1
+    )
     agree = (
-        checks["latency_mean_rel_diff"] <= MEAN_TOLERANCE
-        and checks["latency_max_rel_diff"] <= MEAN_TOLERANCE
-        # mig_gym's p95 comes from a log histogram: within its stated relative error of exact
-        and checks["latency_p95_rel_diff"] <= SKETCH_RELATIVE_ERROR * (1 + 1e-9)
+        all(
+            checks[f"{key}latency_mean_rel_diff"] <= MEAN_TOLERANCE
+            and checks[f"{key}latency_max_rel_diff"] <= MEAN_TOLERANCE
+            # mig_gym's p95 comes from a log histogram: within its stated relative error of exact
+            and checks[f"{key}latency_p95_rel_diff"] <= SKETCH_RELATIVE_ERROR * (1 + 1e-9)
+            and checks[f"{key}counts_match"]
+            for key in ("", "events_")
+        )
         and checks["variants_identical"]
-        and checks["counts_match"]
+        and checks["loops"] == ("fast", "events")
         and summary.conserved
+        and summary_events.conserved
     )
     return {
         "scenario": scenario or "<default scenario>",
@@ -118,9 +139,12 @@ def run(
         "generate_seconds_best": min(gen_times),
         "qps": qps,
         "speedup": {v: qps["mig_gym"] / qps[v] for v in VARIANTS},
+        "speedup_events": {v: qps["mig_gym_events"] / qps[v] for v in VARIANTS},
+        "fast_vs_events": qps["mig_gym"] / qps["mig_gym_events"],
         "utilization": summary.utilization,
         "mig_gym": {
             "latency_mean_ms": summary.latency_mean_ms,
+            "events_latency_mean_ms": summary_events.latency_mean_ms,
             "latency_p95_ms": summary.latency_p95_ms,
             "latency_max_ms": summary.latency_max_ms,
             "completed": summary.completed,

@@ -119,10 +119,11 @@ def _rows_sim(r: dict[str, Any]) -> list[list[str]]:
     ok = _verdict(sp["lean"] >= TARGET_SPEEDUP, f">= {TARGET_SPEEDUP:g}x")
     mg, ref = r["mig_gym"], r["simpy"]["lean"]
     c = r["checks"]
+    spe = r["speedup_events"]
     return [
         [
             "simpy",
-            f"speed, {n} queries vs SimPy lean",
+            f"simulate() speed, {n} queries vs SimPy lean",
             _qps(q["mig_gym"]),
             _qps(q["lean"]),
             f"{sp['lean']:.2f}x",
@@ -130,11 +131,27 @@ def _rows_sim(r: dict[str, Any]) -> list[list[str]]:
         ],
         [
             "simpy",
-            f"speed, {n} queries vs SimPy Store",
+            f"simulate() speed, {n} queries vs SimPy Store",
             _qps(q["mig_gym"]),
             _qps(q["store"]),
             f"{sp['store']:.2f}x",
             _verdict(sp["store"] >= TARGET_SPEEDUP, f">= {TARGET_SPEEDUP:g}x"),
+        ],
+        [
+            "simpy",
+            "event loop (fast=False) vs SimPy lean",
+            _qps(q["mig_gym_events"]),
+            _qps(q["lean"]),
+            f"{spe['lean']:.2f}x",
+            "(no target)",
+        ],
+        [
+            "simpy",
+            "simulate() (fast path) vs event loop",
+            _qps(q["mig_gym"]),
+            _qps(q["mig_gym_events"]),
+            f"{r['fast_vs_events']:.2f}x",
+            "",
         ],
         [
             "simpy",
@@ -143,6 +160,14 @@ def _rows_sim(r: dict[str, Any]) -> list[list[str]]:
             f"{ref['latency_mean_ms']:.9f} ms",
             f"rel diff {c['latency_mean_rel_diff']:.1e}",
             "agree" if r["agree"] else "DISAGREE",
+        ],
+        [
+            "simpy",
+            "mean latency, event loop",
+            f"{mg['events_latency_mean_ms']:.9f} ms",
+            f"{ref['latency_mean_ms']:.9f} ms",
+            f"rel diff {c['events_latency_mean_rel_diff']:.1e}",
+            "",
         ],
         [
             "simpy",

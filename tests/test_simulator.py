@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import mig_gym
-from mig_gym import hardware
+from mig_gym import fastpath, hardware
 from mig_gym.cluster import GPU, Plan
 from mig_gym.config import EmpiricalBatch, FixedBatch, PoissonArrivals, WorkloadConfig
 from mig_gym.engine import build
@@ -487,9 +487,10 @@ def test_waiting_queries_the_new_plan_cannot_serve_are_rejected(central, sizes, 
 
 # --------------------------------------------------------------------------- queueing theory
 def _single_server_run(
-    batch, rate_qps: float, per_item_s: float, n: int, seed: int, central: bool
+    batch, rate_qps: float, per_item_s: float, n: int, seed: int, central: bool, fast: bool = False
 ) -> Summary:
-    """Poisson arrivals to one 7g partition with ``L(b) = per_item_s * (1 + b)``."""
+    """Poisson arrivals to one 7g partition with ``L(b) = per_item_s * (1 + b)``; ``fast`` runs it
+    on the fast path instead of the event loop."""
     top = max(batch.pmf) if isinstance(batch, EmpiricalBatch) else batch.value
     lat = {(0, 7): [INF] + [per_item_s * (1 + b) for b in range(1, top + 1)]}
     wl = WorkloadConfig(arrivals=PoissonArrivals(rate_qps=rate_qps), batch=batch)
@@ -504,20 +505,24 @@ def _single_server_run(
         dispatcher=None if central else EarliestFinish(),
         central_queue=central,
     )
-    sim.run()
+    if fast:
+        fastpath.run(sim)
+    else:
+        sim.run()
     sim.check_conservation()
     return summary_of(sim)
 
 
 @pytest.mark.parametrize(
-    ("batch", "central"),
+    ("batch", "central", "fast"),
     [
-        (FixedBatch(value=4), True),  # M/D/1, pull
-        (EmpiricalBatch(pmf={1: 0.3, 4: 0.4, 8: 0.3}), False),  # M/G/1 (cv^2 = 0.26), push
+        (FixedBatch(value=4), True, False),  # M/D/1, pull
+        (EmpiricalBatch(pmf={1: 0.3, 4: 0.4, 8: 0.3}), False, False),  # M/G/1 (cv^2 = 0.26), push
+        (EmpiricalBatch(pmf={1: 0.3, 4: 0.4, 8: 0.3}), False, True),  # the same on the fast path
     ],
-    ids=["M/D/1", "M/G/1"],
+    ids=["M/D/1", "M/G/1", "M/G/1-fast-path"],
 )
-def test_mean_wait_matches_pollaczek_khinchine(batch, central):
+def test_mean_wait_matches_pollaczek_khinchine(batch, central, fast):
     # Service S = 1 ms * (1 + b): E[S], E[S^2] are exact from the pmf; rho = 0.5.
     # Wq = lambda E[S^2] / (2 (1 - rho)), and the mean latency (an exact mean in the Summary) is
     # Wq + E[S]. Waits are strongly autocorrelated, so the estimator's spread was measured over
@@ -531,7 +536,7 @@ def test_mean_wait_matches_pollaczek_khinchine(batch, central):
     es2 = sum(p * (per * (1 + b)) ** 2 for b, p in pmf.items())
     lam = 0.5 / es
     wq = lam * es2 / (2 * (1 - lam * es))
-    s = _single_server_run(batch, lam, per, 400_000, seed=11, central=central)
+    s = _single_server_run(batch, lam, per, 400_000, seed=11, central=central, fast=fast)
     assert s.completed == s.measured == 400_000
     assert (s.latency_mean_ms / 1e3 - es) / wq == pytest.approx(1.0, abs=0.03)
     assert s.utilization == pytest.approx(0.5, abs=0.01)  # rho (sd of the estimate ~0.2 %)
