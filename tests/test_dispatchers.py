@@ -151,17 +151,26 @@ def _fifs_scenario(dispatcher: str) -> dict:
     }
 
 
-def _completions(sc: dict, policy: str) -> tuple[list[tuple[int, float, float]], float]:
-    run = engine.build(sc, policy)
+def _completions(
+    sc: dict, policy: str, fast: bool = False
+) -> tuple[list[tuple[int, float, float]], float]:
+    """(query id, arrival, completion) of every query, from the event loop or the fast path."""
+    run = engine.build(sc, policy, fast=fast)
     done: list[tuple[int, float, float]] = []
-    on_complete = run.recorder.on_complete
+    on_complete, bulk = run.recorder.on_complete, run.recorder.bulk
 
     def record(qid, model, arrival_s, now, slo_s):
         done.append((qid, arrival_s, now))
         on_complete(qid, model, arrival_s, now, slo_s)
 
+    def record_bulk(arrivals_s, c, rejected):
+        done.extend(zip(c.qid.tolist(), c.arrival_s.tolist(), c.end_s.tolist(), strict=True))
+        bulk(arrivals_s, c, rejected)
+
     run.recorder.on_complete = record  # type: ignore[method-assign]
+    run.recorder.bulk = record_bulk  # type: ignore[method-assign]
     run.execute()
+    assert run.loop == ("fast" if fast else "events")
     service = run.sim.tables[(0, 1)][4]
     return sorted(done), service
 
@@ -178,15 +187,16 @@ def _central_queue_finish(arrivals: list[float], servers: int, service: float) -
     return out
 
 
-def test_fifs_is_a_central_queue():
+@pytest.mark.parametrize("fast", [False, True], ids=["event-loop", "fast-path"])
+def test_fifs_is_a_central_queue(fast):
     sc = _fifs_scenario("fifs")
-    done, service = _completions(sc, "homo1+fifs")
+    done, service = _completions(sc, "homo1+fifs", fast)
     assert len(done) == 4000
     expected = _central_queue_finish([a for _, a, _ in done], 7, service)
     assert [t for _, _, t in done] == pytest.approx(expected, abs=1e-9)
     waited = sum(t - a > service + 1e-9 for _, a, t in done)
     assert waited > 100  # the check is not vacuous: many queries had to queue
-    s = mig_gym.simulate(sc, policy="homo1+fifs")
+    s = mig_gym.simulate(sc, policy="homo1+fifs", fast=fast)
     measured = [t - a for (qid, a, _), t in zip(done, expected, strict=True) if qid >= 200]
     assert s.latency_mean_ms == pytest.approx(np.mean(measured) * 1e3, rel=1e-9)
 

@@ -22,8 +22,11 @@ from mig_gym import fastpath
 from mig_gym.cluster import Plan
 from mig_gym.hardware import valid_layouts
 from mig_gym.metrics import Completions, Recorder, Rejections
-from mig_gym.policies.dispatchers import FirstFree
+from mig_gym.policies.dispatchers import EarliestFinish, FirstFree
+from mig_gym.policies.elsa import ELSA
 from mig_gym.scenario import replace_in
+
+from .test_simulator import LogRecorder, make_sim, tables
 
 SCEN = Path(__file__).resolve().parent.parent / "scenarios"
 REL = 1e-9
@@ -77,6 +80,11 @@ CASES = [
     ("multi_model", "paris+earliest_finish", 1.2),
     ("bursty", "scenario+elsa", 1.0),
     ("diurnal_drift", "paris+elsa", 1.0),
+    ("paper_resnet50", "homo7+fifs", 1.0),  # FIFS as plain FCFS
+    ("paper_resnet50", "homo1+fifs", 1.3),  # ... with rejections, overloaded
+    ("paper_bert", "homo2+fifs", 1.1),
+    ("multi_model", "homo7+fifs", 1.0),
+    ("paper_bert", "paris+fifs", 1.0),  # mixed sizes, every batch fits every size: FCFS
 ]
 
 
@@ -121,7 +129,7 @@ def test_fast_path_is_deterministic():
 @pytest.mark.parametrize(
     ("change", "policy", "reason"),
     [
-        ({}, "paris+fifs", "pull dispatch"),
+        ({}, "paris+fifs", "cannot hold every batch"),
         ({}, "paris+jsq", "no closed-form fast rule"),
         ({"workload.service_cv": 0.2}, "paris+elsa", "service-time noise"),
         ({"run.drain": False}, "paris+elsa", "drain"),
@@ -229,3 +237,48 @@ def test_bulk_recording_equals_per_event_calls(events, window_s, warmup):
     assert len(one.series) == len(two.series)
     for a, b in zip(one.series, two.series, strict=True):
         _close(a, b)
+
+
+# --------------------------------------------------------------------------- ties, query by query
+class _BulkLog(LogRecorder):
+    """Keeps each query's completion time from bulk recording too."""
+
+    def bulk(self, arrivals_s, done, rejected) -> None:
+        super().bulk(arrivals_s, done, rejected)
+        for q, t in zip(done.qid.tolist(), done.end_s.tolist(), strict=True):
+            assert q not in self.done
+            self.done[q] = t
+        for q in rejected.qid.tolist():
+            self.reasons[q] = rejected.reasons[0]
+
+
+@pytest.mark.parametrize("rule", ["earliest_finish", "elsa", "first_free", "fifs"])
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_path_breaks_ties_as_the_event_loop(rule, seed):
+    # Bursts of simultaneous arrivals on mixed partition sizes, with times and latencies exact in
+    # binary floating point: free times tie often, and every query must end at exactly the time
+    # the event loop gives it (longest-idle first for FIFS, smaller size first for the push rules).
+    rng = np.random.default_rng(seed)
+    times = np.repeat(np.cumsum(rng.integers(0, 6, 60)) * 0.5, rng.integers(1, 5, 60)).tolist()
+    batches = rng.integers(1, 9, len(times)).tolist()
+    lat = tables({1: 4.0, 2: 2.5, 3: 1.5, 4: 1.25, 7: 1.0}, max_batch=8)
+    disp = {"earliest_finish": EarliestFinish, "elsa": lambda: ELSA(alpha=0.01), "fifs": None}
+    done = []
+    for fast in (False, True):
+        sim = make_sim(
+            times,
+            batches,
+            gpus=((4, 2, 1), (3, 3), (7,)),
+            lat=lat,
+            dispatcher=(disp.get(rule, FirstFree) or (lambda: None))(),
+            central=rule == "fifs",
+            chunk=7,
+        )
+        sim.rec.__class__ = _BulkLog if fast else LogRecorder
+        if fast:
+            fastpath.run(sim)
+        else:
+            sim.run()
+        done.append(sim.rec.done)
+    assert len(done[0]) == len(times)
+    assert done[1] == done[0]

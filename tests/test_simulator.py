@@ -517,10 +517,11 @@ def _single_server_run(
     ("batch", "central", "fast"),
     [
         (FixedBatch(value=4), True, False),  # M/D/1, pull
+        (FixedBatch(value=4), True, True),  # the same on the fast path
         (EmpiricalBatch(pmf={1: 0.3, 4: 0.4, 8: 0.3}), False, False),  # M/G/1 (cv^2 = 0.26), push
         (EmpiricalBatch(pmf={1: 0.3, 4: 0.4, 8: 0.3}), False, True),  # the same on the fast path
     ],
-    ids=["M/D/1", "M/G/1", "M/G/1-fast-path"],
+    ids=["M/D/1", "M/D/1-fast-path", "M/G/1", "M/G/1-fast-path"],
 )
 def test_mean_wait_matches_pollaczek_khinchine(batch, central, fast):
     # Service S = 1 ms * (1 + b): E[S], E[S^2] are exact from the pmf; rho = 0.5.
