@@ -1,7 +1,9 @@
-"""Serving metrics: a bounded-memory recorder fed by the simulator, and the run ``Summary``.
+"""Serving metrics: the bounded-memory ``Recorder`` the simulator feeds, which makes the run's
+``Summary`` (:mod:`mig_gym.summary`).
 
 Percentiles of the whole run come from a log-bucketed histogram whose buckets are 0.1 % wide, so a
-reported percentile is within 0.05 % (relative) of the exact order statistic; means are exact. Time
+reported percentile is within 0.05 % (relative) of the exact order statistic
+(:mod:`mig_gym.histogram`); means are exact. Time
 series rows are closed every ``window_s`` of simulated time and their percentiles are exact over the
 window (the window's latencies are kept until it closes, then dropped), so memory is bounded by the
 window, not by the run length.
@@ -10,10 +12,12 @@ window, not by the run length.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+
+from mig_gym.histogram import SKETCH_RELATIVE_ERROR, LatencyHistogram
+from mig_gym.summary import Summary
 
 __all__ = [
     "Completions",
@@ -23,116 +27,6 @@ __all__ = [
     "Summary",
     "SKETCH_RELATIVE_ERROR",
 ]
-
-_LO_S = 1e-6
-_RATIO = 1.001
-_LOG_RATIO = math.log(_RATIO)
-_INV_LOG_RATIO = 1.0 / _LOG_RATIO
-_NBINS = int(math.log(1e6 / _LO_S) / _LOG_RATIO) + 2
-SKETCH_RELATIVE_ERROR = (
-    _RATIO - 1
-) / 2  # bound on |reported / exact - 1| for whole-run percentiles
-
-
-class LatencyHistogram:
-    """Fixed log-spaced histogram from 1 us to 1e6 s; values outside are clamped to the end bins.
-
-    Single values are buffered and binned in bulk with numpy, so :meth:`add` and :meth:`add_many`
-    put a given value in the same bucket whichever way it arrives.
-    """
-
-    _FLUSH = 4096
-
-    def __init__(self) -> None:
-        self.counts = np.zeros(_NBINS, dtype=np.int64)
-        self._buf: list[float] = []
-
-    @property
-    def n(self) -> int:
-        return int(self.counts.sum()) + len(self._buf)
-
-    def add(self, x_s: float) -> None:
-        self._buf.append(x_s)
-        if len(self._buf) >= self._FLUSH:
-            self._flush()
-
-    def add_many(self, xs: np.ndarray) -> None:
-        """Add every value of ``xs`` (seconds)."""
-        if len(xs):
-            self.counts += np.bincount(_bucket(np.asarray(xs, dtype=np.float64)), minlength=_NBINS)
-
-    def _flush(self) -> None:
-        buf, self._buf = self._buf, []
-        self.add_many(np.array(buf))
-
-    def quantile(self, q: float) -> float:
-        """The q-quantile (0..1) in seconds, reported at the bucket's geometric midpoint."""
-        self._flush()
-        n = int(self.counts.sum())
-        if n == 0:
-            return math.nan
-        rank = max(1, math.ceil(q * n))
-        i = int(np.searchsorted(np.cumsum(self.counts), rank))
-        return _LO_S * _RATIO ** (i + 0.5)
-
-
-def _bucket(xs: np.ndarray) -> np.ndarray:
-    """Bucket index of each value: floor(log_1.001(x / 1 us)), clamped to the end bins."""
-    out = np.zeros(len(xs), dtype=np.int64)
-    big = xs > _LO_S
-    out[big] = (np.log(xs[big] / _LO_S) * _INV_LOG_RATIO).astype(np.int64)
-    np.minimum(out, _NBINS - 1, out=out)
-    return out
-
-
-@dataclass(frozen=True)
-class Summary:
-    """What one simulation run measured. Latencies exclude the warm-up queries.
-
-    ``arrived == completed + rejected + in_system`` always holds (``conserved``).
-    ``sla_violation_rate`` counts completed-late and rejected queries over all measured queries
-    that ended. ``utilization`` is busy GPC-seconds over available GPC-seconds (GPUs that are down
-    or being reconfigured offer none).
-    """
-
-    scenario: str
-    policy: str
-    seed: int
-    arrived: int
-    completed: int
-    rejected: int
-    rejected_by_reason: dict[str, int]
-    retried: int
-    redispatched: int
-    in_system: int
-    queued: int
-    running: int
-    measured: int
-    latency_mean_ms: float
-    latency_p50_ms: float
-    latency_p95_ms: float
-    latency_p99_ms: float
-    latency_max_ms: float
-    sla_violation_rate: float
-    offered_qps: float
-    throughput_qps: float
-    goodput_qps: float
-    utilization: float
-    utilization_by_size: dict[int, float]
-    reconfigurations: int
-    downtime_s: float
-    sim_time_s: float
-    percentile_relative_error: float = SKETCH_RELATIVE_ERROR
-    by_model: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    @property
-    def conserved(self) -> bool:
-        return self.arrived == self.completed + self.rejected + self.in_system
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["conserved"] = self.conserved
-        return d
 
 
 class _Window:

@@ -8,6 +8,8 @@ per-model FIFO when it becomes idle (pull dispatch, FIFS).
 ``run_until_decision()`` advances to the next point where an outside policy must act (a query to
 dispatch, when no dispatcher is attached, or a decision epoch) and returns it; ``dispatch()`` and
 ``reconfigure()`` apply decisions. ``run()`` drives a whole run with an attached dispatcher.
+Events are in :mod:`mig_gym.events`; re-partitioning and failures in :mod:`mig_gym.disruptions`;
+static runs can skip this loop altogether (:mod:`mig_gym.fastpath`).
 
 Invariant (checked by ``check_conservation``): every arrived query is completed, rejected with a
 reason, queued (partition queue, central queue or held while no partition can take it) or running.
@@ -19,12 +21,20 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
 
 import numpy as np
 
 from mig_gym.cluster import GPU, ClassIndex, ClusterView, Partition, Plan, Query
+from mig_gym.disruptions import CapacityChanges
+from mig_gym.events import (
+    Completion,
+    Decision,
+    EpochTick,
+    GPUFail,
+    GPURecover,
+    PushDispatcher,
+    ReconfigDone,
+)
 from mig_gym.hardware import GPUSpec, Layout
 from mig_gym.metrics import Recorder
 from mig_gym.workload import QueryBlock
@@ -35,51 +45,7 @@ REJECT_NOT_HOSTED = "model_not_hosted"
 REJECT_MEMORY = "batch_exceeds_partition_memory"
 
 
-class PushDispatcher(Protocol):
-    """Picks a partition for a query; ``None`` means no available partition can take it."""
-
-    def choose(self, query: Query, view: ClusterView) -> Partition | None: ...
-
-
-# --------------------------------------------------------------------------- events
-@dataclass(frozen=True, slots=True)
-class Completion:
-    partition: Partition
-    query: Query
-
-
-@dataclass(frozen=True, slots=True)
-class ReconfigDone:
-    gpu: int
-    gen: int
-
-
-@dataclass(frozen=True, slots=True)
-class GPUFail:
-    gpu: int
-
-
-@dataclass(frozen=True, slots=True)
-class GPURecover:
-    gpu: int
-
-
-@dataclass(frozen=True, slots=True)
-class EpochTick:
-    index: int
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A point where an outside policy acts: dispatch ``query``, or re-plan at epoch ``epoch``."""
-
-    kind: Literal["dispatch", "epoch"]
-    time_s: float
-    query: Query | None = None
-    epoch: int = 0
-
-
-class Simulator:
+class Simulator(CapacityChanges):
     """The event loop and the server state. See the module docstring for the semantics.
 
     Args:
@@ -343,98 +309,6 @@ class Simulator:
         held, self.held = self.held, deque()
         for q in held:
             self._route(q, self.fallback)
-
-    # ------------------------------------------------------------------ reconfiguration and faults
-    def reconfigure(self, gpu: int, layout: Layout, models: Sequence[int]) -> bool:
-        """Start re-partitioning ``gpu``. Returns False if it already has (or is getting) that plan.
-
-        The GPU stops taking work, its queued queries are re-dispatched, running ones drain, then
-        it is down for ``reconfig_s`` before the new partitions come online. A GPU that is down
-        takes the new layout when it recovers.
-        """
-        g = self.gpus[gpu]
-        models = tuple(models)
-        if len(models) != len(layout.placements):
-            raise ValueError(f"layout {layout} needs {len(layout.placements)} models")
-        want = (layout, models)
-        current = g.target if g.target is not None else (g.layout, g.models)
-        if current == want:
-            return False
-        g.target = want
-        old_servable, self._servable = self._servable, self._servable_batches()
-        # Pull mode: waiting queries that no partition of the new plan can serve would wait
-        # forever; reject them now, as push mode does when it re-routes a GPU's orphans.
-        # The same holds for queries held (push mode) while no partition could take them.
-        if any(a < b for a, b in zip(self._servable, old_servable, strict=True)):
-            for m, dq in enumerate(self.central_q):
-                self.central_q[m] = self._drop_unservable(dq)
-            self.held = self._drop_unservable(self.held)
-        self.rec.reconfigurations += 1
-        if g.state != GPU.UP:
-            return True  # draining, reconfiguring or down: the new target applies when ready
-        g.state = GPU.DRAINING
-        orphans = self._take_offline(g)
-        if not any(p.running for p in g.partitions):
-            self._begin_downtime(g)
-        self.rec.redispatched += len(orphans)
-        orphans.sort(key=lambda q: (q.arrival_s, q.id))  # oldest first, as a failure's victims
-        for q in orphans:
-            self._route(q, self.fallback)
-        return True
-
-    def _drop_unservable(self, dq: deque[Query]) -> deque[Query]:
-        """Reject the queries of ``dq`` that no partition of the plan can serve; keep the rest."""
-        keep: deque[Query] = deque()
-        for q in dq:
-            if q.batch > self._servable[q.model]:
-                self._reject(q)
-            else:
-                keep.append(q)
-        return keep
-
-    def _begin_downtime(self, g: GPU) -> None:
-        self.topology += 1
-        for p in g.partitions:
-            self.rec.capacity(self.now, p.gpcs, -p.gpcs)
-        g.partitions = []
-        g.state = GPU.RECONFIGURING
-        g.down_since = self.now
-        self._gen[g.index] += 1
-        self._push(self.now + self.reconfig_s, ReconfigDone(g.index, self._gen[g.index]))
-
-    def _on_fail(self, g: GPU) -> None:
-        if g.state == GPU.DOWN:
-            return
-        self.topology += 1
-        victims: list[Query] = []
-        if g.state in (GPU.UP, GPU.DRAINING):
-            victims = self._take_offline(g)
-            for p in g.partitions:
-                if p.running is not None:
-                    victims.append(p.running)
-                    self.running -= 1
-                    self.rec.served(self.now, p.gpcs, self.now - p.run_start_s)
-                    p.running = None  # its Completion event is now stale
-                self.rec.capacity(self.now, p.gpcs, -p.gpcs)
-        elif g.state == GPU.RECONFIGURING:
-            self.rec.downtime_s += self.now - g.down_since
-        g.partitions = []
-        g.state = GPU.DOWN
-        self._gen[g.index] += 1
-        victims.sort(key=lambda q: (q.arrival_s, q.id))
-        self.rec.retried += len(victims)
-        for q in victims:
-            q.retries += 1
-            self._route(q, self.fallback)
-
-    def _on_recover(self, g: GPU) -> None:
-        if g.state != GPU.DOWN:
-            return
-        if g.target is not None:
-            self._begin_downtime(g)
-            return
-        self._install(g, g.layout, g.models)  # type: ignore[arg-type]
-        self._release_held()
 
     # ------------------------------------------------------------------ main loop
     def _complete(self, ev: Completion) -> None:
