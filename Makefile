@@ -41,7 +41,7 @@ train: $(STAMP)
 	$(BIN)/mig-gym train scenarios/paper_resnet50.yaml --env dispatch --algo maskable_ppo \
 	    --bc-steps 10000 --logdir runs/
 
-# docs/results.md: policy sweeps (~10 min on 2 cores) and learned agents (~40 min more).
+# docs/results.md: policy sweeps (~1 min on 2 cores) and learned agents (~40 min more).
 results: $(STAMP)
 	$(BIN)/python tools/make_results.py --section all
 
