@@ -92,8 +92,6 @@ def _fmt_summary(s: object) -> str:
 
 # --------------------------------------------------------------------------- commands
 def cmd_run(a: argparse.Namespace) -> int:
-    from mig_gym import fastpath
-
     run = build(
         a.scenario,
         policy=a.policy,
@@ -103,12 +101,12 @@ def cmd_run(a: argparse.Namespace) -> int:
         progress=not a.no_progress,
         fast=not a.event_loop,
     )
-    why = "--event-loop" if a.event_loop else fastpath.unsupported(run.sim)
     s = run.execute()
     if a.json:
         print(json.dumps(s.to_dict(), indent=2))
     else:
         print(_fmt_summary(s))
+        why = "--event-loop" if a.event_loop else run.loop_note
         loop = "fast path (static run)" if run.loop == "fast" else f"event loop ({why})"
         print(f"simulated with the {loop}")
     return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,7 +216,9 @@ class Run:
     context: PlanContext
     stream: workload.QueryStream
     fast: bool = True
+    rebuild: Callable[[], Run] | None = None  # the same run, fresh, for the event loop
     loop: str = ""  # "fast" or "events" once executed
+    loop_note: str = ""  # why the event loop ran
 
     def step_epoch(self, d: Decision) -> None:
         """Let a re-planning partitioner act at an epoch decision."""
@@ -230,11 +232,20 @@ class Run:
         """Run to the end (re-planning at epochs if the partitioner does) and summarise.
 
         Static runs take the fast path (:mod:`mig_gym.fastpath`) unless ``fast`` is False."""
-        if self.fast and fastpath.unsupported(self.sim) is None:
-            self.loop = "fast"
-            fastpath.run(self.sim)
-        else:
-            self.loop = "events"
+        why = fastpath.unsupported(self.sim) if self.fast else "fast=False"
+        if why is None:
+            try:
+                fastpath.run(self.sim)
+                self.loop = "fast"
+            except fastpath.UnresolvedTie as e:  # rare: start again on the event loop
+                if self.rebuild is None:
+                    raise
+                fresh = self.rebuild()
+                self.sim, self.recorder, self.stream = fresh.sim, fresh.recorder, fresh.stream
+                self.policy = fresh.policy
+                why = f"the fast path met a tie it cannot order: {e}"
+        if why is not None:
+            self.loop, self.loop_note = "events", why
             while (d := self.sim.run_until_decision()) is not None:
                 if d.kind == "epoch":
                     self.step_epoch(d)
@@ -322,7 +333,11 @@ def build(
         drain=sc.run.drain,
         track_batches=replan_epoch is not None or epoch_s is not None,
     )
-    return Run(sc, pol, seed, sim, rec, ctx, stream, fast=fast)
+    rebuild = functools.partial(
+        build, sc, policy, seed, external_dispatch=external_dispatch, epoch_s=epoch_s,
+        progress=progress, plan=plan, fast=False,
+    )  # fmt: skip
+    return Run(sc, pol, seed, sim, rec, ctx, stream, fast=fast, rebuild=rebuild)
 
 
 def _trial_score(sc: C.Scenario, seed: int, plan: Plan, n: int) -> tuple[float, float]:

@@ -2,29 +2,31 @@
 
 When the partition plan cannot change during the run (no faults, no re-planning epochs) and
 service times are the profiled ones (``workload.service_cv: 0``), a query's completion time is
-fixed the moment it is dispatched by one of the closed-form rules below: earliest finish, ELSA or
-first free (push), or FIFS's central queue when every partition of a model can hold every batch
-the model's partitions serve (then it is plain FCFS). The partition serves FIFO, one query at a
-time, so the query ends at ``max(partition free time, arrival) + latency``. A push rule needs
-only the multiset of free times in each (model, size) class (partitions of a class are
-interchangeable), a heap per class; FIFS a heap per model. One query costs a few plain-Python
-operations per size class plus one heap replace; the metrics are recorded in bulk with numpy
-(:meth:`Recorder.bulk`) once all completions up to the block's last arrival are known.
+fixed the moment the rule serving it is applied: earliest finish, ELSA or first free (push), or
+FIFS's central queue (pull; the order in which queries leave the queue depends only on older
+queries). The partition serves FIFO, one query at a time, so the query ends at
+``max(partition free time, arrival) + latency``. A push rule needs only the multiset of free
+times in each (model, size) class (partitions of a class are interchangeable), a heap per class;
+FIFS also needs the order in which partitions went free (see :func:`_fifs`). One query costs a
+few plain-Python operations per size class plus one heap replace; the metrics are recorded in
+bulk with numpy (:meth:`Recorder.bulk`) once all completions up to the block's last arrival are
+known.
 
 It simulates the same model as the event loop and is checked against it (tests/test_fastpath.py):
-identical counts, latencies and time-series rows equal to floating-point rounding. The rounding
-differs because the event loop keeps each partition's estimated free time as a running sum of
-profiled latencies, while here it is the previous query's end time; and because sums are added in
-a different order. ``simulate(..., fast=False)`` (``mig-gym run --event-loop``) forces the event
-loop; :func:`unsupported` says why a run cannot take the fast path.
+query by query with exact-arithmetic ties (identical completion times), and on whole runs
+(identical counts; latencies and time-series rows equal to floating-point rounding, which differs
+because the event loop keeps each partition's estimated free time as a running sum of profiled
+latencies, and because sums are added in another order). ``simulate(..., fast=False)``
+(``mig-gym run --event-loop``) forces the event loop; :func:`unsupported` says why a run cannot
+take the fast path, and a FIFS tie the fast path cannot order raises :class:`UnresolvedTie`, on
+which the engine re-runs on the event loop.
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -35,28 +37,27 @@ from mig_gym.policies.dispatchers import EarliestFinish, FirstFree
 from mig_gym.policies.elsa import ELSA
 from mig_gym.simulator import REJECT_MEMORY, REJECT_NOT_HOSTED, Simulator
 
-__all__ = ["run", "unsupported"]
+__all__ = ["UnresolvedTie", "run", "unsupported"]
 
 # per model: (size, latency table, heap of the class's partition free times), smallest size first
 Classes = list[list[tuple[int, list[float], list[float]]]]
-# per model: heap of (free time, order it became free, size, latency table), one per partition
-Pools = list[list[tuple[float, int, int, list[float]]]]
+# per model: (size, latency table, heap of (free time, start key) of the class's partitions)
+Pools = list[list[tuple[int, list[float], list[tuple[float, tuple]]]]]
 
 
 class _State(NamedTuple):
     classes: Classes
     pools: Pools
-    seq: Iterator[int]  # numbers the queries in the order they start
     dispatcher: object
     slo_s: tuple[float, ...]
 
 
-Loop = Callable[[list, list, list, _State], tuple[list, list, list]]
+Loop = Callable[[list, list, list, list, _State], tuple[list, list, list]]
 
 _INF = math.inf
 
 
-def _earliest_finish(ts: list, ms: list, bs: list, st: _State) -> tuple:
+def _earliest_finish(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
     """EarliestFinish: the smallest ``max(free, now) + latency``; ties to the smaller size."""
     end: list[float] = []
     size: list[int] = []
@@ -77,7 +78,7 @@ def _earliest_finish(ts: list, ms: list, bs: list, st: _State) -> tuple:
     return end, size, serv
 
 
-def _first_free(ts: list, ms: list, bs: list, st: _State) -> tuple:
+def _first_free(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
     """FirstFree: the class that frees up soonest among those the batch fits; ties to smaller."""
     end: list[float] = []
     size: list[int] = []
@@ -101,7 +102,7 @@ def _first_free(ts: list, ms: list, bs: list, st: _State) -> tuple:
     return end, size, serv
 
 
-def _elsa(ts: list, ms: list, bs: list, st: _State) -> tuple:
+def _elsa(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
     """ELSA (see :mod:`mig_gym.policies.elsa`): the first class from the scan start whose best
     partition meets ``alpha * SLA``; else the smallest estimated time to done overall."""
     d, classes = st.dispatcher, st.classes
@@ -145,25 +146,56 @@ def _elsa(ts: list, ms: list, bs: list, st: _State) -> tuple:
     return end, size, serv
 
 
-def _fifs(ts: list, ms: list, bs: list, st: _State) -> tuple:
-    """FIFS (pull) when every partition of a model can hold every batch it serves: the central
-    queue is then plain FCFS, so each query, in arrival order, takes the partition that is free
-    soonest, and among idle ones the longest idle, as the event loop's idle list does. The
-    ``(free time, order)`` key reproduces that order: partitions free at the same instant went
-    idle in the order their queries started (at t=0, in installation order)."""
+class UnresolvedTie(Exception):
+    """Two partitions of different sizes free up at the same instant after a chain of exact ties
+    deeper than the fast path tracks: only the event loop knows which goes first."""
+
+
+_KEEP = 1 + 2 * 8 + 1  # free time and 8 levels of start order (memory O(partitions))
+
+
+def _fifs(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
+    """FIFS (pull): an idle partition takes the oldest waiting query it can hold, and an arriving
+    query the longest-idle partition that can hold it. So each query, in arrival order, gets the
+    partition that frees up first among those that can hold it and that older queries have not
+    taken, and the order among partitions free at the same instant is the event loop's: the order
+    in which their queries started (completions are handled before arrivals, in start order).
+
+    A partition's heap key is ``(free time, *start key)``. A query started by its own arrival has
+    start key ``(arrival, 1, query id)``; one started when its partition freed up at ``f`` has
+    ``(f, 0, *previous start key)``, cut to 8 levels. Comparing keys
+    lexicographically reproduces the event loop's order unless two partitions of different sizes
+    tie over the whole kept depth: then :class:`UnresolvedTie` is raised (the engine re-runs on
+    the event loop). Within a size class a tie does not matter (same latency)."""
     end: list[float] = []
     size: list[int] = []
     serv: list[float] = []
     e_add, k_add, s_add, replace = end.append, size.append, serv.append, heapq.heapreplace
-    pools, seq = st.pools, st.seq
-    for t, m, b in zip(ts, ms, bs, strict=True):
-        h = pools[m]
-        f, _, k, lat = h[0]
-        x = (f if f > t else t) + lat[b]
-        replace(h, (x, next(seq), k, lat))
+    pools = st.pools
+    for i, t, m, b in zip(ids, ts, ms, bs, strict=True):
+        f = _INF
+        for k, lat, h in pools[m]:
+            ell = lat[b]
+            if ell == _INF:
+                continue
+            top = h[0]
+            tf = top[0]
+            if tf < f:
+                f, best, bh, bk, bl = tf, top, h, k, ell
+            elif tf == f:  # the same free time: the start keys decide
+                if top < best:
+                    best, bh, bk, bl = top, h, k, ell
+                elif not best < top:
+                    raise UnresolvedTie(f"query {i}: partitions of two sizes tie at {tf!r} s")
+        if f <= t:  # idle when the query arrived: started by the arrival
+            x = t + bl
+            replace(bh, (x, t, 1, i))
+        else:  # started when the partition freed up, after the previous start
+            x = f + bl
+            replace(bh, (x, f, 0, *best[1 : _KEEP - 2]))  # type: ignore[index]
         e_add(x)
-        k_add(k)
-        s_add(lat[b])
+        k_add(bk)
+        s_add(bl)
     return end, size, serv
 
 
@@ -173,13 +205,11 @@ _LOOPS: dict[type, Loop] = {EarliestFinish: _earliest_finish, FirstFree: _first_
 def unsupported(sim: Simulator) -> str | None:
     """Why ``sim`` cannot run on the fast path, or None if it can."""
     d = sim.dispatcher
-    if sim.central:
-        if why := _fifs_unsupported(sim):
-            return why
-    elif d is None:
-        return "no dispatcher attached (an outside policy dispatches)"
-    elif type(d) not in _LOOPS:
-        return f"dispatcher {type(d).__name__} has no closed-form fast rule"
+    if not sim.central:  # pull dispatch (FIFS) needs no dispatcher
+        if d is None:
+            return "no dispatcher attached (an outside policy dispatches)"
+        if type(d) not in _LOOPS:
+            return f"dispatcher {type(d).__name__} has no closed-form fast rule"
     if sim._cv > 0:
         return "service-time noise (workload.service_cv > 0)"
     if sim._heap:
@@ -195,20 +225,6 @@ def unsupported(sim: Simulator) -> str | None:
     return None
 
 
-def _fifs_unsupported(sim: Simulator) -> str | None:
-    """Pull dispatch (FIFS) is plain FCFS only if no partition skips a queued query it cannot
-    hold; the dispatcher plays no part in it."""
-    for m, top in enumerate(sim._servable):
-        for k, _ in sim.classes[m]:
-            if sim._max_fit[(m, k)] < top:
-                return (
-                    f"pull dispatch (FIFS) where a {k}g partition cannot hold every batch of "
-                    f"{sim.rec.model_names[m]} that another partition can (queries can overtake "
-                    "in the queue)"
-                )
-    return None
-
-
 def run(sim: Simulator) -> None:
     """Simulate the whole arrival stream of a fresh ``sim`` and record it in ``sim.rec``; leaves
     ``sim`` as the event loop would at the end of the run (every query completed or rejected)."""
@@ -221,15 +237,16 @@ def run(sim: Simulator) -> None:
         [(k, list(sim.tables[(m, k)]), [0.0] * len(ix.members)) for k, ix in sim.classes[m]]
         for m in range(sim.num_models)
     ]
-    first = -(1 << 40)  # partitions idle at t=0 in installation order, before any query
-    pools: Pools = [[] for _ in range(sim.num_models)]
-    for g in sim.gpus:
+    heaps: dict[tuple[int, int], list] = {}
+    for g in sim.gpus:  # idle at t=0 in installation order
         for p in g.partitions:
             if p.available:
-                pools[p.model].append((0.0, first + p.uid, p.gpcs, list(p.lat)))
-    for h in pools:
-        heapq.heapify(h)
-    state = _State(classes, pools, itertools.count(), disp, tuple(sim.slo_s))
+                heaps.setdefault((p.model, p.gpcs), []).append((0.0, -1.0, 1, p.uid))
+    pools: Pools = [
+        [(k, list(sim.tables[(m, k)]), heaps[(m, k)]) for k, _ in sim.classes[m]]
+        for m in range(sim.num_models)
+    ]
+    state = _State(classes, pools, disp, tuple(sim.slo_s))
     servable = np.asarray(sim._servable, dtype=np.int64)
     code_of = np.array([0 if m in sim._hosted else 1 for m in range(sim.num_models)], np.int64)
     reasons = (REJECT_MEMORY, REJECT_NOT_HOSTED)
@@ -244,7 +261,7 @@ def run(sim: Simulator) -> None:
             t_ok, m_ok, b_ok, id_ok = t[ok], model[ok], batch[ok], qid[ok]
         else:
             t_ok, m_ok, b_ok, id_ok = t, model, batch, qid
-        end, size, serv = loop(t_ok.tolist(), m_ok.tolist(), b_ok.tolist(), state)
+        end, size, serv = loop(t_ok.tolist(), m_ok.tolist(), b_ok.tolist(), id_ok.tolist(), state)
         pend.add(end, t_ok, id_ok, m_ok, size, serv)
         bad = ~ok
         rej = Rejections(t[bad], qid[bad], model[bad], code_of[model[bad]], reasons)

@@ -31,8 +31,8 @@ def test_run_json_is_the_summary(capsys):
 
 def test_run_says_which_loop_simulated_and_event_loop_forces_it(capsys):
     base = ["run", RESNET, "--num-queries", "3000", "--no-progress"]
-    assert main([*base, "--policy", "paris+fifs"]) == 0
-    assert "event loop (pull dispatch (FIFS) where a 1g partition" in capsys.readouterr().out
+    assert main([*base, "--policy", "paris+jsq"]) == 0
+    assert "event loop (dispatcher JoinShortestQueue has no" in capsys.readouterr().out
     assert main(base) == 0
     assert "simulated with the fast path" in capsys.readouterr().out
     assert main([*base, "--event-loop"]) == 0
