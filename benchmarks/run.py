@@ -5,6 +5,8 @@ Benchmarks (``--only NAME`` runs one):
 - ``simpy``: queries/s of ``mig_gym.simulate()`` (PARIS layout + earliest-finish push dispatch) on
   the paper scenario versus a SimPy model of the same queueing system, which must agree with it on
   mean latency (see ``bench_sim.py`` and ``simpy_model.py``);
+- ``fast``: the same ``simulate()`` runs on the fast path and on the event loop, per dispatch
+  rule (ELSA, earliest finish, FIFS), and whether they agree (see ``bench_fast.py``);
 - ``memory``: peak RSS and queries/s of a long ``simulate()`` run in a fresh process, at two run
   lengths, to show memory stays bounded (see ``bench_memory.py``);
 - ``envs``: Dispatch-v0 and Partition-v0 steps/s with random valid actions next to CartPole-v1
@@ -14,7 +16,8 @@ Benchmarks (``--only NAME`` runs one):
 - ``soak``: a 10M-query run with GPU failures and periodic re-partitioning in its own process:
   every query accounted for, peak RSS (see ``bench_soak.py``).
 
-``--quick`` is a smoke version (< 1 min). Exit status 1 if the two simulators disagree.
+``--quick`` is a smoke version (< 1 min). Exit status 1 if the simulators disagree (mig_gym and
+SimPy, or the fast path and the event loop) or the soak loses a query.
 """
 
 from __future__ import annotations
@@ -35,7 +38,14 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_envs, bench_memory, bench_scale, bench_sim, bench_soak  # noqa: E402
+from benchmarks import (  # noqa: E402
+    bench_envs,
+    bench_fast,
+    bench_memory,
+    bench_scale,
+    bench_sim,
+    bench_soak,
+)
 
 POLICY = "paris+earliest_finish"
 # Load (arrival-rate multiplier) at which PARIS + earliest-finish runs at ~76 % GPC utilization on
@@ -49,6 +59,7 @@ SIZES = {
     # name: (full, quick)
     "sim_queries": (200_000, 20_000),
     "sim_repeats": (3, 1),
+    "fast_queries": (200_000, 20_000),
     "mem_small": (1_000_000, 100_000),
     "mem_large": (10_000_000, 1_000_000),
     "env_seconds": (3.0, 0.5),
@@ -186,6 +197,21 @@ def _rows_sim(r: dict[str, Any]) -> list[list[str]]:
             "<= 5e-4",
         ],
         ["simpy", f"GPC utilization at load {r['load']:g}", f"{r['utilization']:.3f}", "", "", ""],
+    ]
+
+
+def _rows_fast(r: dict[str, Any]) -> list[list[str]]:
+    n = f"{r['num_queries']:,}"
+    return [
+        [
+            "fast",
+            f"{policy}, {n} q: fast path vs event loop",
+            _qps(p["qps_fast"]),
+            _qps(p["qps_events"]),
+            f"{p['speedup']:.2f}x",
+            "agree" if p["agree"] else "DISAGREE",
+        ]
+        for policy, p in r["policies"].items()
     ]
 
 
@@ -333,7 +359,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="fast smoke version (< 1 min)")
     ap.add_argument(
         "--only",
-        choices=["simpy", "memory", "envs", "scale", "soak"],
+        choices=["simpy", "fast", "memory", "envs", "scale", "soak"],
         help="run just this benchmark",
     )
     ap.add_argument(
@@ -366,6 +392,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         r = bench_sim.run(scenario, POLICY, size["sim_queries"], args.load, size["sim_repeats"])
         results["benchmarks"]["simpy"] = r
         rows += _rows_sim(r)
+    if args.only in (None, "fast"):
+        print(f"[fast] {size['fast_queries']:,} queries per rule and loop ...", flush=True)
+        r = bench_fast.run(scenario, size["fast_queries"], args.load, size["sim_repeats"])
+        results["benchmarks"]["fast"] = r
+        rows += _rows_fast(r)
     if args.only in (None, "memory"):
         mem = {}
         for key in ("mem_small", "mem_large"):
@@ -419,6 +450,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 if __name__ == "__main__":
     res = main()
     sim = res["benchmarks"].get("simpy")
+    fast = res["benchmarks"].get("fast")
     soak = res["benchmarks"].get("soak")
     lost = soak is not None and not soak["conserved"]
-    sys.exit(0 if (sim is None or sim["agree"]) and not lost else 1)
+    agree = (sim is None or sim["agree"]) and (fast is None or fast["agree"])
+    sys.exit(0 if agree and not lost else 1)
