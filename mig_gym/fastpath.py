@@ -57,12 +57,18 @@ Loop = Callable[[list, list, list, list, _State], tuple[list, list, list]]
 _INF = math.inf
 
 
-def _earliest_finish(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
-    """EarliestFinish: the smallest ``max(free, now) + latency``; ties to the smaller size."""
+def _outputs() -> tuple[list, list, list, Callable, Callable, Callable]:
+    """A loop's three result lists (end times, sizes, service times) and their appenders."""
     end: list[float] = []
     size: list[int] = []
     serv: list[float] = []
-    e_add, k_add, s_add, replace = end.append, size.append, serv.append, heapq.heapreplace
+    return end, size, serv, end.append, size.append, serv.append
+
+
+def _earliest_finish(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
+    """EarliestFinish: the smallest ``max(free, now) + latency``; ties to the smaller size."""
+    end, size, serv, e_add, k_add, s_add = _outputs()
+    replace = heapq.heapreplace
     classes = st.classes
     for t, m, b in zip(ts, ms, bs, strict=True):
         best = _INF
@@ -80,10 +86,8 @@ def _earliest_finish(ts: list, ms: list, bs: list, ids: list, st: _State) -> tup
 
 def _first_free(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
     """FirstFree: the class that frees up soonest among those the batch fits; ties to smaller."""
-    end: list[float] = []
-    size: list[int] = []
-    serv: list[float] = []
-    e_add, k_add, s_add, replace = end.append, size.append, serv.append, heapq.heapreplace
+    end, size, serv, e_add, k_add, s_add = _outputs()
+    replace = heapq.heapreplace
     classes = st.classes
     for t, m, b in zip(ts, ms, bs, strict=True):
         best = _INF
@@ -109,10 +113,8 @@ def _elsa(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
     assert isinstance(d, ELSA)
     home = d.home_of if d.scan_from == "home" else None
     budgets = [d.alpha * s for s in st.slo_s]  # ELSA's budget at dispatch time, which is arrival
-    end: list[float] = []
-    size: list[int] = []
-    serv: list[float] = []
-    e_add, k_add, s_add, replace = end.append, size.append, serv.append, heapq.heapreplace
+    end, size, serv, e_add, k_add, s_add = _outputs()
+    replace = heapq.heapreplace
     for t, m, b in zip(ts, ms, bs, strict=True):
         budget = budgets[m]
         start = home(m, b) if home is not None else 0
@@ -167,10 +169,8 @@ def _fifs(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
     lexicographically reproduces the event loop's order unless two partitions of different sizes
     tie over the whole kept depth: then :class:`UnresolvedTie` is raised (the engine re-runs on
     the event loop). Within a size class a tie does not matter (same latency)."""
-    end: list[float] = []
-    size: list[int] = []
-    serv: list[float] = []
-    e_add, k_add, s_add, replace = end.append, size.append, serv.append, heapq.heapreplace
+    end, size, serv, e_add, k_add, s_add = _outputs()
+    replace = heapq.heapreplace
     pools = st.pools
     for i, t, m, b in zip(ids, ts, ms, bs, strict=True):
         f = _INF

@@ -256,36 +256,48 @@ class _BulkLog(LogRecorder):
             self.reasons[q] = rejected.reasons[0]
 
 
+def _bursts(seed: int, groups: int, max_gap: int, max_burst: int) -> tuple[list, list]:
+    """Arrival times on a 0.5 s grid in bursts of simultaneous queries, and batches 1..8."""
+    rng = np.random.default_rng(seed)
+    gaps, sizes = rng.integers(0, max_gap, groups), rng.integers(1, max_burst, groups)
+    times = np.repeat(np.cumsum(gaps) * 0.5, sizes).tolist()
+    return times, rng.integers(1, 9, len(times)).tolist()
+
+
+def _done_times(times, batches, *, fast: bool, **kw) -> dict[int, float]:
+    """Each query's completion time from the event loop or the fast path (same hand-made run)."""
+    sim = make_sim(times, batches, **kw)
+    sim.rec.__class__ = _BulkLog if fast else LogRecorder
+    if fast:
+        fastpath.run(sim)
+    else:
+        sim.run()
+    sim.check_conservation()
+    return sim.rec.done
+
+
 @pytest.mark.parametrize("rule", ["earliest_finish", "elsa", "first_free", "fifs"])
 @pytest.mark.parametrize("seed", range(4))
 def test_fast_path_breaks_ties_as_the_event_loop(rule, seed):
     # Bursts of simultaneous arrivals on mixed partition sizes, with times and latencies exact in
     # binary floating point: free times tie often, and every query must end at exactly the time
     # the event loop gives it (longest-idle first for FIFS, smaller size first for the push rules).
-    rng = np.random.default_rng(seed)
-    times = np.repeat(np.cumsum(rng.integers(0, 6, 60)) * 0.5, rng.integers(1, 5, 60)).tolist()
-    batches = rng.integers(1, 9, len(times)).tolist()
-    lat = tables({1: 4.0, 2: 2.5, 3: 1.5, 4: 1.25, 7: 1.0}, max_batch=8, fits={1: 3, 2: 5})
+    times, batches = _bursts(seed, 60, 6, 5)
     disp = {"earliest_finish": EarliestFinish, "elsa": lambda: ELSA(alpha=0.01), "fifs": None}
-    done = []
-    for fast in (False, True):
-        sim = make_sim(
-            times,
-            batches,
-            gpus=((4, 2, 1), (3, 3), (7,)),
-            lat=lat,
-            dispatcher=(disp.get(rule, FirstFree) or (lambda: None))(),
-            central=rule == "fifs",
-            chunk=7,
-        )
-        sim.rec.__class__ = _BulkLog if fast else LogRecorder
-        if fast:
-            fastpath.run(sim)
-        else:
-            sim.run()
-        done.append(sim.rec.done)
-    assert len(done[0]) == len(times)
-    assert done[1] == done[0]
+    kw = dict(
+        gpus=((4, 2, 1), (3, 3), (7,)),
+        lat=tables({1: 4.0, 2: 2.5, 3: 1.5, 4: 1.25, 7: 1.0}, max_batch=8, fits={1: 3, 2: 5}),
+        central=rule == "fifs",
+        chunk=7,
+    )
+    make = disp.get(rule, FirstFree) or (lambda: None)
+    events = _done_times(times, batches, fast=False, dispatcher=make(), **kw)
+    assert len(events) == len(times)
+    assert _done_times(times, batches, fast=True, dispatcher=make(), **kw) == events
+
+
+LAYOUTS = [((4, 2, 1), (3, 3), (7,)), ((1,) * 7, (2, 2, 3), (4, 3)), ((3, 2, 1, 1), (4, 2, 1))]
+DISTINCT = {1: 4.0, 2: 2.5, 3: 1.5, 4: 1.25, 7: 1.0}
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -293,31 +305,12 @@ def test_fifs_fast_path_matches_the_event_loop_query_by_query(seed):
     # FIFS where small partitions cannot hold large batches (an idle partition skips the queued
     # queries it cannot hold), on three layouts, with exact-arithmetic bursts; every third case
     # has equal latencies across sizes, so free times tie across sizes again and again.
-    rng = np.random.default_rng(seed)
-    n = 80
-    times = np.repeat(np.cumsum(rng.integers(0, 4, n)) * 0.5, rng.integers(1, 6, n)).tolist()
-    batches = rng.integers(1, 9, len(times)).tolist()
-    per = {1: 4.0, 2: 2.5, 3: 1.5, 4: 1.25, 7: 1.0} if seed % 3 else dict.fromkeys(SIZES, 1.0)
+    times, batches = _bursts(seed, 80, 4, 6)
+    per = DISTINCT if seed % 3 else dict.fromkeys(SIZES, 1.0)
     fits = [{1: 3, 2: 5}, {1: 8}, {1: 2, 2: 4, 3: 6}][seed % 3]
-    gpus = [((4, 2, 1), (3, 3), (7,)), ((1,) * 7, (2, 2, 3), (4, 3)), ((3, 2, 1, 1), (4, 2, 1))]
-    done = []
-    for fast in (False, True):
-        sim = make_sim(
-            times,
-            batches,
-            gpus=gpus[seed % 3],
-            lat=tables(per, max_batch=8, fits=fits),
-            central=True,
-            chunk=13,
-        )
-        sim.rec.__class__ = _BulkLog if fast else LogRecorder
-        if fast:
-            fastpath.run(sim)
-        else:
-            sim.run()
-        sim.check_conservation()
-        done.append(sim.rec.done)
-    assert done[1] == done[0]
+    kw = dict(gpus=LAYOUTS[seed % 3], lat=tables(per, max_batch=8, fits=fits), central=True)
+    events = _done_times(times, batches, fast=False, chunk=13, **kw)
+    assert _done_times(times, batches, fast=True, chunk=13, **kw) == events
 
 
 def test_fifs_ties_deeper_than_tracked_are_detected_not_guessed(monkeypatch):
@@ -326,26 +319,15 @@ def test_fifs_ties_deeper_than_tracked_are_detected_not_guessed(monkeypatch):
     monkeypatch.setattr(fastpath, "_KEEP", 3)
     outcomes = []
     for seed in range(30):
-        rng = np.random.default_rng(seed)
-        times = np.repeat(np.cumsum(rng.integers(0, 4, 80)) * 0.5, rng.integers(1, 6, 80))
-        batches = rng.integers(1, 9, len(times)).tolist()
-        per = dict.fromkeys(SIZES, 1.0) if seed % 2 else {1: 4.0, 2: 2.5, 3: 1.5, 4: 1.25, 7: 1.0}
-        lat = tables(per, max_batch=8, fits={1: 3, 2: 5})
-        done = []
-        for fast in (False, True):
-            sim = make_sim(times.tolist(), batches, gpus=((4, 2, 1), (3, 3), (7,)), lat=lat,
-                           central=True, chunk=13)  # fmt: skip
-            sim.rec.__class__ = _BulkLog if fast else LogRecorder
-            if not fast:
-                sim.run()
-                done.append(sim.rec.done)
-                continue
-            try:
-                fastpath.run(sim)
-                done.append(sim.rec.done)
-            except fastpath.UnresolvedTie:
-                done.append(None)
-        outcomes.append("tie" if done[1] is None else "same" if done[1] == done[0] else "wrong")
+        times, batches = _bursts(seed, 80, 4, 6)
+        per = dict.fromkeys(SIZES, 1.0) if seed % 2 else DISTINCT
+        kw = dict(gpus=LAYOUTS[0], lat=tables(per, max_batch=8, fits={1: 3, 2: 5}), central=True)
+        events = _done_times(times, batches, fast=False, chunk=13, **kw)
+        try:
+            same = _done_times(times, batches, fast=True, chunk=13, **kw) == events
+            outcomes.append("same" if same else "wrong")
+        except fastpath.UnresolvedTie:
+            outcomes.append("tie")
     assert "wrong" not in outcomes
     assert outcomes.count("tie") >= 5 and outcomes.count("same") >= 5, outcomes
 
