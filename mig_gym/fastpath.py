@@ -39,15 +39,13 @@ from mig_gym.simulator import REJECT_MEMORY, REJECT_NOT_HOSTED, Simulator
 
 __all__ = ["UnresolvedTie", "run", "unsupported"]
 
-# per model: (size, latency table, heap of the class's partition free times), smallest size first
-Classes = list[list[tuple[int, list[float], list[float]]]]
-# per model: (size, latency table, heap of (free time, start key) of the class's partitions)
-Pools = list[list[tuple[int, list[float], list[tuple[float, tuple]]]]]
+# per model, smallest size first: (size, latency table, heap of the class's partitions) where
+# the heap holds free times (push rules) or (free time, *start key) tuples (FIFS, see _fifs)
+Classes = list[list[tuple[int, list[float], list]]]
 
 
 class _State(NamedTuple):
     classes: Classes
-    pools: Pools
     dispatcher: object
     slo_s: tuple[float, ...]
 
@@ -171,10 +169,10 @@ def _fifs(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
     the event loop). Within a size class a tie does not matter (same latency)."""
     end, size, serv, e_add, k_add, s_add = _outputs()
     replace = heapq.heapreplace
-    pools = st.pools
+    classes = st.classes
     for i, t, m, b in zip(ids, ts, ms, bs, strict=True):
         f = _INF
-        for k, lat, h in pools[m]:
+        for k, lat, h in classes[m]:
             ell = lat[b]
             if ell == _INF:
                 continue
@@ -233,20 +231,17 @@ def run(sim: Simulator) -> None:
         raise ValueError(f"this run cannot take the fast path: {why}")
     disp = sim.dispatcher
     loop = _fifs if sim.central else _LOOPS[type(disp)]
-    classes: Classes = [
-        [(k, list(sim.tables[(m, k)]), [0.0] * len(ix.members)) for k, ix in sim.classes[m]]
-        for m in range(sim.num_models)
-    ]
     heaps: dict[tuple[int, int], list] = {}
-    for g in sim.gpus:  # idle at t=0 in installation order
+    for g in sim.gpus:  # every partition is idle at t=0; FIFS orders them as installed
         for p in g.partitions:
             if p.available:
-                heaps.setdefault((p.model, p.gpcs), []).append((0.0, -1.0, 1, p.uid))
-    pools: Pools = [
+                entry = (0.0, -1.0, 1, p.uid) if sim.central else 0.0
+                heaps.setdefault((p.model, p.gpcs), []).append(entry)
+    classes: Classes = [
         [(k, list(sim.tables[(m, k)]), heaps[(m, k)]) for k, _ in sim.classes[m]]
         for m in range(sim.num_models)
     ]
-    state = _State(classes, pools, disp, tuple(sim.slo_s))
+    state = _State(classes, disp, tuple(sim.slo_s))
     servable = np.asarray(sim._servable, dtype=np.int64)
     code_of = np.array([0 if m in sim._hosted else 1 for m in range(sim.num_models)], np.int64)
     reasons = (REJECT_MEMORY, REJECT_NOT_HOSTED)

@@ -267,11 +267,12 @@ class Recorder:
         lat = end - arr
         slo = c.slo_s[model]
         late = lat > slo
+        n_late = int(late.sum())
         w = self.window
         w.lat.extend(lat.tolist())
-        w.viol += int(late.sum())
+        w.viol += n_late
         self.completed += j - i
-        self.late_all += int(late.sum())
+        self.late_all += n_late
         self.lat_norm_all += float((lat / slo).sum())
         # busy time: services that started in this window in bulk, the rare longer ones one by one
         w_start = self.window_end - self.window_s
@@ -287,11 +288,11 @@ class Recorder:
             return math.inf, math.nan
         first = int(np.argmax(meas))
         lat_m, late_m, model_m = lat[meas], late[meas], model[meas]
-        n_m, n_late = len(lat_m), int(late_m.sum())
+        n_m, n_late_m = len(lat_m), int(late_m.sum())
         self.last_done_s = max(self.last_done_s, float(end[meas].max()))
         self.measured += n_m
-        self.violations += n_late
-        self.good += n_m - n_late
+        self.violations += n_late_m
+        self.good += n_m - n_late_m
         self.lat_sum += float(lat_m.sum())
         self.lat_max = max(self.lat_max, float(lat_m.max()))
         self.hist.add_many(lat_m)

@@ -3,6 +3,8 @@
 A dispatcher's ``choose(query, view)`` returns the partition that should serve the query, or
 ``None`` when no available partition can; it never changes the simulator. Every dispatcher also
 has an SB3-style ``predict`` for the environments once bound to one (``ELSA().bind(env)``).
+Static runs apply EarliestFinish, FirstFree and FIFS through :mod:`mig_gym.fastpath`'s own
+loops, which tests/test_fastpath.py keeps equal to these rules.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ arrival)`` the one with the smallest ``t_done`` is picked; if no partition quali
 Within a size class every partition has the same ``t_exec``, so the class minimum of ``t_done`` is
 the partition with the earliest ``est_free_s``: the simulator's per-class heap gives it in
 O(log P), and a decision costs O(sizes x log P) instead of O(P).
+Static runs apply the same rule in :func:`mig_gym.fastpath._elsa` (kept equal by
+tests/test_fastpath.py).
 """
 
 from __future__ import annotations
