@@ -848,3 +848,36 @@ def test_service_noise_has_mean_one_and_the_asked_cv(profile_csv, cv):
     t = _service_times(short, seed=6)
     assert np.array_equal(t, _service_times(short, seed=6))  # deterministic under the seed
     assert not np.array_equal(t, _service_times(short, seed=7))
+
+
+# --------------------------------------------------------------------------- layering
+CORE = [
+    "arrivals", "cluster", "disruptions", "events", "fastpath", "hardware", "histogram",
+    "metrics", "simulator", "summary", "traces", "workload", "profiles/__init__",
+    "profiles/builtin", "profiles/csv_files", "profiles/curves",
+]  # fmt: skip
+
+
+def _top_level_imports(module: str) -> set[str]:
+    import ast
+
+    path = Path(mig_gym.__file__).parent / f"{module}.py"
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_simulator_core_modules_do_not_import_gymnasium_or_torch(module):
+    assert not _top_level_imports(module) & {"gymnasium", "gym", "torch", "stable_baselines3"}
+
+
+def test_the_import_check_sees_what_a_module_imports():
+    assert "gymnasium" in _top_level_imports("envs/dispatch")
+    assert "torch" in _top_level_imports("training") or "stable_baselines3" in _top_level_imports(
+        "training"
+    )
