@@ -16,7 +16,7 @@ import numpy as np
 
 from mig_gym import hardware
 from mig_gym.envs import EVAL_SEED_BASE, reference_policy
-from mig_gym.tb import ScalarWriter, serving_scalars
+from mig_gym.output.tensorboard import ScalarWriter, serving_scalars
 
 DEFAULT = Path(__file__).resolve().parents[1] / "scenarios" / "paper_resnet50.yaml"
 

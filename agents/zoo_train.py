@@ -7,14 +7,14 @@
         --env-kwargs scenario:"'scenarios/diurnal_drift.yaml'" -tb runs/zoo
 
 Every argument is rl_zoo3's (``python -m rl_zoo3.train --help``), with these defaults when absent:
-``--algo ppo_mask --env mig_gym/Dispatch-v0 --conf-file agents/hyperparams/<algo>.yml``
+``--algo ppo_mask --env mig_gym/Dispatch-v0 --conf-file mig_gym/learn/hyperparams/<algo>.yml``
 (``ppo_mask`` -> ``maskable_ppo.yml``, ``ppo`` -> ``ppo.yml``, ``dqn`` -> ``dqn.yml``). One extra
 option: ``--scenario FILE``, short for ``--env-kwargs scenario:"'FILE'"``.
 
 rl_zoo3 2.9.2 has no MaskablePPO entry, so this launcher registers it as ``ppo_mask`` (rl_zoo3's
 ``ALGOS``, hyperparameter sampler and converter of PPO) and, for ``ppo_mask``, makes rl_zoo3's
 periodic evaluation use the action masks (``MaskableEvalCallback``). Importing ``mig_gym`` registers
-the environments and ``mig_gym.nets`` the ``SlotPolicy`` alias used in the YAML files.
+the environments and ``mig_gym.learn.nets`` the ``SlotPolicy`` alias used in the YAML files.
 The model lands in ``logs/<algo>/mig_gym-Dispatch-v0_<n>/mig_gym-Dispatch-v0.zip``; compare it with
 ``mig-gym compare SCENARIO --policies paris+elsa,maskable_ppo:THAT.zip``.
 """
@@ -30,7 +30,7 @@ from rl_zoo3.train import train
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 
-import mig_gym.nets  # noqa: F401  (registers the environments and the "SlotPolicy" alias)
+import mig_gym.learn.nets  # noqa: F401  (registers the environments and the "SlotPolicy" alias)
 
 HYPERPARAMS = Path(__file__).resolve().parent / "hyperparams"
 CONF_FILES = {"ppo_mask": "maskable_ppo.yml", "ppo": "ppo.yml", "dqn": "dqn.yml"}

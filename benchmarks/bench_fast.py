@@ -2,7 +2,7 @@
 dispatch rule (PARIS layout on the paper scenario), and whether the two agree.
 
 Agreement: identical counts (completed, rejected, SLA violations) and mean latency within 1e-9
-relative (the loops round differently; see :mod:`mig_gym.fastpath`).
+relative (the loops round differently; see :mod:`mig_gym.sim.fast`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import mig_gym
-from mig_gym.engine import build
+from mig_gym.runs.build import build
 
 ROOT = Path(__file__).resolve().parents[1]
 

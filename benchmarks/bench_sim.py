@@ -9,7 +9,7 @@ What is timed (wall clock, best of ``repeats``, runs interleaved):
 
 - mig_gym: one whole ``simulate()`` call, i.e. ``build()`` (profiles, PARIS plan, simulator set-up),
   the lazily generated workload, the run and the ``Summary``. This static run takes the fast path
-  (:mod:`mig_gym.fastpath`), as every ``simulate()`` call of such a run does; ``mig_gym_events``
+  (:mod:`mig_gym.sim.fast`), as every ``simulate()`` call of such a run does; ``mig_gym_events``
   times the same call with ``fast=False`` (the general event loop);
 - SimPy: ``workload.generate()`` plus building and running the SimPy model (the partition plan is
   taken from a ``build()`` outside the timing).

@@ -2,10 +2,10 @@
 ELSA (Kim, Choi and Rhu, DAC 2022) as reference policies."""
 
 from mig_gym import envs  # registers mig_gym/Dispatch-v0 and mig_gym/Partition-v0
-from mig_gym.config import Scenario
-from mig_gym.engine import build, simulate
 from mig_gym.metrics import Summary
+from mig_gym.runs.build import build, simulate
 from mig_gym.scenario import ScenarioError, load_scenario
+from mig_gym.scenario.config import Scenario
 
 __all__ = ["envs", "Scenario", "ScenarioError", "Summary", "build", "load_scenario", "simulate"]
 __version__ = "0.1.0"

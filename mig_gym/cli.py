@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from mig_gym import hardware
-from mig_gym.backends import BACKENDS, BackendError
-from mig_gym.engine import build
+from mig_gym.hardware.profiles import ProfileRangeError
 from mig_gym.policies import PolicyError
-from mig_gym.profiles import ProfileRangeError
+from mig_gym.runs.backends import BACKENDS, BackendError
+from mig_gym.runs.build import build
 from mig_gym.scenario import ScenarioError, load_scenario
-from mig_gym.traces import TraceError
 from mig_gym.workload import WorkloadError
+from mig_gym.workload.traces import TraceError
 
 __all__ = ["main"]
 
@@ -113,7 +113,8 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
-    from mig_gym import engine, workload  # lazy, as the other commands' imports
+    from mig_gym import workload
+    from mig_gym.runs import build as engine  # lazy, as the other commands' imports
 
     sc = load_scenario(a.scenario)
     # The files a scenario names are read too: profiles (and their batch range), traces.
@@ -194,7 +195,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    from mig_gym import report
+    from mig_gym.runs import experiments as report
 
     report.compare(
         a.scenario,
@@ -212,7 +213,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
-    from mig_gym import report
+    from mig_gym.runs import experiments as report
 
     report.sweep(
         a.scenario,
@@ -231,7 +232,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 
 def cmd_train(a: argparse.Namespace) -> int:
     try:
-        from mig_gym import training
+        from mig_gym.learn import training
     except ImportError as e:
         raise UsageError(f"training needs the train extra (pip install -e .[train]): {e}") from None
     path = training.train(

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 
-from mig_gym.cluster import ClassIndex, ClusterView, Partition, Query
+from mig_gym.sim.entities import ClassIndex, ClusterView, Partition, Query
 
 SIZES = (1, 2, 3, 4, 7)
 MAX_BATCH = 8

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mig_gym import backends
-from mig_gym.backends import BackendError, run_map
 from mig_gym.cli import main
-from mig_gym.report import Point, run_points
+from mig_gym.runs import backends
+from mig_gym.runs.backends import BackendError, run_map
+from mig_gym.runs.experiments import Point, run_points
 from mig_gym.scenario import load_scenario
 from mig_gym.workload import WorkloadError
 
@@ -85,7 +85,9 @@ def test_missing_ray_is_a_clear_user_error(monkeypatch, capsys, tmp_path: Path):
 def test_runtime_env_ships_the_package():
     env = backends.ray_runtime_env()
     (pkg,) = env["py_modules"]
-    assert Path(pkg) == REPO / "mig_gym" and (Path(pkg) / "data" / "gpus.yaml").is_file()
+    assert (
+        Path(pkg) == REPO / "mig_gym" and (Path(pkg) / "hardware" / "data" / "gpus.yaml").is_file()
+    )
 
 
 # --------------------------------------------------------------------------- ray

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mig_gym.cli import main
-from mig_gym.tb import read_scalars
+from mig_gym.output.tensorboard import read_scalars
 
 from .conftest import SCENARIOS
 

@@ -1,4 +1,5 @@
-"""Dispatchers (mig_gym.policies.dispatchers) on hand-built states, FIFS as a central queue in the
+"""Dispatchers (mig_gym.policies.dispatch.baselines) on hand-built states, FIFS as a central queue
+in the
 simulator, and the reference-policy oracle on the paper scenarios.
 
 Hand-built states: now = 8 s; the query's profiled latency is 0.5 s on 1g (batches up to 4 only),
@@ -15,15 +16,15 @@ import numpy as np
 import pytest
 
 import mig_gym
-from mig_gym import engine
-from mig_gym.cluster import Query
-from mig_gym.policies.dispatchers import (
+from mig_gym.policies.dispatch.baselines import (
     EarliestFinish,
     JoinShortestQueue,
     RandomDispatch,
     RoundRobin,
     estimated_finish,
 )
+from mig_gym.runs import build as engine
+from mig_gym.sim.entities import Query
 from tests.conftest import SCENARIOS
 from tests.fake_cluster import query, server, table
 

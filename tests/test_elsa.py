@@ -1,4 +1,5 @@
-"""ELSA (mig_gym.policies.elsa): the pure rule and the dispatcher on hand-built partition states.
+"""ELSA (mig_gym.policies.dispatch.elsa): the pure rule and the dispatcher on hand-built partition
+states.
 
 Every case: SLA 100 ms, now = 10 s; profiled latency of the query's batch is 40 ms on 1g (which
 only holds batches up to 4), 25 ms on 2g, 20 ms on 3g, 15 ms on 4g, 10 ms on 7g. A spec is
@@ -12,7 +13,7 @@ import math
 import pytest
 
 import mig_gym
-from mig_gym.policies.elsa import ELSA, elsa_choice
+from mig_gym.policies.dispatch.elsa import ELSA, elsa_choice
 from tests.fake_cluster import query, server, table
 
 NOW = 10.0

@@ -1,4 +1,4 @@
-"""The fast path (mig_gym.fastpath) against the event loop it replaces for static runs.
+"""The fast path (mig_gym.sim.fast) against the event loop it replaces for static runs.
 
 Both simulate the same model; they may differ only by floating-point rounding (the event loop
 keeps estimated free times as running sums and adds metrics in another order), so counts must be
@@ -17,14 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mig_gym
-from mig_gym import config as C
-from mig_gym import fastpath
-from mig_gym.cluster import Plan
 from mig_gym.hardware import valid_layouts
 from mig_gym.metrics import Completions, Recorder, Rejections
-from mig_gym.policies.dispatchers import EarliestFinish, FirstFree
-from mig_gym.policies.elsa import ELSA
+from mig_gym.policies.dispatch.baselines import EarliestFinish, FirstFree
+from mig_gym.policies.dispatch.elsa import ELSA
+from mig_gym.scenario import config as C
 from mig_gym.scenario import replace_in
+from mig_gym.sim import fast as fastpath
+from mig_gym.sim.entities import Plan
 
 from .test_simulator import LogRecorder, make_sim, tables
 

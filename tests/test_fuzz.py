@@ -33,16 +33,16 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import mig_gym
-from mig_gym import config as C
 from mig_gym import hardware
-from mig_gym.arrivals import mmpp_mean_rate
 from mig_gym.envs.dispatch import DispatchEnv
 from mig_gym.envs.partition import PartitionEnv
+from mig_gym.hardware.profiles import ProfileRangeError
 from mig_gym.policies import PolicyError
-from mig_gym.profiles import ProfileRangeError
 from mig_gym.scenario import ScenarioError, load_scenario
-from mig_gym.traces import TraceError, read_trace
+from mig_gym.scenario import config as C
 from mig_gym.workload import WorkloadError
+from mig_gym.workload.arrivals import mmpp_mean_rate
+from mig_gym.workload.traces import TraceError, read_trace
 
 # Fixed examples in CI; MIG_GYM_FUZZ_EXAMPLES=5000 explores (randomly) much further.
 _DEEP = int(os.environ.get("MIG_GYM_FUZZ_EXAMPLES", "0"))
@@ -266,7 +266,7 @@ def affordable(sc: C.Scenario) -> bool:
     wl = sc.workload
     if sc.cluster.num_gpus > 16 or len(sc.models) > 4:
         return False
-    if mig_gym.engine.max_batch(sc) > 4096:
+    if mig_gym.runs.build.max_batch(sc) > 4096:
         return False
     horizon, shortest = 0.0, math.inf
     for ph_load, arr in [

@@ -47,7 +47,9 @@ def _layout(gpu: str, *placed: tuple[str, int]) -> Layout:
 
 # --------------------------------------------------------------------------- catalogue
 def test_catalogue_is_package_data():
-    text = resources.files("mig_gym.data").joinpath("gpus.yaml").read_text(encoding="utf-8")
+    text = (
+        resources.files("mig_gym.hardware.data").joinpath("gpus.yaml").read_text(encoding="utf-8")
+    )
     assert hw.gpu_names() == tuple(yaml.safe_load(text)["gpus"])
     assert set(hw.gpu_names()) == set(ALL_GPUS)
 
@@ -129,7 +131,9 @@ def test_gpu_spec_unknown_lists_known_names(exc):
     ],
 )
 def test_load_catalogue_names_bad_entries(tmp_path, edit, match):
-    data = yaml.safe_load(resources.files("mig_gym.data").joinpath("gpus.yaml").read_text())
+    data = yaml.safe_load(
+        resources.files("mig_gym.hardware.data").joinpath("gpus.yaml").read_text()
+    )
     edit(data["gpus"])
     path = tmp_path / "gpus.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -272,8 +276,8 @@ def test_gpc_limit_is_enforced():
     tiny = InstanceProfile("1g", 1, 1, 1, mem_gb=1.0, max_count=4, starts=(0, 1, 2, 3), sms=1)
     spec = GPUSpec("tiny", 2, 4, mem_gb=4.0, sms=2, reconfig_s=1.0, profiles=(tiny,))
     placed = tuple(Placement(tiny, s) for s in range(3))
-    assert "use 3 GPCs but a tiny has 2" in hw._first_violation(spec, placed)
-    assert hw._first_violation(spec, placed[:2]) is None
+    assert "use 3 GPCs but a tiny has 2" in hw.layouts._first_violation(spec, placed)
+    assert hw.layouts._first_violation(spec, placed[:2]) is None
 
 
 def test_check_layout_passes_legal_and_is_maximal_rejects_partial():

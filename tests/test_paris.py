@@ -1,4 +1,5 @@
-"""PARIS (mig_gym.policies.paris) and the partitioners built on it: knees, batch ranges, the
+"""PARIS (mig_gym.policies.partition.paris) and the partitioners built on it: knees, batch ranges,
+the
 re-homing guard, size targets, packing into layouts, several models, PARIS_tuned, periodic PARIS.
 
 The synthetic profile has the knee shape of design section 3, with values chosen so that every
@@ -20,14 +21,16 @@ import pytest
 import yaml
 
 import mig_gym
-from mig_gym import engine, hardware, profiles
-from mig_gym.cluster import Plan
-from mig_gym.policies.paris import PARIS, homes, knees, pack_counts, size_targets
-from mig_gym.policies.partitioners import PlanContext, split_gpus
-from mig_gym.policies.periodic import PeriodicPARIS
-from mig_gym.policies.tuned import PARISTuned
-from mig_gym.profiles import LatencyProfile, MemoryModel, ProfileSet, TableCurve
+from mig_gym import hardware
+from mig_gym.hardware import profiles
+from mig_gym.hardware.profiles import LatencyProfile, MemoryModel, ProfileSet, TableCurve
+from mig_gym.policies.partition.baselines import PlanContext, split_gpus
+from mig_gym.policies.partition.paris import PARIS, homes, knees, pack_counts, size_targets
+from mig_gym.policies.partition.periodic import PeriodicPARIS
+from mig_gym.policies.partition.tuned import PARISTuned
+from mig_gym.runs import build as engine
 from mig_gym.scenario import load_scenario
+from mig_gym.sim.entities import Plan
 from tests.conftest import SCENARIOS
 
 GPU = "A100-80GB"

@@ -1,4 +1,5 @@
-"""Tests for mig_gym.profiles: fit quality against ParvaGPU, memory boundaries, loaders, API."""
+"""Tests for mig_gym.hardware.profiles: fit quality against ParvaGPU, memory boundaries, loaders,
+API."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from mig_gym import hardware
-from mig_gym.profiles import (
+from mig_gym.hardware.profiles import (
     ProfileRangeError,
     builtin_profiles,
     linear_profile,
@@ -68,7 +69,9 @@ def test_memory_model_respects_measured_points_and_oom_boundaries(model: str) ->
 
 
 def test_yaml_records_the_capacities_the_hardware_catalogue_gives() -> None:
-    text = (REPO / "mig_gym" / "data" / "profiles_a100_80gb.yaml").read_text(encoding="utf-8")
+    text = (REPO / "mig_gym" / "hardware" / "data" / "profiles_a100_80gb.yaml").read_text(
+        encoding="utf-8"
+    )
     recorded = yaml.safe_load(text)["instance_mem_gb"]
     assert recorded == {g: usable_mem_gb(g) for g in SIZES}
 
@@ -330,5 +333,5 @@ def test_merge() -> None:
 def test_load_fitted_yaml_matches_builtin() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ps = load_fitted_yaml(REPO / "mig_gym" / "data" / "profiles_a100_80gb.yaml")
+        ps = load_fitted_yaml(REPO / "mig_gym" / "hardware" / "data" / "profiles_a100_80gb.yaml")
     assert ps.latency_s("mobilenetv2", 2, 64) == builtin_profiles().latency_s("mobilenetv2", 2, 64)

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 import mig_gym
-from mig_gym import config as C
 from mig_gym.scenario import ScenarioError, load_scenario, scenario_to_dict
+from mig_gym.scenario import config as C
 
 from .conftest import SCENARIOS, SHARED_DATA
 

@@ -1,4 +1,4 @@
-"""Tests of mig_gym.simulator (with mig_gym.cluster and the engine around it).
+"""Tests of mig_gym.sim.simulator (with mig_gym.sim.entities and the engine around it).
 
 Tiny queues are built by hand (a ``QueryBlock`` stream, a ``Plan`` and latency tables with exact
 service times) and checked against completion times worked out on paper. Larger runs check
@@ -19,19 +19,20 @@ import numpy as np
 import pytest
 
 import mig_gym
-from mig_gym import fastpath, hardware
-from mig_gym.cluster import GPU, Plan
-from mig_gym.config import EmpiricalBatch, FixedBatch, PoissonArrivals, WorkloadConfig
-from mig_gym.engine import build
+from mig_gym import hardware
 from mig_gym.metrics import Recorder, Summary
-from mig_gym.policies.dispatchers import (
+from mig_gym.policies.dispatch.baselines import (
     FIFS,
     EarliestFinish,
     JoinShortestQueue,
     RandomDispatch,
     RoundRobin,
 )
-from mig_gym.simulator import REJECT_MEMORY, REJECT_NOT_HOSTED, Simulator
+from mig_gym.runs.build import build
+from mig_gym.scenario.config import EmpiricalBatch, FixedBatch, PoissonArrivals, WorkloadConfig
+from mig_gym.sim import fast as fastpath
+from mig_gym.sim.entities import GPU, Plan
+from mig_gym.sim.simulator import REJECT_MEMORY, REJECT_NOT_HOSTED, Simulator
 from mig_gym.workload import QueryBlock, QueryStream
 
 GPU_NAME = "A100-80GB"
@@ -848,36 +849,3 @@ def test_service_noise_has_mean_one_and_the_asked_cv(profile_csv, cv):
     t = _service_times(short, seed=6)
     assert np.array_equal(t, _service_times(short, seed=6))  # deterministic under the seed
     assert not np.array_equal(t, _service_times(short, seed=7))
-
-
-# --------------------------------------------------------------------------- layering
-CORE = [
-    "arrivals", "cluster", "disruptions", "events", "fastpath", "hardware", "histogram",
-    "metrics", "simulator", "summary", "traces", "workload", "profiles/__init__",
-    "profiles/builtin", "profiles/csv_files", "profiles/curves",
-]  # fmt: skip
-
-
-def _top_level_imports(module: str) -> set[str]:
-    import ast
-
-    path = Path(mig_gym.__file__).parent / f"{module}.py"
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            out |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.add(node.module.split(".")[0])
-    return out
-
-
-@pytest.mark.parametrize("module", CORE)
-def test_simulator_core_modules_do_not_import_gymnasium_or_torch(module):
-    assert not _top_level_imports(module) & {"gymnasium", "gym", "torch", "stable_baselines3"}
-
-
-def test_the_import_check_sees_what_a_module_imports():
-    assert "gymnasium" in _top_level_imports("envs/dispatch")
-    assert "torch" in _top_level_imports("training") or "stable_baselines3" in _top_level_imports(
-        "training"
-    )

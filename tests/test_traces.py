@@ -1,4 +1,4 @@
-"""Tests of mig_gym.traces: parsing and the error messages (file, column, line)."""
+"""Tests of mig_gym.workload.traces: parsing and the error messages (file, column, line)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from mig_gym.traces import TraceError, read_trace
+from mig_gym.workload.traces import TraceError, read_trace
 
 
 def _write(tmp_path, name: str, text: str):

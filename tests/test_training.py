@@ -22,11 +22,11 @@ import torch
 from sb3_contrib import MaskablePPO
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mig_gym import training
 from mig_gym.cli import main
 from mig_gym.envs.dispatch import PART_FEATURES
+from mig_gym.learn import training
+from mig_gym.output.tensorboard import read_scalars
 from mig_gym.scenario import load_scenario
-from mig_gym.tb import read_scalars
 
 from .conftest import REPO
 
@@ -363,7 +363,9 @@ def test_zoo_launcher_trains_a_loadable_model(tiny_yaml: Path, tmp_path: Path):
         sys.path.remove(str(REPO / "agents"))
     argv = zoo_train.zoo_argv(["--scenario", "x.yaml", "-n", "5", "--env-kwargs", "a:1"])
     assert argv[:4] == ["--algo", "ppo_mask", "--env", "mig_gym/Dispatch-v0"]
-    assert argv[argv.index("--conf-file") + 1].endswith("agents/hyperparams/maskable_ppo.yml")
+    assert argv[argv.index("--conf-file") + 1].endswith(
+        "mig_gym/learn/hyperparams/maskable_ppo.yml"
+    )
     assert argv[argv.index("--env-kwargs") + 1 :] == ["scenario:'x.yaml'", "a:1"]
     assert zoo_train.zoo_argv(["--algo", "dqn"])[5].endswith("dqn.yml")
 

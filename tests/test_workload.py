@@ -1,4 +1,4 @@
-"""Tests of mig_gym.workload and mig_gym.arrivals.
+"""Tests of mig_gym.workload and mig_gym.workload.arrivals.
 
 Statistical tests use fixed seeds (so they are deterministic) and state their tolerance in units of
 the estimator's standard deviation where it is known; every tolerance is >= 3.5 sigma.
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mig_gym.config import (
+from mig_gym.scenario.config import (
     DiurnalArrivals,
     EmpiricalBatch,
     FixedBatch,
@@ -26,7 +26,6 @@ from mig_gym.config import (
     TraceColumnBatch,
     WorkloadConfig,
 )
-from mig_gym.traces import read_trace
 from mig_gym.workload import (
     QueryStream,
     WorkloadError,
@@ -34,6 +33,7 @@ from mig_gym.workload import (
     generate,
     mean_rate_qps,
 )
+from mig_gym.workload.traces import read_trace
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 AZURE = DATA / "azure_llm_inference_2023"
@@ -294,7 +294,7 @@ def test_invalid_workloads(kwargs, match):
 
 # --------------------------------------------------------------------------- traces
 def _file_times(path: Path) -> np.ndarray:
-    """Seconds from the first row, computed independently of mig_gym.traces."""
+    """Seconds from the first row, computed independently of mig_gym.workload.traces."""
     stamps = np.loadtxt(path, delimiter=",", skiprows=1, usecols=0, dtype=str)
     ns = stamps.astype("datetime64[ns]").astype(np.int64)
     return (ns - ns[0]) / 1e9

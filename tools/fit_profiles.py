@@ -3,7 +3,8 @@
 Fits, per (model, partition size), ``L(b) = (floor**p + (per_item*b)**p)**(1/p)`` to the
 ``Workload Number == 1`` rows by least squares on log latency (Levenberg-Marquardt from a few
 starting points, ``1 <= p <= 16``), and per model a memory line from the OOM boundaries
-(:func:`mig_gym.profiles.fit_memory_model`). Writes ``mig_gym/data/profiles_a100_80gb.yaml``,
+(:func:`mig_gym.hardware.profiles.fit_memory_model`). Writes
+``mig_gym/hardware/data/profiles_a100_80gb.yaml``,
 reloads it (so the errors are those of the rounded, shipped numbers) and prints the error tables;
 with ``--docs`` it also rewrites the generated blocks of ``docs/profiles.md``.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mig_gym import hardware
-from mig_gym.profiles import fit_memory_model, load_fitted_yaml, read_parvagpu_csv
+from mig_gym.hardware.profiles import fit_memory_model, load_fitted_yaml, read_parvagpu_csv
 
 REPO = Path(__file__).resolve().parents[1]
 GPU = "A100-80GB"
@@ -181,7 +182,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument(
-        "--out", type=Path, default=REPO / "mig_gym" / "data" / "profiles_a100_80gb.yaml"
+        "--out",
+        type=Path,
+        default=REPO / "mig_gym" / "hardware" / "data" / "profiles_a100_80gb.yaml",
     )
     parser.add_argument(
         "--docs", type=Path, help="rewrite the generated blocks of this markdown file"

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 import mig_gym
-from mig_gym import training
 from mig_gym.envs import reference_policy
+from mig_gym.learn import training
 from mig_gym.scenario import replace_in
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,8 @@ def dispatch_results(cache: Path, budget: dict, out_dir: Path) -> tuple[list[str
         "",
         f"MaskablePPO with the slot-scoring policy (`SlotPolicy`), warm-started by behaviour "
         f"cloning on {budget['bc_steps']:,} ELSA decisions, then {budget['dispatch_steps']:,} "
-        f"RL steps (2 envs, hyperparameters in agents/hyperparams/maskable_ppo.yml), trained "
+        f"RL steps (2 envs, hyperparameters in mig_gym/learn/hyperparams/maskable_ppo.yml), "
+        f"trained "
         f"at 90 % of PARIS+ELSA's latency-bounded throughput (LBT). The layout is PARIS's in "
         f"every row. Evaluation: {len(SEEDS)} held-out seeds, "
         f"{budget['eval_queries']:,} queries each; mean ± sd over seeds.",

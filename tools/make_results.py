@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import mig_gym  # noqa: E402
-from mig_gym import hardware, profiles  # noqa: E402
-from mig_gym.report import VIOLATION_TARGET, Point, latency_bounded_load, run_points  # noqa: E402
+from mig_gym import hardware  # noqa: E402
+from mig_gym.hardware import profiles  # noqa: E402
+from mig_gym.runs.experiments import VIOLATION_TARGET, Point, latency_bounded_load, run_points  # noqa: E402
 
 DOCS = ROOT / "docs"
 CACHE = DOCS / "results"

@@ -11,7 +11,7 @@ import gymnasium as gym
 from mig_gym.envs.common import EVAL_SEED_BASE
 from mig_gym.envs.dispatch import DispatchEnv
 from mig_gym.envs.partition import PartitionEnv
-from mig_gym.envs.policies import reference_policy
+from mig_gym.envs.reference import reference_policy
 
 __all__ = ["EVAL_SEED_BASE", "DispatchEnv", "PartitionEnv", "reference_policy", "register_envs"]
 

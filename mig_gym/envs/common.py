@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from mig_gym import config as C
 from mig_gym.metrics import Recorder
+from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario
 
 __all__ = [

@@ -9,9 +9,6 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from mig_gym import config as C
-from mig_gym.cluster import Partition, Query
-from mig_gym.engine import Run, build, max_batch
 from mig_gym.envs.common import (
     OBS_CLIP,
     RewardBook,
@@ -20,7 +17,10 @@ from mig_gym.envs.common import (
     prepare_scenario,
     with_run,
 )
-from mig_gym.policies.dispatchers import EarliestFinish
+from mig_gym.policies.dispatch.baselines import EarliestFinish
+from mig_gym.runs.build import Run, build, max_batch
+from mig_gym.scenario import config as C
+from mig_gym.sim.entities import Partition, Query
 
 __all__ = ["DispatchEnv", "PART_FEATURES"]
 

@@ -8,9 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from mig_gym import config as C
 from mig_gym import hardware
-from mig_gym.engine import Run, build
 from mig_gym.envs.common import (
     OBS_CLIP,
     RewardBook,
@@ -19,6 +17,8 @@ from mig_gym.envs.common import (
     prepare_scenario,
     with_run,
 )
+from mig_gym.runs.build import Run, build
+from mig_gym.scenario import config as C
 
 __all__ = ["PartitionEnv", "BATCH_BINS"]
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mig_gym import config as C
-from mig_gym.policies.dispatchers import (
+from mig_gym.policies.dispatch.baselines import (
     FIFS,
     EarliestFinish,
     FirstFree,
@@ -24,12 +23,13 @@ from mig_gym.policies.dispatchers import (
     RandomDispatch,
     RoundRobin,
 )
-from mig_gym.policies.elsa import ELSA
-from mig_gym.policies.paris import PARIS
-from mig_gym.policies.partitioners import FixedLayouts, Homogeneous, RandomLayouts
-from mig_gym.policies.periodic import PeriodicPARIS
-from mig_gym.policies.tuned import PARISTuned
-from mig_gym.scenario import _convert_dataclass, _Problems
+from mig_gym.policies.dispatch.elsa import ELSA
+from mig_gym.policies.partition.baselines import FixedLayouts, Homogeneous, RandomLayouts
+from mig_gym.policies.partition.paris import PARIS
+from mig_gym.policies.partition.periodic import PeriodicPARIS
+from mig_gym.policies.partition.tuned import PARISTuned
+from mig_gym.scenario import config as C
+from mig_gym.scenario.loader import _convert_dataclass, _Problems
 
 __all__ = [
     "Policy",

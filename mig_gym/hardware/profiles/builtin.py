@@ -1,0 +1,133 @@
+"""The built-in fitted profiles (package data), synthetic linear profiles, and merging sets."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from mig_gym import hardware
+from mig_gym.hardware.profiles.curves import (
+    KneeCurve,
+    LatencyProfile,
+    MemoryModel,
+    ProfileSet,
+)
+
+__all__ = ["BUILTIN_FILES", "builtin_profiles", "linear_profile", "load_fitted_yaml", "merge"]
+
+BUILTIN_FILES = {"A100-80GB": "profiles_a100_80gb.yaml"}
+
+
+def load_fitted_yaml(path: str | Path, extrapolate: bool = False) -> ProfileSet:
+    """Load a fitted-profile YAML (the format of ``hardware/data/profiles_a100_80gb.yaml``)."""
+    return _fitted_from_text(Path(path).read_text(encoding="utf-8"), str(path), extrapolate)
+
+
+def _fitted_from_text(text: str, source: str, extrapolate: bool) -> ProfileSet:
+    doc = yaml.safe_load(text)
+    try:
+        gpu, (lo, hi) = doc["gpu"], doc["batch_range"]
+        profiles = {}
+        for model, spec in doc["models"].items():
+            curves = {
+                int(g): KneeCurve(
+                    c["floor_ms"] / 1e3, c.get("base_ms", 0.0) / 1e3, c["per_item_ms"] / 1e3, c["p"]
+                )
+                for g, c in spec["latency"].items()
+            }
+            memory = MemoryModel(spec["memory_gb"]["base"], spec["memory_gb"]["per_item"])
+            ranges = dict.fromkeys(curves, (lo, hi))
+            profiles[model] = LatencyProfile(model, gpu, curves, ranges, extrapolate, memory)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: malformed fitted-profile file ({exc!r})") from None
+    return ProfileSet(gpu, profiles)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+@functools.cache
+def _builtin(gpu: str, extrapolate: bool) -> ProfileSet:
+    text = (
+        resources.files("mig_gym.hardware.data")
+        .joinpath(BUILTIN_FILES[gpu])
+        .read_text(encoding="utf-8")
+    )
+    return _fitted_from_text(text, f"mig_gym/hardware/data/{BUILTIN_FILES[gpu]}", extrapolate)
+
+
+def builtin_profiles(
+    gpu: str = "A100-80GB", models: Sequence[str] | None = None, extrapolate: bool = False
+) -> ProfileSet:
+    """The calibrated built-in profiles (batch 1..256), optionally only ``models``.
+
+    Raises:
+        ValueError: unknown GPU (naming those with built-in data) or unknown model.
+    """
+    name = next((k for k in BUILTIN_FILES if _norm(k) == _norm(gpu)), None)
+    if name is None:
+        raise ValueError(
+            f"no built-in profiles for GPU {gpu!r}; available: {', '.join(BUILTIN_FILES)}"
+        )
+    full = _builtin(name, extrapolate)
+    unknown = [m for m in models or () if m not in full]
+    if unknown:
+        raise ValueError(
+            f"no built-in {name} profile for {unknown}; models: {', '.join(full.models)}"
+        )
+    keep = full.models if models is None else tuple(models)
+    return ProfileSet(name, {m: full[m] for m in keep})
+
+
+def linear_profile(
+    model: str,
+    gpu: str,
+    base_s: dict[int, float] | float,
+    per_item_s: dict[int, float] | float,
+    max_batch: int = 1024,
+    mem_gb: float = 0.0,
+    sizes: Sequence[int] | None = None,
+) -> ProfileSet:
+    """An exact ``L = base_s + per_item_s*b`` profile (for tests and queueing theory).
+
+    Scalars apply to every size in ``sizes`` (default: the GPU's sizes in :mod:`mig_gym.hardware`);
+    dicts give per-size values and define the sizes.
+    """
+    keys = [set(x) for x in (base_s, per_item_s) if isinstance(x, dict)]
+    if sizes is None:
+        sizes = sorted(keys[0]) if keys else hardware.gpu_spec(gpu).sizes
+    base = base_s if isinstance(base_s, dict) else dict.fromkeys(sizes, base_s)
+    per = per_item_s if isinstance(per_item_s, dict) else dict.fromkeys(sizes, per_item_s)
+    if set(base) != set(per) or any(
+        base[g] < 0 or per[g] < 0 or base[g] + per[g] <= 0 for g in base
+    ):
+        raise ValueError(
+            f"linear_profile {model}: need matching sizes and base, per_item >= 0 "
+            f"with positive latency; got {base_s!r}, {per_item_s!r}"
+        )
+    curves = {int(g): KneeCurve(0.0, float(base[g]), float(per[g])) for g in sorted(base)}
+    ranges = dict.fromkeys(curves, (1, max_batch))
+    profile = LatencyProfile(model, gpu, curves, ranges, memory=MemoryModel(float(mem_gb)))
+    return ProfileSet(gpu, {model: profile})
+
+
+def merge(*sets: ProfileSet) -> ProfileSet:
+    """Combine profile sets of one GPU type; a model in two sets is an error."""
+    if not sets:
+        raise ValueError("merge needs at least one ProfileSet")
+    gpus = {s.gpu for s in sets}
+    if len(gpus) > 1:
+        raise ValueError(f"cannot merge profiles of different GPUs {sorted(gpus)}")
+    out: dict[str, LatencyProfile] = {}
+    for s in sets:
+        for m in s.models:
+            if m in out:
+                raise ValueError(f"model {m!r} is in more than one ProfileSet")
+            out[m] = s[m]
+    return ProfileSet(sets[0].gpu, out)

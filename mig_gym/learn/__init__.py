@@ -1,0 +1,4 @@
+"""Learned agents (the ``train`` extra): SB3 training, policy networks, hyperparameters.
+
+Importing this package does not import torch; its modules do.
+"""

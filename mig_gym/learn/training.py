@@ -1,0 +1,420 @@
+"""Training learned agents (stable-baselines3 / sb3-contrib) against the reference policies.
+
+Needs the ``train`` extra (torch, stable-baselines3, sb3-contrib); the rest of mig_gym never
+imports this module unless asked to train or to evaluate a saved model.
+
+A run writes, under ``logdir/<scenario>/<algo>-<env>-s<seed>/``: SB3's own TensorBoard scalars,
+the periodic held-out evaluation under the same ``serving/*`` tags as ``mig-gym compare``, the
+hyperparameters, ``model.zip`` and ``model.json`` (what ``mig-gym compare --policies
+ppo:PATH/model.zip`` needs). The reference policies are evaluated once on the same held-out seeds
+and drawn as flat lines (``logdir/<scenario>/<reference>-eval/``) on the same charts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import yaml
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import HParam, configure
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from mig_gym import hardware
+from mig_gym.envs import EVAL_SEED_BASE, reference_policy
+from mig_gym.learn import nets  # noqa: F401  (registers the "SlotPolicy" alias)
+from mig_gym.output.progress import Progress
+from mig_gym.output.tensorboard import ScalarWriter, serving_scalars
+from mig_gym.policies import PolicyError
+from mig_gym.scenario import config as C
+from mig_gym.scenario import load_scenario, scenario_to_dict
+
+__all__ = [
+    "ALGOS",
+    "ENV_IDS",
+    "EVAL_SEED_BASE",
+    "train",
+    "load_hyperparams",
+    "make_vec_env",
+    "record_demonstrations",
+    "behaviour_clone",
+    "ServingEvalCallback",
+    "evaluate",
+    "load_learned",
+    "LearnedPolicy",
+]
+
+ALGOS: dict[str, Any] = {"maskable_ppo": MaskablePPO, "ppo": PPO, "dqn": DQN}
+ENV_IDS = {"dispatch": "mig_gym/Dispatch-v0", "partition": "mig_gym/Partition-v0"}
+REFERENCES = {"dispatch": ("elsa", "fifs", "random"), "partition": ("static", "paris")}
+HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"  # package data
+
+
+# --------------------------------------------------------------------------- configuration
+def load_hyperparams(algo: str, env_kind: str, path: str | Path | None = None) -> dict[str, Any]:
+    """rl-zoo3-style hyperparameters for ``algo`` on ``env_kind`` (package data: hyperparams/)."""
+    path = Path(path) if path is not None else HYPERPARAMS_DIR / f"{algo}.yml"
+    if not path.is_file():
+        return {"policy": "MlpPolicy"}
+    data = yaml.safe_load(path.read_text()) or {}
+    env_id = ENV_IDS[env_kind]
+    if env_id not in data:
+        raise ValueError(f"{path}: no entry for {env_id} (has: {', '.join(data)})")
+    return dict(data[env_id])
+
+
+def _make_env(sc: C.Scenario, env_kind: str, **kwargs: Any) -> gym.Env:
+    return gym.make(ENV_IDS[env_kind], scenario=sc, **kwargs)
+
+
+def make_vec_env(sc: C.Scenario, env_kind: str, n_envs: int, seed: int) -> VecEnv:
+    """``n_envs`` copies (subprocesses when more than one), seeded ``seed, seed+1, ...``."""
+    fns = [lambda: Monitor(_make_env(sc, env_kind)) for _ in range(n_envs)]
+    venv: VecEnv = DummyVecEnv(fns) if n_envs == 1 else SubprocVecEnv(fns, start_method="fork")
+    venv.seed(seed)
+    return venv
+
+
+# --------------------------------------------------------------------------- warm start
+def record_demonstrations(
+    sc: C.Scenario, env_kind: str, steps: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Observation/action/mask triples of the reference policy (ELSA for Dispatch-v0, periodic
+    PARIS for Partition-v0) over ``steps`` steps of training-seed episodes."""
+    env = _make_env(sc, env_kind)
+    pol = reference_policy(env, "elsa" if env_kind == "dispatch" else "paris")
+    obs, _ = env.reset(seed=seed)
+    xs, ys, ms = [], [], []
+    for _ in range(steps):
+        a, _ = pol.predict(obs)
+        xs.append(obs)
+        ys.append(a)
+        ms.append(env.unwrapped.action_masks())
+        obs, _, term, trunc, _ = env.step(a)
+        if term or trunc:
+            obs, _ = env.reset()
+    return np.asarray(xs), np.asarray(ys), np.asarray(ms)
+
+
+def behaviour_clone(
+    model: Any,
+    obs: np.ndarray,
+    actions: np.ndarray,
+    masks: np.ndarray,
+    epochs: int = 15,
+    batch_size: int = 256,
+    seed: int = 0,
+    lr: float = 1e-3,
+) -> list[float]:
+    """Supervised pre-training of the policy network on reference decisions; returns the mean
+    loss (negative log-likelihood, or cross-entropy on Q-values for DQN) per epoch. The
+    optimiser's learning rate is ``lr`` during cloning and restored afterwards."""
+    pol = model.policy
+    dev = pol.device
+    rng = np.random.default_rng(seed)
+    losses = []
+    saved = [g["lr"] for g in pol.optimizer.param_groups]
+    for g in pol.optimizer.param_groups:
+        g["lr"] = lr
+    for _ in range(epochs):
+        order = rng.permutation(len(obs))
+        tot = 0.0
+        for i in range(0, len(obs), batch_size):
+            idx = order[i : i + batch_size]
+            x = torch.as_tensor(obs[idx], device=dev)
+            y = torch.as_tensor(actions[idx], device=dev)
+            if isinstance(model, DQN):
+                q = pol.q_net(x)
+                q = q.masked_fill(~torch.as_tensor(masks[idx], device=dev), -1e9)
+                loss = torch.nn.functional.cross_entropy(q, y.long())
+            else:
+                kw = {"action_masks": masks[idx]} if isinstance(model, MaskablePPO) else {}
+                dist = pol.get_distribution(x, **kw)
+                loss = -dist.log_prob(y).mean()
+            pol.optimizer.zero_grad()
+            loss.backward()
+            pol.optimizer.step()
+            tot += float(loss.detach()) * len(idx)
+        losses.append(tot / len(obs))
+    for g, old in zip(pol.optimizer.param_groups, saved, strict=True):
+        g["lr"] = old
+    if isinstance(model, DQN):
+        pol.q_net_target.load_state_dict(pol.q_net.state_dict())
+    return losses
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate(
+    sc: C.Scenario,
+    env_kind: str,
+    act: Any,
+    seeds: list[int],
+    num_queries: int | None = None,
+    drain: bool = False,
+) -> list[tuple[dict, list]]:
+    """Run one episode per seed with ``act(env, obs) -> action`` and return each episode's
+    ``Summary`` dict and time series."""
+    out = []
+    for s in seeds:
+        kw = {"num_queries": num_queries, "drain": drain} if env_kind == "dispatch" else {}
+        env = _make_env(sc, env_kind, **kw)
+        obs, _ = env.reset(options={"episode_seed": s})
+        info: dict = {}
+        done = False
+        while not done:
+            obs, _, term, trunc, info = env.step(act(env, obs))
+            done = term or trunc
+        out.append((info["summary"], env.unwrapped.run.recorder.series))
+        env.close()
+    return out
+
+
+def _model_act(model: Any) -> Any:
+    masked = isinstance(model, MaskablePPO)
+
+    def act(env: gym.Env, obs: np.ndarray) -> Any:
+        if masked:
+            masks = env.unwrapped.action_masks()
+            a, _ = model.predict(obs, action_masks=masks, deterministic=True)
+        else:
+            a, _ = model.predict(obs, deterministic=True)
+        return a
+
+    return act
+
+
+def _mean_scalars(summaries: list[dict], sizes: tuple[int, ...]) -> dict[str, float]:
+    rows = [serving_scalars(s, sizes) for s in summaries]
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+class ServingEvalCallback(BaseCallback):
+    """Every ``eval_freq`` steps, evaluate the model (masked, deterministic) on held-out seeds and
+    log the mean serving metrics under the ``serving/*`` tags; reference policies are evaluated
+    once on the same seeds and logged as flat lines at the same steps."""
+
+    def __init__(
+        self,
+        sc: C.Scenario,
+        env_kind: str,
+        eval_seeds: list[int],
+        eval_freq: int,
+        ref_dir: Path,
+        sizes: tuple[int, ...],
+    ) -> None:
+        super().__init__()
+        self.sc, self.env_kind, self.seeds, self.freq = sc, env_kind, eval_seeds, eval_freq
+        self.sizes = sizes
+        self.refs: dict[str, dict[str, float]] = {}
+        self.ref_writers: dict[str, ScalarWriter] = {}
+        self.ref_dir = ref_dir
+        self.history: list[tuple[int, dict[str, float]]] = []
+        self._last = -1
+
+    def _on_training_start(self) -> None:
+        probe = _make_env(self.sc, self.env_kind)
+        probe.reset(seed=0)
+        for name in REFERENCES[self.env_kind]:
+            pol = reference_policy(probe, name)
+            res = evaluate(
+                self.sc, self.env_kind, lambda e, _obs, p=pol: p.decide(e.unwrapped), self.seeds
+            )
+            self.refs[name] = _mean_scalars([s for s, _ in res], self.sizes)
+            self.ref_writers[name] = ScalarWriter(self.ref_dir / f"{name}-eval")
+        self._evaluate()
+
+    def _evaluate(self) -> None:
+        res = evaluate(self.sc, self.env_kind, _model_act(self.model), self.seeds)
+        scal = _mean_scalars([s for s, _ in res], self.sizes)
+        step = self.num_timesteps
+        for k, v in scal.items():
+            self.logger.record(k, v)
+        self.logger.dump(step)
+        for name, w in self.ref_writers.items():
+            w.add_scalars(self.refs[name], step)
+        self.history.append((step, scal))
+        self._last = step
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - self._last >= self.freq:
+            self._evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._last != self.num_timesteps:
+            self._evaluate()
+        for w in self.ref_writers.values():
+            w.close()
+
+
+class _ProgressCallback(BaseCallback):
+    def __init__(self, total: int, label: str) -> None:
+        super().__init__()
+        self.bar = Progress(total, label)
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+# --------------------------------------------------------------------------- training
+def train(
+    scenario: str | Path | dict | C.Scenario | None = None,
+    env_kind: str = "dispatch",
+    algo: str = "maskable_ppo",
+    timesteps: int | None = None,
+    seed: int = 0,
+    n_envs: int | None = None,
+    logdir: str | Path = "runs",
+    bc_steps: int = 0,
+    bc_epochs: int = 15,
+    bc_lr: float = 1e-3,
+    eval_freq: int | None = None,
+    eval_episodes: int = 5,
+    hyperparams: str | Path | None = None,
+    progress: bool = True,
+    run_name: str | None = None,
+) -> Path:
+    """Train an agent and return the path of the saved ``model.zip``.
+
+    Args:
+        env_kind: ``"dispatch"`` (Dispatch-v0) or ``"partition"`` (Partition-v0).
+        algo: ``maskable_ppo`` (default), ``ppo`` or ``dqn`` (Dispatch-v0 only).
+        timesteps, n_envs: override the hyperparameter file's ``n_timesteps`` / ``n_envs``.
+        bc_steps: warm start by behaviour cloning on this many reference decisions first.
+        eval_freq: steps between held-out evaluations (default: timesteps / 10).
+        eval_episodes: number of held-out seeds (``EVAL_SEED_BASE + i``).
+    """
+    if env_kind not in ENV_IDS:
+        raise ValueError(f"env must be one of {', '.join(ENV_IDS)}, got {env_kind!r}")
+    if algo not in ALGOS:
+        raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {algo!r}")
+    if algo == "dqn" and env_kind == "partition":
+        raise ValueError("dqn needs a Discrete action space: use it with --env dispatch")
+    sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
+    hp = load_hyperparams(algo, env_kind, hyperparams)
+    timesteps = int(timesteps if timesteps is not None else hp.pop("n_timesteps", 100_000))
+    hp.pop("n_timesteps", None)
+    n_envs = int(n_envs if n_envs is not None else hp.pop("n_envs", 1))
+    hp.pop("n_envs", None)
+    policy = hp.pop("policy", "MlpPolicy")
+    name = run_name or f"{algo}-{env_kind}-s{seed}{'-bc' if bc_steps else ''}"
+    run_dir = Path(logdir) / sc.name / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)  # small networks: more threads only contend with the env workers
+    venv = make_vec_env(sc, env_kind, n_envs, seed)
+    model = ALGOS[algo](policy, venv, seed=seed, device="cpu", verbose=0, **hp)
+    model.set_logger(configure(str(run_dir), ["tensorboard", "csv"]))
+    bc_losses: list[float] = []
+    if bc_steps:
+        demo = record_demonstrations(sc, env_kind, bc_steps, seed)
+        bc_losses = behaviour_clone(model, *demo, epochs=bc_epochs, seed=seed, lr=bc_lr)
+        for i, loss in enumerate(bc_losses):
+            model.logger.record("bc/loss", loss)
+            model.logger.dump(i)
+    spec_sizes = hardware.gpu_spec(sc.cluster.gpu).sizes
+    seeds = [EVAL_SEED_BASE + i for i in range(eval_episodes)]
+    evalcb = ServingEvalCallback(
+        sc,
+        env_kind,
+        seeds,
+        eval_freq or max(timesteps // 10, 1),
+        Path(logdir) / sc.name,
+        spec_sizes,
+    )
+    cbs: list[BaseCallback] = [evalcb]
+    if progress:
+        cbs.append(_ProgressCallback(timesteps, f"train {name}"))
+    model.learn(total_timesteps=timesteps, callback=CallbackList(cbs))
+    hparams = {
+        "algo": algo,
+        "env": ENV_IDS[env_kind],
+        "timesteps": timesteps,
+        "seed": seed,
+        "n_envs": n_envs,
+        "bc_steps": bc_steps,
+        "policy": str(policy),
+        **{k: str(v) for k, v in hp.items()},
+    }
+    final = evalcb.history[-1][1]
+    model.logger.record(
+        "hparams",
+        HParam(hparams, {"serving/p95_ms": final["serving/p95_ms"]}),
+        exclude=("stdout", "log", "json", "csv"),
+    )
+    model.logger.dump(timesteps)
+    model.save(run_dir / "model.zip")
+    meta = {
+        **hparams,
+        "scenario": scenario_to_dict(sc),
+        "scenario_name": sc.name,
+        "bc_losses": bc_losses,
+        "eval_seeds": seeds,
+        "eval_history": [{"step": s, **v} for s, v in evalcb.history],
+        "references": evalcb.refs,
+    }
+    (run_dir / "model.json").write_text(json.dumps(meta, indent=2, default=str))
+    venv.close()
+    return run_dir / "model.zip"
+
+
+# --------------------------------------------------------------------------- saved models
+@dataclasses.dataclass
+class LearnedPolicy:
+    """A saved model with what it was trained on (``model.json`` beside ``model.zip``)."""
+
+    model: Any
+    algo: str
+    env_kind: str
+    path: Path
+
+    def run(self, sc: C.Scenario, seed: int, num_queries: int | None = None) -> tuple[dict, list]:
+        """One evaluation episode on ``sc``'s arrivals for ``seed`` (same as ``simulate``)."""
+        n = num_queries if num_queries is not None else sc.run.num_queries
+        probe = _make_env(sc, self.env_kind)
+        want, got = self.model.observation_space.shape, probe.observation_space.shape
+        if want != got or self.model.action_space != probe.action_space:
+            raise PolicyError(
+                f"model {self.path} was trained for observations {want} and actions "
+                f"{self.model.action_space}, but {sc.name} gives {got} and {probe.action_space} "
+                "(a different number of GPUs or models): train a model for this scenario"
+            )
+        ((summary, series),) = evaluate(
+            sc, self.env_kind, _model_act(self.model), [seed], num_queries=n, drain=sc.run.drain
+        )
+        summary = {**summary, "policy": f"{self.algo}:{self.path}"}
+        return summary, series
+
+
+def load_learned(spec: str) -> LearnedPolicy:
+    """Load ``"algo:path/model.zip"`` (algo: maskable_ppo, ppo or dqn; ``ppo`` also loads a
+    MaskablePPO model when ``model.json`` says so)."""
+    algo, _, path = spec.partition(":")
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"model file not found: {p}")
+    meta_path = p.with_name("model.json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    algo = meta.get("algo", algo)
+    if algo not in ALGOS:
+        raise ValueError(f"{spec}: unknown algorithm {algo!r} (known: {', '.join(ALGOS)})")
+    model = ALGOS[algo].load(p, device="cpu")
+    # without model.json (e.g. rl_zoo3's output) the action space tells: MultiDiscrete = Partition
+    partition = (
+        meta["env"] == ENV_IDS["partition"]
+        if "env" in meta
+        else isinstance(model.action_space, gym.spaces.MultiDiscrete)
+    )
+    return LearnedPolicy(model, algo, "partition" if partition else "dispatch", p)

@@ -1,0 +1,1 @@
+"""Outputs: TensorBoard scalars and progress bars."""

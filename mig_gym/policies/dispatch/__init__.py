@@ -1,0 +1,1 @@
+"""Dispatchers: ELSA (:mod:`.elsa`) and the baseline rules (:mod:`.baselines`)."""

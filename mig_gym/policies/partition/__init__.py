@@ -1,0 +1,1 @@
+"""Partitioners: PARIS (:mod:`.paris`), PARIS_tuned, periodic PARIS and the baselines."""

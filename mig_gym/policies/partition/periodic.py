@@ -1,0 +1,59 @@
+"""Periodic PARIS: re-plan every epoch from the batch sizes observed in the last window.
+
+Each epoch the observed per-model batch histogram replaces the scenario's distribution, blended
+with a small weight ``prior`` (default 1 %) of the scenario's own distribution so that a plan made
+on a window of small batches still keeps a partition able to hold the largest batches the
+scenario can send (without it, a drift to large batches is met by rejections until the next
+re-plan). GPUs whose layout changes pay the reconfiguration (drain, downtime) in the simulator. An
+epoch with no arrivals of a model keeps that model's previous distribution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mig_gym.policies.partition.baselines import PlanContext
+from mig_gym.policies.partition.paris import PARIS
+from mig_gym.sim.entities import Plan
+
+__all__ = ["PeriodicPARIS"]
+
+
+class PeriodicPARIS:
+    """PARIS re-run every ``epoch_s`` seconds on the last window's batch sizes."""
+
+    name = "periodic_paris"
+
+    def __init__(self, epoch_s: float, paris: PARIS | None = None, prior: float = 0.01) -> None:
+        if not 0.0 <= prior < 1.0:
+            raise ValueError(f"periodic PARIS prior must be in [0, 1), got {prior}")
+        self.epoch_s = epoch_s
+        self.paris = paris if paris is not None else PARIS()
+        self.prior = prior
+        self.pmfs: list[dict[int, float]] | None = None
+        self.base: list[dict[int, float]] = []
+
+    @property
+    def home_of(self) -> Any:
+        return self.paris.home_of
+
+    def plan(self, ctx: PlanContext) -> Plan:
+        self.pmfs = [dict(p) for p in ctx.batch_pmfs]
+        self.base = [dict(p) for p in ctx.batch_pmfs]
+        return self.paris.plan(ctx, self.pmfs)
+
+    def replan(self, ctx: PlanContext, sim: Any) -> Plan | None:
+        """A new plan from ``sim.batch_counts`` (then cleared), or None if nothing was seen."""
+        counts = sim.batch_counts
+        if counts is None or not any(counts):
+            return None
+        assert self.pmfs is not None
+        for m, c in enumerate(counts):
+            n = sum(c.values())
+            if n:
+                mix = {b: self.prior * p for b, p in self.base[m].items() if self.prior > 0}
+                for b, v in c.items():
+                    mix[b] = mix.get(b, 0.0) + (1.0 - self.prior) * v / n
+                self.pmfs[m] = dict(sorted(mix.items()))
+            c.clear()
+        return self.paris.plan(ctx, self.pmfs)

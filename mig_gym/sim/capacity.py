@@ -1,0 +1,117 @@
+"""Capacity changes of a running simulation: planned re-partitioning and GPU failures.
+
+:class:`CapacityChanges` is a mixin of :class:`mig_gym.sim.simulator.Simulator` (it works on the
+simulator's state). A reconfiguration stops the GPU taking work, re-dispatches its queued queries,
+lets running ones drain, then takes the GPU down for ``reconfig_s`` before the new partitions come
+online. A failure aborts the GPU's running queries and re-dispatches them with its queued ones
+(counted as retries); on recovery the GPU comes back with its layout, or with a layout requested
+while it was down (after the reconfiguration downtime).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from mig_gym.hardware import Layout
+from mig_gym.sim.entities import GPU, Query
+from mig_gym.sim.events import ReconfigDone
+
+__all__ = ["CapacityChanges"]
+
+
+class CapacityChanges:
+    """Re-partitioning and failure handling; see the module docstring. Uses the simulator's
+    state (``gpus``, ``rec``, ``now``, queues) and its helpers ``_take_offline``, ``_install``,
+    ``_route``, ``_reject``, ``_push``, ``_release_held`` and ``_servable_batches``."""
+
+    def reconfigure(self, gpu: int, layout: Layout, models: Sequence[int]) -> bool:
+        """Start re-partitioning ``gpu``. Returns False if it already has (or is getting) that plan.
+
+        The GPU stops taking work, its queued queries are re-dispatched, running ones drain, then
+        it is down for ``reconfig_s`` before the new partitions come online. A GPU that is down
+        takes the new layout when it recovers.
+        """
+        g = self.gpus[gpu]
+        models = tuple(models)
+        if len(models) != len(layout.placements):
+            raise ValueError(f"layout {layout} needs {len(layout.placements)} models")
+        want = (layout, models)
+        current = g.target if g.target is not None else (g.layout, g.models)
+        if current == want:
+            return False
+        g.target = want
+        old_servable, self._servable = self._servable, self._servable_batches()
+        # Pull mode: waiting queries that no partition of the new plan can serve would wait
+        # forever; reject them now, as push mode does when it re-routes a GPU's orphans.
+        # The same holds for queries held (push mode) while no partition could take them.
+        if any(a < b for a, b in zip(self._servable, old_servable, strict=True)):
+            for m, dq in enumerate(self.central_q):
+                self.central_q[m] = self._drop_unservable(dq)
+            self.held = self._drop_unservable(self.held)
+        self.rec.reconfigurations += 1
+        if g.state != GPU.UP:
+            return True  # draining, reconfiguring or down: the new target applies when ready
+        g.state = GPU.DRAINING
+        orphans = self._take_offline(g)
+        if not any(p.running for p in g.partitions):
+            self._begin_downtime(g)
+        self.rec.redispatched += len(orphans)
+        orphans.sort(key=lambda q: (q.arrival_s, q.id))  # oldest first, as a failure's victims
+        for q in orphans:
+            self._route(q, self.fallback)
+        return True
+
+    def _drop_unservable(self, dq: deque[Query]) -> deque[Query]:
+        """Reject the queries of ``dq`` that no partition of the plan can serve; keep the rest."""
+        keep: deque[Query] = deque()
+        for q in dq:
+            if q.batch > self._servable[q.model]:
+                self._reject(q)
+            else:
+                keep.append(q)
+        return keep
+
+    def _begin_downtime(self, g: GPU) -> None:
+        self.topology += 1
+        for p in g.partitions:
+            self.rec.capacity(self.now, p.gpcs, -p.gpcs)
+        g.partitions = []
+        g.state = GPU.RECONFIGURING
+        g.down_since = self.now
+        self._gen[g.index] += 1
+        self._push(self.now + self.reconfig_s, ReconfigDone(g.index, self._gen[g.index]))
+
+    def _on_fail(self, g: GPU) -> None:
+        if g.state == GPU.DOWN:
+            return
+        self.topology += 1
+        victims: list[Query] = []
+        if g.state in (GPU.UP, GPU.DRAINING):
+            victims = self._take_offline(g)
+            for p in g.partitions:
+                if p.running is not None:
+                    victims.append(p.running)
+                    self.running -= 1
+                    self.rec.served(self.now, p.gpcs, self.now - p.run_start_s)
+                    p.running = None  # its Completion event is now stale
+                self.rec.capacity(self.now, p.gpcs, -p.gpcs)
+        elif g.state == GPU.RECONFIGURING:
+            self.rec.downtime_s += self.now - g.down_since
+        g.partitions = []
+        g.state = GPU.DOWN
+        self._gen[g.index] += 1
+        victims.sort(key=lambda q: (q.arrival_s, q.id))
+        self.rec.retried += len(victims)
+        for q in victims:
+            q.retries += 1
+            self._route(q, self.fallback)
+
+    def _on_recover(self, g: GPU) -> None:
+        if g.state != GPU.DOWN:
+            return
+        if g.target is not None:
+            self._begin_downtime(g)
+            return
+        self._install(g, g.layout, g.models)  # type: ignore[arg-type]
+        self._release_held()

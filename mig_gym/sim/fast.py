@@ -1,0 +1,297 @@
+"""The fast path: static runs simulated without an event heap.
+
+When the partition plan cannot change during the run (no faults, no re-planning epochs) and
+service times are the profiled ones (``workload.service_cv: 0``), a query's completion time is
+fixed the moment the rule serving it is applied: earliest finish, ELSA or first free (push), or
+FIFS's central queue (pull; the order in which queries leave the queue depends only on older
+queries). The partition serves FIFO, one query at a time, so the query ends at
+``max(partition free time, arrival) + latency``. A push rule needs only the multiset of free
+times in each (model, size) class (partitions of a class are interchangeable), a heap per class;
+FIFS also needs the order in which partitions went free (see :func:`_fifs`). One query costs a
+few plain-Python operations per size class plus one heap replace; the metrics are recorded in
+bulk with numpy (:meth:`Recorder.bulk`) once all completions up to the block's last arrival are
+known.
+
+It simulates the same model as the event loop and is checked against it (tests/test_fastpath.py):
+query by query with exact-arithmetic ties (identical completion times), and on whole runs
+(identical counts; latencies and time-series rows equal to floating-point rounding, which differs
+because the event loop keeps each partition's estimated free time as a running sum of profiled
+latencies, and because sums are added in another order). ``simulate(..., fast=False)``
+(``mig-gym run --event-loop``) forces the event loop; :func:`unsupported` says why a run cannot
+take the fast path, and a FIFS tie the fast path cannot order raises :class:`UnresolvedTie`, on
+which the engine re-runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from mig_gym.metrics import Completions, Rejections
+from mig_gym.policies.dispatch.baselines import EarliestFinish, FirstFree
+from mig_gym.policies.dispatch.elsa import ELSA
+from mig_gym.sim.entities import GPU
+from mig_gym.sim.simulator import REJECT_MEMORY, REJECT_NOT_HOSTED, Simulator
+
+__all__ = ["UnresolvedTie", "run", "unsupported"]
+
+# per model, smallest size first: (size, latency table, heap of the class's partitions) where
+# the heap holds free times (push rules) or (free time, *start key) tuples (FIFS, see _fifs)
+Classes = list[list[tuple[int, list[float], list]]]
+
+
+class _State(NamedTuple):
+    classes: Classes
+    dispatcher: object
+    slo_s: tuple[float, ...]
+
+
+Loop = Callable[[list, list, list, list, _State], tuple[list, list, list]]
+
+_INF = math.inf
+
+
+def _outputs() -> tuple[list, list, list, Callable, Callable, Callable]:
+    """A loop's three result lists (end times, sizes, service times) and their appenders."""
+    end: list[float] = []
+    size: list[int] = []
+    serv: list[float] = []
+    return end, size, serv, end.append, size.append, serv.append
+
+
+def _earliest_finish(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
+    """EarliestFinish: the smallest ``max(free, now) + latency``; ties to the smaller size."""
+    end, size, serv, e_add, k_add, s_add = _outputs()
+    replace = heapq.heapreplace
+    classes = st.classes
+    for t, m, b in zip(ts, ms, bs, strict=True):
+        best = _INF
+        for k, lat, h in classes[m]:
+            f = h[0]
+            x = (f if f > t else t) + lat[b]
+            if x < best:
+                best, bh, bk, bl = x, h, k, lat[b]
+        replace(bh, best)
+        e_add(best)
+        k_add(bk)
+        s_add(bl)
+    return end, size, serv
+
+
+def _first_free(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
+    """FirstFree: the class that frees up soonest among those the batch fits; ties to smaller."""
+    end, size, serv, e_add, k_add, s_add = _outputs()
+    replace = heapq.heapreplace
+    classes = st.classes
+    for t, m, b in zip(ts, ms, bs, strict=True):
+        best = _INF
+        for k, lat, h in classes[m]:
+            if lat[b] == _INF:
+                continue
+            f = h[0]
+            s = f if f > t else t
+            if s < best:
+                best, bh, bk, bl = s, h, k, lat[b]
+        x = best + bl
+        replace(bh, x)
+        e_add(x)
+        k_add(bk)
+        s_add(bl)
+    return end, size, serv
+
+
+def _elsa(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
+    """ELSA (see :mod:`mig_gym.policies.dispatch.elsa`): the first class from the scan start whose
+    best
+    partition meets ``alpha * SLA``; else the smallest estimated time to done overall."""
+    d, classes = st.dispatcher, st.classes
+    assert isinstance(d, ELSA)
+    home = d.home_of if d.scan_from == "home" else None
+    budgets = [d.alpha * s for s in st.slo_s]  # ELSA's budget at dispatch time, which is arrival
+    end, size, serv, e_add, k_add, s_add = _outputs()
+    replace = heapq.heapreplace
+    for t, m, b in zip(ts, ms, bs, strict=True):
+        budget = budgets[m]
+        start = home(m, b) if home is not None else 0
+        pick = first_ok = None
+        above = False  # a class at or above the start size fits the batch
+        best = _INF
+        for k, lat, h in classes[m]:
+            ell = lat[b]
+            if ell == _INF:
+                continue
+            w = h[0] - t
+            td = (w if w > 0.0 else 0.0) + ell
+            if k >= start:
+                if td <= budget:
+                    pick = (h, k, ell)
+                    break
+                above = True
+            elif first_ok is None and td <= budget:
+                first_ok = (h, k, ell)
+            if td < best:
+                best, cand = td, (h, k, ell)
+        if pick is None:
+            pick = first_ok if (start and not above and first_ok is not None) else cand
+        h, k, ell = pick
+        f = h[0]
+        x = (f if f > t else t) + ell
+        replace(h, x)
+        e_add(x)
+        k_add(k)
+        s_add(ell)
+    return end, size, serv
+
+
+class UnresolvedTie(Exception):
+    """Two partitions of different sizes free up at the same instant after a chain of exact ties
+    deeper than the fast path tracks: only the event loop knows which goes first."""
+
+
+_KEEP = 1 + 2 * 8 + 1  # free time and 8 levels of start order (memory O(partitions))
+
+
+def _fifs(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
+    """FIFS (pull): an idle partition takes the oldest waiting query it can hold, and an arriving
+    query the longest-idle partition that can hold it. So each query, in arrival order, gets the
+    partition that frees up first among those that can hold it and that older queries have not
+    taken, and the order among partitions free at the same instant is the event loop's: the order
+    in which their queries started (completions are handled before arrivals, in start order).
+
+    A partition's heap key is ``(free time, *start key)``. A query started by its own arrival has
+    start key ``(arrival, 1, query id)``; one started when its partition freed up at ``f`` has
+    ``(f, 0, *previous start key)``, cut to 8 levels. Comparing keys
+    lexicographically reproduces the event loop's order unless two partitions of different sizes
+    tie over the whole kept depth: then :class:`UnresolvedTie` is raised (the engine re-runs on
+    the event loop). Within a size class a tie does not matter (same latency)."""
+    end, size, serv, e_add, k_add, s_add = _outputs()
+    replace = heapq.heapreplace
+    classes = st.classes
+    for i, t, m, b in zip(ids, ts, ms, bs, strict=True):
+        f = _INF
+        for k, lat, h in classes[m]:
+            ell = lat[b]
+            if ell == _INF:
+                continue
+            top = h[0]
+            tf = top[0]
+            if tf < f:
+                f, best, bh, bk, bl = tf, top, h, k, ell
+            elif tf == f:  # the same free time: the start keys decide
+                if top < best:
+                    best, bh, bk, bl = top, h, k, ell
+                elif not best < top:
+                    raise UnresolvedTie(f"query {i}: partitions of two sizes tie at {tf!r} s")
+        if f <= t:  # idle when the query arrived: started by the arrival
+            x = t + bl
+            replace(bh, (x, t, 1, i))
+        else:  # started when the partition freed up, after the previous start
+            x = f + bl
+            replace(bh, (x, f, 0, *best[1 : _KEEP - 2]))  # type: ignore[index]
+        e_add(x)
+        k_add(bk)
+        s_add(bl)
+    return end, size, serv
+
+
+_LOOPS: dict[type, Loop] = {EarliestFinish: _earliest_finish, FirstFree: _first_free, ELSA: _elsa}
+
+
+def unsupported(sim: Simulator) -> str | None:
+    """Why ``sim`` cannot run on the fast path, or None if it can."""
+    d = sim.dispatcher
+    if not sim.central:  # pull dispatch (FIFS) needs no dispatcher
+        if d is None:
+            return "no dispatcher attached (an outside policy dispatches)"
+        if type(d) not in _LOOPS:
+            return f"dispatcher {type(d).__name__} has no closed-form fast rule"
+    if sim._cv > 0:
+        return "service-time noise (workload.service_cv > 0)"
+    if sim._heap:
+        return "faults or decision epochs are scheduled"
+    if not sim.drain:
+        return "run.drain is false"
+    if sim.batch_counts is not None:
+        return "batch counts are tracked (a re-planning partitioner)"
+    if sim._next_id or sim.last_arrival_s or sim.now:
+        return "the run has already started"
+    if any(g.state != GPU.UP for g in sim.gpus):
+        return "a GPU is not up"
+    return None
+
+
+def run(sim: Simulator) -> None:
+    """Simulate the whole arrival stream of a fresh ``sim`` and record it in ``sim.rec``; leaves
+    ``sim`` as the event loop would at the end of the run (every query completed or rejected)."""
+    why = unsupported(sim)
+    if why is not None:
+        raise ValueError(f"this run cannot take the fast path: {why}")
+    disp = sim.dispatcher
+    loop = _fifs if sim.central else _LOOPS[type(disp)]
+    heaps: dict[tuple[int, int], list] = {}
+    for g in sim.gpus:  # every partition is idle at t=0; FIFS orders them as installed
+        for p in g.partitions:
+            if p.available:
+                entry = (0.0, -1.0, 1, p.uid) if sim.central else 0.0
+                heaps.setdefault((p.model, p.gpcs), []).append(entry)
+    classes: Classes = [
+        [(k, list(sim.tables[(m, k)]), heaps[(m, k)]) for k, _ in sim.classes[m]]
+        for m in range(sim.num_models)
+    ]
+    state = _State(classes, disp, tuple(sim.slo_s))
+    servable = np.asarray(sim._servable, dtype=np.int64)
+    code_of = np.array([0 if m in sim._hosted else 1 for m in range(sim.num_models)], np.int64)
+    reasons = (REJECT_MEMORY, REJECT_NOT_HOSTED)
+    slo = np.asarray(sim.slo_s, dtype=np.float64)
+    pend = _Pending()
+    next_id, last_t = 0, 0.0
+    for blk in sim.take_arrivals():
+        t, model, batch = blk.arrival_s, blk.model.astype(np.int64), blk.batch.astype(np.int64)
+        qid = np.arange(next_id, next_id + len(t), dtype=np.int64)
+        ok = batch <= servable[model]
+        if not ok.all():
+            t_ok, m_ok, b_ok, id_ok = t[ok], model[ok], batch[ok], qid[ok]
+        else:
+            t_ok, m_ok, b_ok, id_ok = t, model, batch, qid
+        end, size, serv = loop(t_ok.tolist(), m_ok.tolist(), b_ok.tolist(), id_ok.tolist(), state)
+        pend.add(end, t_ok, id_ok, m_ok, size, serv)
+        bad = ~ok
+        rej = Rejections(t[bad], qid[bad], model[bad], code_of[model[bad]], reasons)
+        last_t = float(t[-1])
+        # every query that ends by the block's last arrival is known: later ones arrive later
+        sim.rec.bulk(t, pend.pop_until(last_t, slo), rej)
+        next_id += len(t)
+    done = pend.pop_until(_INF, slo)
+    sim.rec.bulk(np.empty(0), done, Rejections(*(np.empty(0, np.int64),) * 4, reasons))
+    sim.now = max(last_t, pend.last_end)
+    sim.last_arrival_s = last_t
+    sim._next_id = next_id
+
+
+class _Pending:
+    """Completions computed but not yet recorded, in dispatch order."""
+
+    def __init__(self) -> None:
+        self.cols = [np.empty(0), np.empty(0)] + [np.empty(0, np.int64)] * 3 + [np.empty(0)]
+        self.last_end = 0.0
+
+    def add(self, end: list, arr: np.ndarray, qid: np.ndarray, model: np.ndarray, size: list,
+            serv: list) -> None:  # fmt: skip
+        new = [np.array(end), arr, qid, model, np.array(size, np.int64), np.array(serv)]
+        if len(new[0]):
+            self.last_end = max(self.last_end, float(new[0].max()))
+        self.cols = [np.concatenate((a, b)) for a, b in zip(self.cols, new, strict=True)]
+
+    def pop_until(self, t: float, slo: np.ndarray) -> Completions:
+        """The completions ending at or before ``t``, sorted by end time (ties in dispatch
+        order), removed from the pending set."""
+        end = self.cols[0]
+        now = end <= t
+        take = [c[now] for c in self.cols]
+        self.cols = [c[~now] for c in self.cols]
+        order = np.argsort(take[0], kind="stable")
+        return Completions(*(c[order] for c in take), slo)  # type: ignore[arg-type]
