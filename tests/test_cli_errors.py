@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mig_gym import cli
-from mig_gym.cli import main
+from mig_gym.cli import main, validate
 
 from .conftest import SCENARIOS
 
@@ -248,7 +247,7 @@ def test_a_bug_exits_1_with_a_traceback(monkeypatch, capsys):
     def broken(a):
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr(cli, "cmd_validate", broken)
+    monkeypatch.setattr(validate, "cmd_validate", broken)
     rc, err = run(["validate", RESNET], capsys)
     assert rc == 1 and "Traceback" in err and "ZeroDivisionError: oops" in err
     assert "internal error" in err.splitlines()[-1]
