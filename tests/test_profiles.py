@@ -4,6 +4,7 @@ API."""
 from __future__ import annotations
 
 import csv
+import os
 import pickle
 import warnings
 from pathlib import Path
@@ -25,7 +26,8 @@ from mig_gym.hardware.profiles import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+# The shared data sit next to the repository; MIG_GYM_DATA points elsewhere (e.g. from a worktree).
+DATA = Path(os.environ.get("MIG_GYM_DATA", REPO.parent / "shared" / "data"))
 PARVA = DATA / "parvagpu_a100_mig_profiles" / "prof_data"
 MIGPERF_CV = DATA / "migperf_a100" / "A100-80g" / "infer" / "cv" / "cv_infer.csv"
 MODELS = ("bert", "densenet121", "densenet169", "densenet201", "inceptionv3", "mobilenetv2")
@@ -335,3 +337,49 @@ def test_load_fitted_yaml_matches_builtin() -> None:
         warnings.simplefilter("error")
         ps = load_fitted_yaml(REPO / "mig_gym" / "hardware" / "data" / "profiles_a100_80gb.yaml")
     assert ps.latency_s("mobilenetv2", 2, 64) == builtin_profiles().latency_s("mobilenetv2", 2, 64)
+
+
+# --------------------------------------------------------------------------- admission
+@pytest.mark.parametrize(
+    ("admission", "cut_1g"),
+    [("measured", 32), ("memory_line", 45), ("before_oom", 63)],
+)
+def test_admission_rules_cut_resnet50_on_1g(admission: str, cut_1g: int) -> None:
+    """resnet50 ran batch 32 on a 1g.10gb and ran out of memory at 64 (ParvaGPU data): the
+    measured rule stops at 32, the memory line (0.2161 GiB/item in 9.75 GiB) at 45, the
+    optimistic end of the interval at 63."""
+    from mig_gym.runs.build import latency_tables, load_profiles
+    from mig_gym.scenario import load_scenario
+
+    sc = load_scenario(profiles={"admission": admission})
+    spec = hardware.gpu_spec("A100-80GB")
+    tables = latency_tables(sc, load_profiles(sc), spec)
+    one = tables[(0, 1)]
+    assert np.isfinite(one[cut_1g]) and one[cut_1g + 1] == np.inf
+    assert all(np.isfinite(tables[(0, 7)][1:]))  # 7g ran every batch up to 256
+    if admission == "measured":
+        assert np.isfinite(tables[(0, 2)][64]) and tables[(0, 2)][65] == np.inf
+
+
+def test_admission_without_run_data_is_the_memory_line() -> None:
+    ps = linear_profile("toy", "A100-80GB", 0.001, 0.001, mem_gb=0.0)
+    prof = ps["toy"]
+    assert prof.admitted_max(1, 9.75, 200) == 200
+    for admission in ("measured", "before_oom", "memory_line"):
+        assert prof.with_admission(admission).admitted_max(7, 79.25, 50) == 50
+    with pytest.raises(ValueError, match="unknown admission"):
+        prof.with_admission("sometimes")
+
+
+def test_bert_memory_is_a_documented_estimate() -> None:
+    prof = builtin_profiles(models=["bert"])["bert"]
+    assert prof.memory.source == "estimate"
+    assert prof.memory_gb(256) <= usable_mem_gb(1)  # the data: batch 256 ran on a 1g.10gb
+    assert builtin_profiles(models=["resnet50"])["resnet50"].memory.source == "fit"
+
+
+@needs_parva
+def test_parvagpu_table_records_what_ran_and_what_ran_out() -> None:
+    prof = load_parvagpu_csv(PARVA / "resnet50.csv", model="resnet50")["resnet50"]
+    assert prof.measured[1] == (32, 64) and prof.measured[7] == (256, None)
+    assert prof.admitted_max(1, usable_mem_gb(1), 128) == 32

@@ -63,7 +63,8 @@ def load_profiles(sc: C.Scenario) -> profiles.ProfileSet:
     """
     pc = sc.profiles
     if pc.path is None:
-        return profiles.builtin_profiles(sc.cluster.gpu, sc.model_names, extrapolate=pc.extrapolate)
+        prof = profiles.builtin_profiles(sc.cluster.gpu, sc.model_names, extrapolate=pc.extrapolate)
+        return prof.with_admission(pc.admission)
     path = Path(sc.base_dir) / pc.path
     try:
         if pc.format == "parvagpu":
@@ -97,7 +98,7 @@ def load_profiles(sc: C.Scenario) -> profiles.ProfileSet:
         )
     if problems:
         raise ScenarioError(f"scenario {sc.name!r}", problems)
-    return prof
+    return prof.with_admission(pc.admission)
 
 
 def _batch_configs(sc: C.Scenario) -> list[C.Batch]:
@@ -120,21 +121,26 @@ def max_batch(sc: C.Scenario) -> int:
 def latency_tables(
     sc: C.Scenario, prof: profiles.ProfileSet, spec: hardware.GPUSpec
 ) -> dict[tuple[int, int], list[float]]:
-    """``tables[(model, gpcs)][b]``: service time of batch b; ``inf`` where it does not fit."""
+    """``tables[(model, gpcs)][b]``: service time of batch b; ``inf`` where the partition does
+    not serve it (above the batch its profile's admission rule admits, see
+    :meth:`~mig_gym.hardware.profiles.LatencyProfile.admitted_max`)."""
     top = max_batch(sc)
     out: dict[tuple[int, int], list[float]] = {}
     for m, name in enumerate(sc.model_names):
         lp = prof[name]
-        mem = np.array([math.inf] + [lp.memory_gb(b) for b in range(1, top + 1)])
         for k in spec.sizes:
+            cut = lp.admitted_max(k, spec.profile_for(k).mem_gb, top)
             try:
-                curve = lp.latency_curve(k, top)
+                if top > lp.max_batch and not lp.extrapolate:
+                    lp.latency_curve(k, top)  # raises: no size was profiled up to ``top``
+                curve = np.full(top + 1, math.inf)
+                if cut >= 1:
+                    curve[1 : cut + 1] = lp.latency_curve(k, cut)[1:]
             except profiles.ProfileRangeError as e:
                 raise profiles.ProfileRangeError(
                     f"{e}; the workload can produce batches up to {top}: lower workload.batch.max "
                     "or set profiles.extrapolate: true"
                 ) from None
-            curve = np.where(mem <= spec.profile_for(k).mem_gb, curve, math.inf)
             curve[0] = math.inf
             out[(m, k)] = curve.tolist()
     return out

@@ -44,6 +44,10 @@ class ProfilesConfig:
     model: str | None = None  # model name for a ParvaGPU file (one model per file)
     interpolation: Literal["loglinear", "loglog", "linear"] = "loglinear"
     extrapolate: bool = False
+    # Which batches a (model, size) serves (docs/profiles.md, "Admission"): up to the largest
+    # batch measured to run (default), up to the batch before the first measured OOM, or where
+    # the interpolated memory line fits.
+    admission: Literal["measured", "before_oom", "memory_line"] = "measured"
 
 
 # --------------------------------------------------------------------------- workload

@@ -32,6 +32,7 @@ def _fitted_from_text(text: str, source: str, extrapolate: bool) -> ProfileSet:
     doc = yaml.safe_load(text)
     try:
         gpu, (lo, hi) = doc["gpu"], doc["batch_range"]
+        family = doc.get("family", "")
         profiles = {}
         for model, spec in doc["models"].items():
             curves = {
@@ -40,9 +41,15 @@ def _fitted_from_text(text: str, source: str, extrapolate: bool) -> ProfileSet:
                 )
                 for g, c in spec["latency"].items()
             }
-            memory = MemoryModel(spec["memory_gb"]["base"], spec["memory_gb"]["per_item"])
+            mem = spec["memory_gb"]
+            memory = MemoryModel(mem["base"], mem["per_item"], source=mem.get("source", "fit"))
             ranges = dict.fromkeys(curves, (lo, hi))
-            profiles[model] = LatencyProfile(model, gpu, curves, ranges, extrapolate, memory)
+            measured = {
+                int(g): (int(c.get("ran", hi)), c.get("oom")) for g, c in spec["latency"].items()
+            }
+            profiles[model] = LatencyProfile(
+                model, gpu, curves, ranges, extrapolate, memory, measured, family=family
+            )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{source}: malformed fitted-profile file ({exc!r})") from None
     return ProfileSet(gpu, profiles)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -155,7 +156,8 @@ def load_parvagpu_csv(
     if memory.violated:
         warnings.warn(f"{path}: memory line cannot meet {list(memory.violated)}", stacklevel=2)
     profile = _table_profile(model, gpu, ran, interpolation, extrapolate, memory)
-    return ProfileSet(gpu, {model: profile})
+    measured = {g: (max(pts), min(oom[g]) if g in oom else None) for g, pts in ran.items()}
+    return ProfileSet(gpu, {model: dataclasses.replace(profile, measured=measured)})
 
 
 def load_mig_gym_csv(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
+    "ADMISSIONS",
     "ProfileRangeError",
     "KneeCurve",
     "TableCurve",
@@ -17,6 +19,13 @@ __all__ = [
     "ProfileSet",
     "fit_memory_model",
 ]
+
+
+# How a (model, size) decides which batches it serves (docs/profiles.md, "Admission"):
+# measured    up to the largest batch measured to run (the default; the low end of the interval)
+# before_oom  up to the batch before the first measured out-of-memory one (the high end)
+# memory_line where the fitted memory line fits the instance (interpolates into the gap)
+ADMISSIONS = ("measured", "before_oom", "memory_line")
 
 
 class ProfileRangeError(ValueError):
@@ -69,11 +78,27 @@ class TableCurve:
 
 @dataclass(frozen=True)
 class MemoryModel:
-    """``memory_gb(b) = base_gb + per_item_gb*b``; ``violated`` lists data it could not match."""
+    """``memory_gb(b) = base_gb + per_item_gb*b``; ``violated`` lists data it could not match.
+
+    ``source`` says where the line comes from: ``fit`` (out-of-memory boundaries), ``estimate``
+    (weights + activations per item, for data without any OOM) or ``given`` (user data).
+    """
 
     base_gb: float = 0.0
     per_item_gb: float = 0.0
     violated: tuple[str, ...] = ()
+    source: str = "given"
+
+    def max_batch(self, mem_gb: float, top: int) -> int:
+        """Largest batch in ``0..top`` whose memory fits ``mem_gb`` (0: not even batch 1)."""
+        if self.per_item_gb <= 0.0:
+            return top if self.base_gb <= mem_gb else 0
+        b = int(min(max(math.floor((mem_gb - self.base_gb) / self.per_item_gb), 0), top))
+        while b > 0 and self.base_gb + self.per_item_gb * b > mem_gb:  # float rounding
+            b -= 1
+        while b < top and self.base_gb + self.per_item_gb * (b + 1) <= mem_gb:
+            b += 1
+        return b
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,6 +107,10 @@ class LatencyProfile:
 
     ``curves`` and ``ranges`` (profiled ``(min_batch, max_batch)``) are per partition size in GPCs;
     batches outside a range raise :class:`ProfileRangeError` unless ``extrapolate``.
+    ``measured`` holds, per size, the largest batch measured to run and the first batch measured
+    out of memory (None: none ran out); ``admission`` (one of :data:`ADMISSIONS`) turns them and
+    the memory line into the largest batch a partition serves (:meth:`admitted_max`).
+    ``derived`` is empty for profiles fitted to this GPU's data, else the rule they came from.
     """
 
     model: str
@@ -90,7 +119,39 @@ class LatencyProfile:
     ranges: Mapping[int, tuple[int, int]]
     extrapolate: bool = False
     memory: MemoryModel = MemoryModel()
+    measured: Mapping[int, tuple[int, int | None]] = field(default_factory=dict)
+    admission: str = "measured"
+    derived: str = ""
+    family: str = ""
     _cache: dict[int, tuple[int, list[float]]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.admission not in ADMISSIONS:
+            raise ValueError(f"unknown admission {self.admission!r}; use one of {ADMISSIONS}")
+
+    def with_admission(self, admission: str) -> LatencyProfile:
+        """The same profile under another admission rule."""
+        if admission == self.admission:
+            return self
+        return dataclasses.replace(self, admission=admission, _cache={})
+
+    def admitted_max(self, gpcs: int, mem_gb: float, top: int) -> int:
+        """Largest batch in ``0..top`` a ``gpcs``-GPC partition with ``mem_gb`` GiB serves.
+
+        ``memory_line``: where the memory line fits. ``measured``: also no further than the
+        largest batch measured to run (the range end where no run data is known); with
+        ``extrapolate`` a size that never ran out of memory is bounded by the line only.
+        ``before_oom``: up to the batch before the first measured out-of-memory one.
+        """
+        line = self.memory.max_batch(mem_gb, top)
+        if self.admission == "memory_line":
+            return line
+        ran, oom = self.measured.get(gpcs, (self.ranges[gpcs][1], None))
+        if self.admission == "before_oom" and oom is not None:
+            return min(oom - 1, top)
+        if self.extrapolate and oom is None:
+            return line
+        return min(line, ran, top)
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -157,6 +218,23 @@ class LatencyProfile:
         """GiB one query of ``batch`` items needs (compare with the partition's usable memory)."""
         return self.memory.base_gb + self.memory.per_item_gb * batch
 
+    def notes(self) -> list[str]:
+        """Caveats a user should see next to results from this profile (``mig-gym plan``)."""
+        out = []
+        if self.derived:
+            out.append(f"{self.model}: profile *derived* for {self.gpu}: {self.derived}")
+        if self.memory.source == "estimate":
+            out.append(
+                f"warning: {self.model}: memory is an estimate (weights + activations per item; "
+                "the data has no out-of-memory run)"
+            )
+        elif self.memory.source == "none":
+            out.append(
+                f"warning: {self.model}: no memory limit known (no out-of-memory data, no "
+                "estimate): only the measured batch range limits admission"
+            )
+        return out
+
 
 @dataclass(frozen=True)
 class ProfileSet:
@@ -194,6 +272,12 @@ class ProfileSet:
         """See :meth:`LatencyProfile.memory_gb`."""
         return self[model].memory_gb(batch)
 
+    def with_admission(self, admission: str) -> ProfileSet:
+        """Every profile under ``admission`` (see :meth:`LatencyProfile.admitted_max`)."""
+        return ProfileSet(
+            self.gpu, {m: p.with_admission(admission) for m, p in self.profiles.items()}
+        )
+
 
 # --------------------------------------------------------------------------- memory model
 def fit_memory_model(
@@ -211,7 +295,7 @@ def fit_memory_model(
     """
     ok, bad = np.array(list(ran), float).reshape(-1, 2), np.array(list(oom), float).reshape(-1, 2)
     if len(bad) == 0:
-        return MemoryModel(0.0, 0.0)
+        return MemoryModel(0.0, 0.0, source="none")
     caps = np.concatenate([ok[:, 0], bad[:, 0]])
     base = np.linspace(0.0, caps.min(), grid, endpoint=False)[:, None]
     lo = ((bad[:, 0] - base) / bad[:, 1]).max(axis=1)
@@ -220,4 +304,4 @@ def fit_memory_model(
     m0, m1 = float(base[i, 0]), float(math.sqrt(lo[i] * hi[i]))
     violated = [f"batch {b:g} ran in {c:g} GiB" for c, b in ok if m0 + m1 * b > c]
     violated += [f"batch {b:g} out of memory in {c:g} GiB" for c, b in bad if m0 + m1 * b <= c]
-    return MemoryModel(m0, m1, tuple(violated))
+    return MemoryModel(m0, m1, tuple(violated), source="fit")

@@ -221,9 +221,7 @@ class PARIS(PartitionPredict):
         curves, fits = {}, {}
         for k in ctx.spec.sizes:
             curves[k] = prof.latency_curve(k, top)
-            mem = ctx.spec.profile_for(k).mem_gb
-            ok = [b for b in range(1, top + 1) if prof.memory_gb(b) <= mem]
-            fits[k] = ok[-1] if ok else 0
+            fits[k] = prof.admitted_max(k, ctx.spec.profile_for(k).mem_gb, top)
         return curves, fits
 
     def _reason(
