@@ -17,7 +17,8 @@ from mig_gym.hardware import GPUSpec, InstanceProfile, Layout, Placement
 BIG_GPUS = ("A100-40GB", "A100-80GB", "H100-80GB")
 ALL_GPUS = (*BIG_GPUS, "A30")
 
-# The 14 size multisets of the design document (section 2), for every 7-GPC GPU.
+# The 14 size multisets of the MIG placement rules (README.md, What is simulated), for every
+# 7-GPC GPU.
 BIG_MULTISETS = {
     (7,),
     (4, 3),

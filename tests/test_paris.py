@@ -1,8 +1,8 @@
 """PARIS (mig_gym.policies.partition.paris) and the partitioners built on it: knees, batch ranges,
-the
-re-homing guard, size targets, packing into layouts, several models, PARIS_tuned, periodic PARIS.
+the re-homing guard, size targets, packing into layouts, several models, PARIS_tuned, periodic
+PARIS.
 
-The synthetic profile has the knee shape of design section 3, with values chosen so that every
+The synthetic profile has the knee shape of docs/profiles.md, with values chosen so that every
 expected number below is computed by hand: ``L_k(b) = floor_k * max(1, b / n_k)`` with floors 30 ms
 on 1g and 10 ms elsewhere and knees ``n = {1: 4, 2: 8, 3: 12, 4: 16, 7: 32}``, batches 1..64.
 Throughput ``b / L`` peaks at ``n_k / floor_k`` for ``b >= n_k``, so the utilization knee is

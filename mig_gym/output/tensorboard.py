@@ -11,7 +11,8 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 __all__ = ["ScalarWriter", "SERVING_TAGS", "serving_scalars"]
 
-# Summary field -> TensorBoard tag (design section 8).
+# Summary field -> TensorBoard tag: one set of tags for every policy, heuristic or learned
+# (docs/architecture.md, the data path).
 SERVING_TAGS = {
     "latency_p50_ms": "serving/p50_ms",
     "latency_p95_ms": "serving/p95_ms",

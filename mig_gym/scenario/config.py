@@ -155,7 +155,7 @@ class WorkloadConfig:
 # --------------------------------------------------------------------------- policies
 @dataclass(frozen=True)
 class PARISConfig:
-    """PARIS partitioner (design section 6); the knee rule is our reconstruction, see docs."""
+    """PARIS partitioner (docs/policies.md); the knee rule is our reconstruction, see docs."""
 
     kind: Literal["paris"] = "paris"
     knee: Literal["utilization", "sla", "both"] = "sla"

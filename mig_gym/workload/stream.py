@@ -3,7 +3,7 @@
 A query is ``(id, arrival_s, model, batch)``. :class:`QueryStream` produces them lazily in
 :class:`QueryBlock` chunks (bounded memory for any ``num_queries``).
 
-Rules (design section 4):
+Rules (the workload layer of docs/architecture.md; scenario keys in README.md, Scenarios):
 
 - **Phases** are sorted by ``start_s`` (stable; of two phases with one start the later wins). The
   base workload applies before the first phase; each phase is the *base* workload with the phase's

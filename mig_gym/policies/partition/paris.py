@@ -4,7 +4,7 @@ Kim, Choi and Rhu, "PARIS and ELSA", DAC 2022. The structure is confirmed (the a
 abstract): per partition size, from profiled utilization at each batch size, derive a batch-size to
 partition-size correspondence; from it and the batch-size distribution, the number of partitions of
 each size; then partition the GPUs. The knee rule below is our reconstruction and is a parameter
-(design section 6, ``docs/policies.md``):
+(``docs/policies.md``):
 
 1. ``max_batch[k]`` per size k by ``knee``: ``utilization`` (smallest batch whose throughput
    reaches ``theta`` x the size's peak over the profiled range), ``sla`` (largest batch whose
