@@ -1,5 +1,5 @@
-"""Every Dispatch-v0 reference rule (ELSA, FIFS, earliest_finish, jsq, round_robin, random) on the
-held-out seeds, each logged as ``serving/*`` TensorBoard tags and printed as one table.
+"""Every Dispatch-v0 reference rule (elsa, fifs_push, earliest_finish, jsq, round_robin, random)
+on the held-out seeds, each logged as ``serving/*`` TensorBoard tags and printed as one table.
 
     python agents/run_dispatch_baselines.py [--scenario FILE] [--logdir runs/] [--episodes 5]
 

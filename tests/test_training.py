@@ -314,7 +314,7 @@ NO_TORCH = (
         ("run_elsa.py", ["elsa"]),
         (
             "run_dispatch_baselines.py",
-            ["elsa", "fifs", "earliest_finish", "jsq", "round_robin", "random"],
+            ["elsa", "fifs_push", "earliest_finish", "jsq", "round_robin", "random"],
         ),
         ("run_partition_baselines.py", ["static", "paris"]),
     ],
@@ -345,7 +345,7 @@ def test_baseline_scripts_write_serving_tags(script, policies, trained, tiny_yam
         scalars = read_scalars(tmp_path / "tiny" / f"{p}-script")
         assert set(scalars) >= MAIN_TAGS
         assert [s for s, _ in scalars["serving/p95_ms"]] == list(range(EVAL_EPISODES))
-        if p in ("elsa", "fifs"):  # stateless rules: the same episodes as training's evaluation
+        if p in ("elsa", "fifs_push"):  # stateless: the same episodes as training's evaluation
             ref = read_scalars(ref_dir / f"{p}-eval")
             assert set(ref) == set(scalars)
             for tag in MAIN_TAGS:

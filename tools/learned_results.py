@@ -193,10 +193,10 @@ def _plot_curves(curves: dict, refs: dict) -> None:
         steps = [p[0] for p in pts]
         ax[0].plot(steps, [p[1] for p in pts], marker="o", ms=3, label=label)
         ax[1].plot(steps, [p[2] for p in pts], marker="o", ms=3, label=label)
-    for ref, style in (("elsa", ":"), ("fifs", "--")):
-        ax[0].axhline(refs[ref]["serving/p95_ms"], color="k", ls=style, lw=0.8, label=ref.upper())
+    for ref, style, name in (("elsa", ":", "ELSA"), ("fifs_push", "--", "FIFS (push form)")):
+        ax[0].axhline(refs[ref]["serving/p95_ms"], color="k", ls=style, lw=0.8, label=name)
         ax[1].axhline(
-            refs[ref]["serving/sla_violation_rate"], color="k", ls=style, lw=0.8, label=ref.upper()
+            refs[ref]["serving/sla_violation_rate"], color="k", ls=style, lw=0.8, label=name
         )
     ax[0].set(
         xlabel="training steps",

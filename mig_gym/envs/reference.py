@@ -13,64 +13,55 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-import numpy as np
-
 from mig_gym.envs.common import ReferencePolicy
 from mig_gym.envs.dispatch import DispatchEnv
 from mig_gym.envs.partition import PartitionEnv
-from mig_gym.policies import (
-    ELSA,
-    EarliestFinish,
-    FirstFree,
-    JoinShortestQueue,
-    RandomDispatch,
-    RoundRobin,
-)
-from mig_gym.policies.partition.paris import PARIS
+from mig_gym.policies.registry import DISPATCHERS, PARTITIONERS, STATIC, reference_names
 
 __all__ = ["reference_policy", "DISPATCH_POLICIES", "PARTITION_POLICIES"]
 
-DISPATCH_POLICIES = ("elsa", "fifs", "earliest_finish", "jsq", "round_robin", "random")
-PARTITION_POLICIES = ("static", "paris")
+DISPATCH_POLICIES = reference_names("dispatch")
+PARTITION_POLICIES = reference_names("partition")
 
 
-def _dispatch_rule(name: str, seed: int, **params: Any) -> Any:
-    if name == "elsa":
-        return ELSA(**params)
-    if name == "fifs":  # push form of first-idle-first-serve: the partition free soonest
-        return FirstFree()
-    if name == "random":
-        return RandomDispatch(np.random.default_rng(seed))
-    return {"earliest_finish": EarliestFinish, "jsq": JoinShortestQueue, "round_robin": RoundRobin}[
-        name
-    ]()
+def _unknown(kind: str, name: str, known: tuple[str, ...]) -> ValueError:
+    why = ""
+    entry = DISPATCHERS.get(name) if kind == "Dispatch-v0" else None
+    if entry is not None:  # a pull rule: the agent places each query on arrival
+        why = (
+            f": {name} is {entry.doc}, which Dispatch-v0 cannot express (its push form: fifs_push)"
+        )
+    return ValueError(f"unknown {kind} policy {name!r}{why} (known: {known})")
 
 
 def reference_policy(env: Any, name: str, seed: int = 0, **params: Any) -> ReferencePolicy:
     """An SB3-style policy for ``env`` following reference rule ``name``.
 
-    Dispatch-v0: ``elsa`` (params ``alpha``, ``scan_from``), ``fifs`` (push form: the partition that
-    is free soonest), ``earliest_finish``, ``jsq``, ``round_robin``, ``random``.
+    Dispatch-v0: every dispatcher of :mod:`mig_gym.policies.registry` with a push form: ``elsa``
+    (params ``alpha``, ``scan_from``, ``home_of``), ``fifs_push`` (the partition that is free
+    soonest; ``fifs``, the central queue, has no push form), ``earliest_finish``, ``jsq``,
+    ``round_robin``, ``random``.
     Partition-v0: ``static`` (keep the initial plan) and ``paris`` (re-plan every epoch from the
-    last epoch's batch sizes, i.e. periodic PARIS; params as ``PARIS``).
+    last epoch's batch sizes; params as ``PARIS``).
     """
     probe = env.envs[0].unwrapped if hasattr(env, "envs") else env.unwrapped
     if isinstance(probe, DispatchEnv):
         if name not in DISPATCH_POLICIES:
-            raise ValueError(f"unknown Dispatch-v0 policy {name!r} (known: {DISPATCH_POLICIES})")
+            raise _unknown("Dispatch-v0", name, DISPATCH_POLICIES)
+        make = DISPATCHERS[name].reference
         rules: weakref.WeakKeyDictionary[DispatchEnv, Any] = weakref.WeakKeyDictionary()
 
         def decide(e: DispatchEnv) -> int:
             rule = rules.get(e)
             if rule is None:  # one rule per environment (stateful rules), gone with it
-                rule = rules[e] = _dispatch_rule(name, seed, **params)
+                rule = rules[e] = make(seed, **params)  # type: ignore[misc]
             return rule.decide(e)
 
         return ReferencePolicy(env, decide, name)
     if isinstance(probe, PartitionEnv):
         if name not in PARTITION_POLICIES:
-            raise ValueError(f"unknown Partition-v0 policy {name!r} (known: {PARTITION_POLICIES})")
-        if name == "static":
+            raise _unknown("Partition-v0", name, PARTITION_POLICIES)
+        if name == STATIC:
             return ReferencePolicy(env, lambda e: e.current_action(), name)
-        return ReferencePolicy(env, PARIS(**params).decide, name)
+        return ReferencePolicy(env, PARTITIONERS[name].reference(**params).decide, name)  # type: ignore[misc]
     raise TypeError(f"reference_policy needs a mig_gym environment, got {type(probe).__name__}")

@@ -34,6 +34,7 @@ from mig_gym.learn import nets  # noqa: F401  (registers the "SlotPolicy" alias)
 from mig_gym.output.progress import Progress
 from mig_gym.output.tensorboard import ScalarWriter, serving_scalars
 from mig_gym.policies import PolicyError
+from mig_gym.policies.registry import reference_curves
 from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario, scenario_to_dict
 
@@ -54,7 +55,7 @@ __all__ = [
 
 ALGOS: dict[str, Any] = {"maskable_ppo": MaskablePPO, "ppo": PPO, "dqn": DQN}
 ENV_IDS = {"dispatch": "mig_gym/Dispatch-v0", "partition": "mig_gym/Partition-v0"}
-REFERENCES = {"dispatch": ("elsa", "fifs", "random"), "partition": ("static", "paris")}
+REFERENCES = {kind: reference_curves(kind) for kind in ("dispatch", "partition")}
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"  # package data
 
 

@@ -8,7 +8,7 @@ module only declares the shape and the per-field limits (``metadata={"min": ...,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 
 def _lim(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict:
@@ -174,13 +174,17 @@ class PARISTunedConfig:
 
 @dataclass(frozen=True)
 class PeriodicPARISConfig:
-    """PARIS re-planned every ``epoch_s`` on the last window's observed batch sizes."""
+    """PARIS re-planned every ``epoch_s`` on the last window's observed batch sizes.
+
+    ``paris`` holds the PARIS parameters; YAML and policy strings may also give them flat
+    (``{kind: periodic_paris, knee: sla}``, ``periodic_paris[weighting=count]``), see ``FLAT``.
+    """
+
+    FLAT: ClassVar[tuple[str, ...]] = ("paris",)  # nested fields whose keys may be given flat
 
     kind: Literal["periodic_paris"] = "periodic_paris"
     epoch_s: float = field(default=60.0, metadata=_lim(0.0, 1e9, lo_open=True))
-    knee: Literal["utilization", "sla", "both"] = "sla"
-    theta: float = field(default=0.9, metadata=_lim(0.0, 1.0, lo_open=True))
-    beta: float = field(default=0.5, metadata=_lim(0.0, 10.0, lo_open=True))
+    paris: PARISConfig = field(default_factory=PARISConfig)
 
 
 @dataclass(frozen=True)
@@ -221,7 +225,10 @@ class ELSAConfig:
 
 @dataclass(frozen=True)
 class SimpleDispatcherConfig:
-    kind: Literal["fifs", "earliest_finish", "jsq", "round_robin", "random"] = "fifs"
+    """A dispatcher without parameters. ``fifs`` is the central queue (pull); ``fifs_push`` its
+    push form (the partition free soonest), see :mod:`mig_gym.policies.registry`."""
+
+    kind: Literal["fifs", "fifs_push", "earliest_finish", "jsq", "round_robin", "random"] = "fifs"
 
 
 Dispatcher = ELSAConfig | SimpleDispatcherConfig

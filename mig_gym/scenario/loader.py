@@ -138,23 +138,46 @@ def _convert_dataclass(cls: type, value: Any, path: str, probs: _Problems) -> An
         return cls()
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "base_dir"}
+    # keys of a nested section that may also be given flat (e.g. periodic PARIS's PARIS keys)
+    flat = {
+        k: (name, f)
+        for name in getattr(cls, "FLAT", ())
+        for k, f in ((f.name, f) for f in dataclasses.fields(hints[name]))
+        if k != "kind"
+    }
     kwargs: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
     for key, raw in value.items():
         sub = f"{path}.{key}" if path else str(key)
-        if key not in fields:
-            probs.add(sub, f"unknown key (allowed: {', '.join(fields)})")
-            continue
-        conv = _convert(hints[key], raw, sub, probs)
-        meta = fields[key].metadata
-        if meta and isinstance(conv, int | float) and not isinstance(conv, bool):
-            lo, hi = meta.get("min"), meta.get("max")
-            if lo is not None and (conv < lo or (meta.get("lo_open") and conv == lo)):
-                rel = ">" if meta.get("lo_open") else ">="
-                probs.add(sub, f"got {raw!r}, must be {rel} {lo}")
-            elif hi is not None and conv > hi:
-                probs.add(sub, f"got {raw!r}, must be <= {hi}")
-        kwargs[key] = conv
+        if key in fields:
+            kwargs[key] = _convert_field(hints[key], fields[key], raw, sub, probs)
+        elif key in flat:
+            name, f = flat[key]
+            if name in value:
+                probs.add(sub, f"give it either here or under {name!r}, not both")
+            nested.setdefault(name, {})[key] = _convert_field(
+                _hints(hints[name])[key], f, raw, sub, probs
+            )
+        else:
+            allowed = [*fields, *flat]
+            probs.add(sub, f"unknown key (allowed: {', '.join(allowed)})")
+    for name, kw in nested.items():
+        kwargs[name] = hints[name](**kw)
     return cls(**kwargs)
+
+
+def _convert_field(tp: Any, fld: dataclasses.Field, raw: Any, sub: str, probs: _Problems) -> Any:
+    """Convert one field's value and check its numeric limits (``fld.metadata``)."""
+    conv = _convert(tp, raw, sub, probs)
+    meta = fld.metadata
+    if meta and isinstance(conv, int | float) and not isinstance(conv, bool):
+        lo, hi = meta.get("min"), meta.get("max")
+        if lo is not None and (conv < lo or (meta.get("lo_open") and conv == lo)):
+            rel = ">" if meta.get("lo_open") else ">="
+            probs.add(sub, f"got {raw!r}, must be {rel} {lo}")
+        elif hi is not None and conv > hi:
+            probs.add(sub, f"got {raw!r}, must be <= {hi}")
+    return conv
 
 
 # --------------------------------------------------------------------------- semantic checks
