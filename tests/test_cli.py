@@ -145,8 +145,9 @@ def test_sweep_writes_curves(tmp_path: Path, capsys):
     )
     assert rc == 0
     out = tmp_path / "paper_resnet50" / "sweep"
-    for f in ("sweep.csv", "sweep.md", "latency_vs_load.png", "violation_vs_load.png"):
+    for f in ("sweep.csv", "sweep.md", "latency_vs_load.png", "violation_vs_load.png", "lbt.csv"):
         assert (out / f).stat().st_size > 0
+    assert all(f"LBT {c}" in (out / "lbt.md").read_text() for c in ("serve_all", "p99", "p95"))
     steps = [s for s, _ in read_scalars(out / "paris+elsa")["serving/p95_ms"]]
     assert steps == [50, 100]
 

@@ -7,8 +7,9 @@ import math
 from pathlib import Path
 
 from mig_gym.cli.args import COUNT, LOAD, UsageError, split
-from mig_gym.runs import experiments
+from mig_gym.runs import experiments, lbt
 from mig_gym.runs.backends import BACKENDS
+from mig_gym.scenario import load_scenario
 
 __all__ = ["add_parser", "cmd_compare", "cmd_sweep", "parse_loads"]
 
@@ -47,6 +48,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             c.add_argument("--load", type=LOAD, default=None)
         else:
             c.add_argument("--loads", default="0.2:1.4:0.1", help="lo:hi:step or a comma list")
+            c.add_argument(
+                "--no-lbt",
+                action="store_true",
+                help="skip the latency-bounded throughput search (bisection, three criteria)",
+            )
         c.set_defaults(func=fn)
 
 
@@ -68,7 +74,14 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
-    experiments.sweep(a.scenario, split(a.policies), loads=parse_loads(a.loads), **_common(a))
+    common = _common(a)
+    experiments.sweep(a.scenario, split(a.policies), loads=parse_loads(a.loads), **common)
+    if not a.no_lbt:
+        sc = load_scenario(a.scenario)
+        out = common.pop("logdir") / sc.name / "sweep"
+        common.pop("progress")  # one bar per bisection round would only be noise
+        print(lbt.report(sc, split(a.policies), out, **common))
+        print(f"wrote {out}/lbt.md, lbt.csv")
     return 0
 
 
