@@ -55,6 +55,11 @@ def same(a: object, b: object) -> bool:
     return a == b
 
 
+def plain(results: list) -> list:
+    """Results as plain data: each point's Summary dict and time series."""
+    return [(r.summary.to_dict(), r.series) for r in results]
+
+
 # --------------------------------------------------------------------------- local
 def test_local_order_and_jobs_do_not_change_results():
     assert run_map(_square, 3, [4, 1, 2, 5], jobs=1) == [48, 3, 12, 75]
@@ -124,9 +129,11 @@ def test_ray_matches_local(ray_instance, tmp_path: Path, capsys):
     ]
     local = run_points(sc, pts, jobs=2, progress=False)
     remote = run_points(sc, pts, jobs=2, progress=False, backend="ray")
-    assert same(local, remote)
-    assert local[0][0]["seed"] == 0 and local[1][0]["seed"] == 1  # order of points kept
-    assert run_points(sc, pts[:3], jobs=1, progress=False, backend="ray")[2][0] == local[2][0]
+    assert [r.point for r in local] == [r.point for r in remote] == pts
+    assert same(plain(local), plain(remote))
+    assert local[0].summary.seed == 0 and local[1].summary.seed == 1  # order of points kept
+    alone = run_points(sc, pts[:3], jobs=1, progress=False, backend="ray")[2]
+    assert same(plain([alone]), plain(local[2:3]))
 
     # The package was uploaded to the cluster (on one machine the workers may also find the
     # checkout on sys.path; on other nodes the uploaded copy is the one they import).

@@ -24,7 +24,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from mig_gym.cli import main
 from mig_gym.envs.dispatch import PART_FEATURES
-from mig_gym.learn import training
+from mig_gym.learn import evaluation, training
 from mig_gym.output.tensorboard import read_scalars
 from mig_gym.scenario import load_scenario
 
@@ -118,12 +118,12 @@ def trained(tmp_path_factory) -> Path:
 def test_train_save_load_and_compare(trained: Path, tiny_yaml: Path, tmp_path: Path):
     assert trained.name == "model.zip" and trained.is_file()
     assert trained.parent.name == "maskable_ppo-dispatch-s0-bc"
-    pol = training.load_learned(f"maskable_ppo:{trained}")
+    pol = evaluation.load_learned(f"maskable_ppo:{trained}")
     assert isinstance(pol.model, MaskablePPO) and pol.env_kind == "dispatch"
     summary, _ = pol.run(load_scenario(TINY), seed=3)
-    assert summary["arrived"] == 300 and summary["conserved"]
+    assert summary.arrived == 300 and summary.conserved
     # "ppo:" also loads it: model.json names the algorithm
-    assert isinstance(training.load_learned(f"ppo:{trained}").model, MaskablePPO)
+    assert isinstance(evaluation.load_learned(f"ppo:{trained}").model, MaskablePPO)
 
     spec = f"maskable_ppo:{trained}"
     rc = main(
@@ -261,10 +261,10 @@ def test_ppo_and_dqn_train(algo: str, tmp_path: Path):
     assert meta["algo"] == algo and meta["timesteps"] == 300
     scalars = read_scalars(path.parent)
     assert set(scalars) >= MAIN_TAGS | {"train/loss"}  # gradient steps were taken
-    pol = training.load_learned(f"{algo}:{path}")
-    assert pol.algo == algo and type(pol.model) is training.ALGOS[algo]
+    pol = evaluation.load_learned(f"{algo}:{path}")
+    assert pol.algo == algo and type(pol.model) is evaluation.ALGOS[algo]
     summary, _ = pol.run(load_scenario(TINY), seed=1)
-    assert summary["conserved"] and summary["arrived"] == 300
+    assert summary.conserved and summary.arrived == 300
 
 
 def test_dqn_on_partition_is_refused(tmp_path: Path):
@@ -291,14 +291,14 @@ def test_partition_training_smoke(tmp_path: Path):
     assert agent >= MAIN_TAGS
     for ref in training.REFERENCES["partition"]:
         assert set(read_scalars(tmp_path / "tiny" / f"{ref}-eval")) == agent
-    pol = training.load_learned(f"maskable_ppo:{path}")
+    pol = evaluation.load_learned(f"maskable_ppo:{path}")
     assert pol.env_kind == "partition"
     summary, _ = pol.run(load_scenario(TINY), seed=2)
-    assert summary["conserved"]
+    assert summary.conserved
     bare = tmp_path / "bare" / "model.zip"  # no model.json (as rl_zoo3 saves): the space tells
     bare.parent.mkdir()
     shutil.copy(path, bare)
-    assert training.load_learned(f"maskable_ppo:{bare}").env_kind == "partition"
+    assert evaluation.load_learned(f"maskable_ppo:{bare}").env_kind == "partition"
 
 
 # --------------------------------------------------------------------------- agents/ scripts
@@ -401,7 +401,7 @@ def test_zoo_launcher_trains_a_loadable_model(tiny_yaml: Path, tmp_path: Path):
     assert model.is_file() and (run / "evaluations.npz").is_file()
     cfg = (run / "mig_gym-Dispatch-v0" / "config.yml").read_text()
     assert "SlotPolicy" in cfg and "hidden" in cfg  # our YAML, read by rl_zoo3
-    pol = training.load_learned(f"maskable_ppo:{model}")
+    pol = evaluation.load_learned(f"maskable_ppo:{model}")
     assert pol.env_kind == "dispatch"
     summary, _ = pol.run(load_scenario(TINY), seed=0)
-    assert summary["conserved"]
+    assert summary.conserved

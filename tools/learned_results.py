@@ -15,7 +15,7 @@ import numpy as np
 
 import mig_gym
 from mig_gym.envs import reference_policy
-from mig_gym.learn import training
+from mig_gym.learn import evaluation, training
 from mig_gym.scenario import replace_in
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,12 +76,12 @@ def dispatch_results(cache: Path, budget: dict, out_dir: Path) -> tuple[list[str
             run_name="maskable_ppo-dispatch-bc",
         )
         secs = time.time() - t0
-        agent = training.load_learned(f"maskable_ppo:{path}")
+        agent = evaluation.load_learned(f"maskable_ppo:{path}")
         raw[name] = {"lbt": lbt, "train_seconds": secs, "model": str(path)}
         for frac in (0.7, 0.9):
             ev = replace_in(sc, "workload.load", frac * lbt)
             ev = dataclasses.replace(ev, run=dataclasses.replace(ev.run, warmup_queries=0))
-            rows = {"trained agent": [agent.run(ev, s, budget["eval_queries"])[0] for s in SEEDS]}
+            rows = {"trained agent": [agent.run(ev, s, budget["eval_queries"])[0].to_dict() for s in SEEDS]}
             for label, pol in (
                 ("ELSA", "paris+elsa"),
                 ("FIFS", "paris+fifs"),
@@ -234,14 +234,14 @@ def partition_results(budget: dict, out_dir: Path) -> tuple[list[str], dict]:
         run_name="maskable_ppo-partition",
     )
     secs = time.time() - t0
-    agent = training.load_learned(f"maskable_ppo:{path}")
-    act = training._model_act(agent.model)
-    res = {"trained agent": training.evaluate(sc, "partition", act, SEEDS)}
-    probe = training._make_env(sc, "partition")
+    agent = evaluation.load_learned(f"maskable_ppo:{path}")
+    act = evaluation.model_act(agent.model)
+    res = {"trained agent": evaluation.evaluate(sc, "partition", act, SEEDS)}
+    probe = evaluation.make_env(sc, "partition")
     probe.reset(seed=0)
     for label, name in (("static PARIS", "static"), ("periodic PARIS", "paris")):
         pol = reference_policy(probe, name)
-        res[label] = training.evaluate(
+        res[label] = evaluation.evaluate(
             sc, "partition", lambda e, _o, p=pol: p.decide(e.unwrapped), SEEDS
         )
     lines = [
@@ -256,14 +256,14 @@ def partition_results(budget: dict, out_dir: Path) -> tuple[list[str], dict]:
         "|---|---|---|---|---|",
     ]
     for label, runs in res.items():
-        s = [r[0] for r in runs]
+        s = [r[0].to_dict() for r in runs]
         lines.append(
             f"| {label} | {_mean_sd([x['goodput_qps'] for x in s], 1)} | "
             f"{_mean_sd([x['sla_violation_rate'] for x in s], 4)} | "
             f"{_mean_sd([x['latency_p95_ms'] for x in s], 1)} | "
             f"{_mean_sd([x['reconfigurations'] for x in s], 1)} |"
         )
-    return [*lines, ""], {k: [r[0] for r in v] for k, v in res.items()}
+    return [*lines, ""], {k: [r[0].to_dict() for r in v] for k, v in res.items()}
 
 
 def run(cache: Path, quick: bool = False) -> None:

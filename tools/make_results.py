@@ -62,11 +62,11 @@ def sweep_scenario(name: str, loads: list[float], seeds: int, n: int, jobs: int)
     res = run_points(sc, pts, num_queries=n, jobs=jobs, progress=True)
     rows = [
         {
-            "policy": pt.policy,
-            "seed": pt.seed,
-            "load": pt.load,
+            "policy": r.point.policy,
+            "seed": r.point.seed,
+            "load": r.point.load,
             **{
-                k: d[k]
+                k: getattr(r.summary, k)
                 for k in (
                     "latency_p95_ms",
                     "latency_p99_ms",
@@ -79,7 +79,7 @@ def sweep_scenario(name: str, loads: list[float], seeds: int, n: int, jobs: int)
                 )
             },
         }
-        for (d, _), pt in zip(res, pts, strict=True)
+        for r in res
     ]
     return {
         "scenario": name,

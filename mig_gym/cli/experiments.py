@@ -68,19 +68,36 @@ def _common(a: argparse.Namespace) -> dict:
     }
 
 
+def _learned_runner(policies: list[str]) -> experiments.LearnedRunner | None:
+    """The runner of saved agents when a policy is one (``algo:path``), else None."""
+    if not any(experiments.is_learned(p) for p in policies):
+        return None
+    try:
+        # Imported here, and only for saved agents: it loads torch and stable-baselines3.
+        from mig_gym.learn import evaluation
+    except ImportError as e:
+        msg = f"saved agents need the train extra (pip install -e .[train]): {e}"
+        raise UsageError(msg) from None
+    return evaluation.run_learned
+
+
 def cmd_compare(a: argparse.Namespace) -> int:
-    experiments.compare(a.scenario, split(a.policies), load=a.load, **_common(a))
+    policies = split(a.policies)
+    learned = _learned_runner(policies)
+    experiments.compare(a.scenario, policies, load=a.load, learned=learned, **_common(a))
     return 0
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
+    policies, loads = split(a.policies), parse_loads(a.loads)
+    learned = _learned_runner(policies)
     common = _common(a)
-    experiments.sweep(a.scenario, split(a.policies), loads=parse_loads(a.loads), **common)
+    experiments.sweep(a.scenario, policies, loads=loads, learned=learned, **common)
     if not a.no_lbt:
         sc = load_scenario(a.scenario)
         out = common.pop("logdir") / sc.name / "sweep"
         common.pop("progress")  # one bar per bisection round would only be noise
-        print(lbt.report(sc, split(a.policies), out, **common))
+        print(lbt.report(sc, policies, out, **common))
         print(f"wrote {out}/lbt.md, lbt.csv")
     return 0
 

@@ -12,17 +12,15 @@ and drawn as flat lines (``logdir/<scenario>/<reference>-eval/``) on the same ch
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 import yaml
 from sb3_contrib import MaskablePPO
-from stable_baselines3 import DQN, PPO
+from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import HParam, configure
 from stable_baselines3.common.monitor import Monitor
@@ -31,16 +29,15 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 from mig_gym import hardware
 from mig_gym.envs import EVAL_SEED_BASE, reference_policy
 from mig_gym.learn import nets  # noqa: F401  (registers the "SlotPolicy" alias)
+from mig_gym.learn.evaluation import ALGOS, ENV_IDS, evaluate, make_env, model_act
+from mig_gym.metrics.summary import Summary
 from mig_gym.output.progress import Progress
 from mig_gym.output.tensorboard import ScalarWriter, serving_scalars
-from mig_gym.policies import PolicyError
 from mig_gym.policies.registry import reference_curves
 from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario, scenario_to_dict
 
 __all__ = [
-    "ALGOS",
-    "ENV_IDS",
     "EVAL_SEED_BASE",
     "train",
     "load_hyperparams",
@@ -48,13 +45,8 @@ __all__ = [
     "record_demonstrations",
     "behaviour_clone",
     "ServingEvalCallback",
-    "evaluate",
-    "load_learned",
-    "LearnedPolicy",
 ]
 
-ALGOS: dict[str, Any] = {"maskable_ppo": MaskablePPO, "ppo": PPO, "dqn": DQN}
-ENV_IDS = {"dispatch": "mig_gym/Dispatch-v0", "partition": "mig_gym/Partition-v0"}
 REFERENCES = {kind: reference_curves(kind) for kind in ("dispatch", "partition")}
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"  # package data
 
@@ -63,8 +55,8 @@ HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"  # package dat
 def load_hyperparams(algo: str, env_kind: str, path: str | Path | None = None) -> dict[str, Any]:
     """rl-zoo3-style hyperparameters for ``algo`` on ``env_kind`` (package data: hyperparams/)."""
     path = Path(path) if path is not None else HYPERPARAMS_DIR / f"{algo}.yml"
-    if not path.is_file():
-        return {"policy": "MlpPolicy"}
+    if not path.is_file():  # never a silent default: the file sets the policy network
+        raise FileNotFoundError(f"hyperparameter file not found: {path}")
     data = yaml.safe_load(path.read_text()) or {}
     env_id = ENV_IDS[env_kind]
     if env_id not in data:
@@ -72,13 +64,9 @@ def load_hyperparams(algo: str, env_kind: str, path: str | Path | None = None) -
     return dict(data[env_id])
 
 
-def _make_env(sc: C.Scenario, env_kind: str, **kwargs: Any) -> gym.Env:
-    return gym.make(ENV_IDS[env_kind], scenario=sc, **kwargs)
-
-
 def make_vec_env(sc: C.Scenario, env_kind: str, n_envs: int, seed: int) -> VecEnv:
     """``n_envs`` copies (subprocesses when more than one), seeded ``seed, seed+1, ...``."""
-    fns = [lambda: Monitor(_make_env(sc, env_kind)) for _ in range(n_envs)]
+    fns = [lambda: Monitor(make_env(sc, env_kind)) for _ in range(n_envs)]
     venv: VecEnv = DummyVecEnv(fns) if n_envs == 1 else SubprocVecEnv(fns, start_method="fork")
     venv.seed(seed)
     return venv
@@ -90,7 +78,7 @@ def record_demonstrations(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Observation/action/mask triples of the reference policy (ELSA for Dispatch-v0, periodic
     PARIS for Partition-v0) over ``steps`` steps of training-seed episodes."""
-    env = _make_env(sc, env_kind)
+    env = make_env(sc, env_kind)
     pol = reference_policy(env, "elsa" if env_kind == "dispatch" else "paris")
     obs, _ = env.reset(seed=seed)
     xs, ys, ms = [], [], []
@@ -153,46 +141,7 @@ def behaviour_clone(
 
 
 # --------------------------------------------------------------------------- evaluation
-def evaluate(
-    sc: C.Scenario,
-    env_kind: str,
-    act: Any,
-    seeds: list[int],
-    num_queries: int | None = None,
-    drain: bool = False,
-) -> list[tuple[dict, list]]:
-    """Run one episode per seed with ``act(env, obs) -> action`` and return each episode's
-    ``Summary`` dict and time series."""
-    out = []
-    for s in seeds:
-        kw = {"num_queries": num_queries, "drain": drain} if env_kind == "dispatch" else {}
-        env = _make_env(sc, env_kind, **kw)
-        obs, _ = env.reset(options={"episode_seed": s})
-        info: dict = {}
-        done = False
-        while not done:
-            obs, _, term, trunc, info = env.step(act(env, obs))
-            done = term or trunc
-        out.append((info["summary"], env.unwrapped.run.recorder.series))
-        env.close()
-    return out
-
-
-def _model_act(model: Any) -> Any:
-    masked = isinstance(model, MaskablePPO)
-
-    def act(env: gym.Env, obs: np.ndarray) -> Any:
-        if masked:
-            masks = env.unwrapped.action_masks()
-            a, _ = model.predict(obs, action_masks=masks, deterministic=True)
-        else:
-            a, _ = model.predict(obs, deterministic=True)
-        return a
-
-    return act
-
-
-def _mean_scalars(summaries: list[dict], sizes: tuple[int, ...]) -> dict[str, float]:
+def _mean_scalars(summaries: list[Summary], sizes: tuple[int, ...]) -> dict[str, float]:
     rows = [serving_scalars(s, sizes) for s in summaries]
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
@@ -221,7 +170,7 @@ class ServingEvalCallback(BaseCallback):
         self._last = -1
 
     def _on_training_start(self) -> None:
-        probe = _make_env(self.sc, self.env_kind)
+        probe = make_env(self.sc, self.env_kind)
         probe.reset(seed=0)
         for name in REFERENCES[self.env_kind]:
             pol = reference_policy(probe, name)
@@ -233,7 +182,7 @@ class ServingEvalCallback(BaseCallback):
         self._evaluate()
 
     def _evaluate(self) -> None:
-        res = evaluate(self.sc, self.env_kind, _model_act(self.model), self.seeds)
+        res = evaluate(self.sc, self.env_kind, model_act(self.model), self.seeds)
         scal = _mean_scalars([s for s, _ in res], self.sizes)
         step = self.num_timesteps
         for k, v in scal.items():
@@ -296,18 +245,14 @@ def train(
         bc_steps: warm start by behaviour cloning on this many reference decisions first.
         eval_freq: steps between held-out evaluations (default: timesteps / 10).
         eval_episodes: number of held-out seeds (``EVAL_SEED_BASE + i``).
+        hyperparams: an rl-zoo3-style YAML file (default: the package's ``hyperparams/<algo>.yml``).
     """
-    if env_kind not in ENV_IDS:
-        raise ValueError(f"env must be one of {', '.join(ENV_IDS)}, got {env_kind!r}")
-    if algo not in ALGOS:
-        raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {algo!r}")
-    if algo == "dqn" and env_kind == "partition":
-        raise ValueError("dqn needs a Discrete action space: use it with --env dispatch")
+    _check_choice(env_kind, algo)
     sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
     hp = load_hyperparams(algo, env_kind, hyperparams)
     timesteps = int(timesteps if timesteps is not None else hp.pop("n_timesteps", 100_000))
-    hp.pop("n_timesteps", None)
     n_envs = int(n_envs if n_envs is not None else hp.pop("n_envs", 1))
+    hp.pop("n_timesteps", None)
     hp.pop("n_envs", None)
     policy = hp.pop("policy", "MlpPolicy")
     name = run_name or f"{algo}-{env_kind}-s{seed}{'-bc' if bc_steps else ''}"
@@ -318,44 +263,63 @@ def train(
     venv = make_vec_env(sc, env_kind, n_envs, seed)
     model = ALGOS[algo](policy, venv, seed=seed, device="cpu", verbose=0, **hp)
     model.set_logger(configure(str(run_dir), ["tensorboard", "csv"]))
-    bc_losses: list[float] = []
-    if bc_steps:
-        demo = record_demonstrations(sc, env_kind, bc_steps, seed)
-        bc_losses = behaviour_clone(model, *demo, epochs=bc_epochs, seed=seed, lr=bc_lr)
-        for i, loss in enumerate(bc_losses):
-            model.logger.record("bc/loss", loss)
-            model.logger.dump(i)
-    spec_sizes = hardware.gpu_spec(sc.cluster.gpu).sizes
+    bc_losses = _warm_start(model, sc, env_kind, bc_steps, seed, bc_epochs, bc_lr)
     seeds = [EVAL_SEED_BASE + i for i in range(eval_episodes)]
-    evalcb = ServingEvalCallback(
-        sc,
-        env_kind,
-        seeds,
-        eval_freq or max(timesteps // 10, 1),
-        Path(logdir) / sc.name,
-        spec_sizes,
-    )
+    sizes = hardware.gpu_spec(sc.cluster.gpu).sizes
+    freq = eval_freq or max(timesteps // 10, 1)
+    evalcb = ServingEvalCallback(sc, env_kind, seeds, freq, Path(logdir) / sc.name, sizes)
     cbs: list[BaseCallback] = [evalcb]
     if progress:
         cbs.append(_ProgressCallback(timesteps, f"train {name}"))
     model.learn(total_timesteps=timesteps, callback=CallbackList(cbs))
-    hparams = {
-        "algo": algo,
-        "env": ENV_IDS[env_kind],
-        "timesteps": timesteps,
-        "seed": seed,
-        "n_envs": n_envs,
-        "bc_steps": bc_steps,
-        "policy": str(policy),
-        **{k: str(v) for k, v in hp.items()},
-    }
+    run = {"algo": algo, "env": ENV_IDS[env_kind], "timesteps": timesteps, "seed": seed}
+    hparams = {**run, "n_envs": n_envs, "bc_steps": bc_steps, "policy": str(policy)}
+    hparams.update({k: str(v) for k, v in hp.items()})
+    _save(model, run_dir, sc, hparams, evalcb, bc_losses, seeds)
+    venv.close()
+    return run_dir / "model.zip"
+
+
+def _check_choice(env_kind: str, algo: str) -> None:
+    if env_kind not in ENV_IDS:
+        raise ValueError(f"env must be one of {', '.join(ENV_IDS)}, got {env_kind!r}")
+    if algo not in ALGOS:
+        raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {algo!r}")
+    if algo == "dqn" and env_kind == "partition":
+        raise ValueError("dqn needs a Discrete action space: use it with --env dispatch")
+
+
+def _warm_start(
+    model: Any, sc: C.Scenario, env_kind: str, steps: int, seed: int, epochs: int, lr: float
+) -> list[float]:
+    """Behaviour cloning on ``steps`` reference decisions (none if 0); the loss per epoch."""
+    if not steps:
+        return []
+    demo = record_demonstrations(sc, env_kind, steps, seed)
+    losses = behaviour_clone(model, *demo, epochs=epochs, seed=seed, lr=lr)
+    for i, loss in enumerate(losses):
+        model.logger.record("bc/loss", loss)
+        model.logger.dump(i)
+    return losses
+
+
+def _save(
+    model: Any,
+    run_dir: Path,
+    sc: C.Scenario,
+    hparams: dict[str, Any],
+    evalcb: ServingEvalCallback,
+    bc_losses: list[float],
+    seeds: list[int],
+) -> None:
+    """``model.zip``, and ``model.json``: what the model was trained on and how it evaluated."""
     final = evalcb.history[-1][1]
     model.logger.record(
         "hparams",
         HParam(hparams, {"serving/p95_ms": final["serving/p95_ms"]}),
         exclude=("stdout", "log", "json", "csv"),
     )
-    model.logger.dump(timesteps)
+    model.logger.dump(hparams["timesteps"])
     model.save(run_dir / "model.zip")
     meta = {
         **hparams,
@@ -367,55 +331,3 @@ def train(
         "references": evalcb.refs,
     }
     (run_dir / "model.json").write_text(json.dumps(meta, indent=2, default=str))
-    venv.close()
-    return run_dir / "model.zip"
-
-
-# --------------------------------------------------------------------------- saved models
-@dataclasses.dataclass
-class LearnedPolicy:
-    """A saved model with what it was trained on (``model.json`` beside ``model.zip``)."""
-
-    model: Any
-    algo: str
-    env_kind: str
-    path: Path
-
-    def run(self, sc: C.Scenario, seed: int, num_queries: int | None = None) -> tuple[dict, list]:
-        """One evaluation episode on ``sc``'s arrivals for ``seed`` (same as ``simulate``)."""
-        n = num_queries if num_queries is not None else sc.run.num_queries
-        probe = _make_env(sc, self.env_kind)
-        want, got = self.model.observation_space.shape, probe.observation_space.shape
-        if want != got or self.model.action_space != probe.action_space:
-            raise PolicyError(
-                f"model {self.path} was trained for observations {want} and actions "
-                f"{self.model.action_space}, but {sc.name} gives {got} and {probe.action_space} "
-                "(a different number of GPUs or models): train a model for this scenario"
-            )
-        ((summary, series),) = evaluate(
-            sc, self.env_kind, _model_act(self.model), [seed], num_queries=n, drain=sc.run.drain
-        )
-        summary = {**summary, "policy": f"{self.algo}:{self.path}"}
-        return summary, series
-
-
-def load_learned(spec: str) -> LearnedPolicy:
-    """Load ``"algo:path/model.zip"`` (algo: maskable_ppo, ppo or dqn; ``ppo`` also loads a
-    MaskablePPO model when ``model.json`` says so)."""
-    algo, _, path = spec.partition(":")
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"model file not found: {p}")
-    meta_path = p.with_name("model.json")
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    algo = meta.get("algo", algo)
-    if algo not in ALGOS:
-        raise ValueError(f"{spec}: unknown algorithm {algo!r} (known: {', '.join(ALGOS)})")
-    model = ALGOS[algo].load(p, device="cpu")
-    # without model.json (e.g. rl_zoo3's output) the action space tells: MultiDiscrete = Partition
-    partition = (
-        meta["env"] == ENV_IDS["partition"]
-        if "env" in meta
-        else isinstance(model.action_space, gym.spaces.MultiDiscrete)
-    )
-    return LearnedPolicy(model, algo, "partition" if partition else "dispatch", p)

@@ -1,1 +1,1 @@
-"""Outputs: TensorBoard scalars and progress bars."""
+"""Outputs: tables (CSV, Markdown), plots (PNG), TensorBoard scalars and progress bars."""

@@ -4,10 +4,15 @@ package's own writer and protobufs. Tags are shared by every policy, heuristic o
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+from mig_gym.metrics.summary import Summary
 
 __all__ = ["ScalarWriter", "SERVING_TAGS", "serving_scalars"]
 
@@ -25,10 +30,17 @@ SERVING_TAGS = {
 }
 
 
-def serving_scalars(row: dict, sizes: tuple[int, ...] = ()) -> dict[str, float]:
-    """The serving tags present in a Summary dict or a time-series row. With ``sizes``, every
-    size gets a ``serving/utilization_<k>g`` tag (0 where the plan has no partition of that size),
-    so all policies share the same tags."""
+def serving_scalars(
+    source: Summary | Mapping[str, Any], sizes: tuple[int, ...] = ()
+) -> dict[str, float]:
+    """The serving tags of a Summary, or those present in a time-series row (a dict per window).
+    With ``sizes``, every size gets a ``serving/utilization_<k>g`` tag (0 where the plan has no
+    partition of that size), so all policies share the same tags."""
+    row: Mapping[str, Any] = (
+        {k: getattr(source, k) for k in (*SERVING_TAGS, "utilization_by_size")}
+        if isinstance(source, Summary)
+        else source
+    )
     out = {tag: float(row[k]) for k, tag in SERVING_TAGS.items() if k in row}
     by_size = row.get("utilization_by_size") or {}
     for k in sizes or tuple(by_size):
@@ -79,10 +91,6 @@ class ScalarWriter:
 
 def read_scalars(logdir: str | Path) -> dict[str, list[tuple[int, float]]]:
     """Read back every scalar under ``logdir`` (for tests and reports)."""
-    from tensorboard.backend.event_processing.event_accumulator import (
-        EventAccumulator,
-    )
-
     acc = EventAccumulator(str(logdir))
     acc.Reload()
     return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}

@@ -1,43 +1,93 @@
-"""``compare`` and ``sweep``: many simulations on the same arrivals, written as CSV, Markdown, PNG
+"""``compare`` and ``sweep``: many simulations on the same arrivals, reported as CSV, Markdown, PNG
 plots and TensorBoard event files (``runs/<scenario>/<policy>/``, the same tags for every policy).
 
 Every (policy, seed[, load]) point is an independent simulation; points fan out over a local
 process pool (``jobs``) or a Ray cluster (``backend="ray"``, :mod:`mig_gym.runs.backends`). Seed ``i``
 of a comparison is ``scenario.seed + i`` for every policy, so all policies see the same arrivals.
+Results stay typed (:class:`Result`, :class:`~mig_gym.metrics.Summary`); :mod:`mig_gym.output`
+turns them into files.
+
+A policy ``algo:path/model.zip`` names a saved learned agent. This layer does not import the
+learning code (torch): such points run through a ``learned`` runner handed in by the caller, e.g.
+:func:`mig_gym.learn.training.run_learned` (the CLI passes it when a policy is learned).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from mig_gym.scenario import config as C
 from mig_gym import hardware
+from mig_gym.metrics.summary import Summary
+from mig_gym.output import plots, tables
+from mig_gym.output.progress import Progress
+from mig_gym.output.tensorboard import ScalarWriter, serving_scalars
+from mig_gym.policies import PolicyError, parse_policy
 from mig_gym.runs.backends import run_map
 from mig_gym.runs.build import build
-from mig_gym.policies import parse_policy
-from mig_gym.output.progress import Progress
+from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario, replace_in
-from mig_gym.output.tensorboard import ScalarWriter, serving_scalars
 
-__all__ = ["Point", "run_points", "compare", "sweep", "latency_bounded_load", "VIOLATION_TARGET"]
+__all__ = [
+    "Point",
+    "Result",
+    "SweepResult",
+    "LearnedRunner",
+    "is_learned",
+    "run_points",
+    "compare",
+    "sweep",
+    "latency_bounded_load",
+    "VIOLATION_TARGET",
+]
 
 # p95 latency within the SLA <=> at most 5 % of queries miss it (rejections count as misses).
 VIOLATION_TARGET = 0.05
 
+# (scenario, "algo:path", seed, num_queries) -> (Summary, time series): one evaluation episode of
+# a saved agent. Must be a picklable module-level function (workers receive it with the work).
+LearnedRunner = Callable[[C.Scenario, str, int, int | None], tuple[Summary, list[dict]]]
+
 
 @dataclass(frozen=True)
 class Point:
+    """One simulation of an experiment: a policy string, a seed and (sweeps) a load multiplier."""
+
     policy: str
     seed: int
     load: float | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """A point and what its run measured: the Summary and the recorder's time series (a dict
+    per window)."""
+
+    point: Point
+    summary: Summary
+    series: list[dict]
+
+    def row(self) -> dict:
+        """The flat CSV row (:func:`mig_gym.output.tables.flat_row`)."""
+        return tables.flat_row(self.summary, self.point.policy, self.point.seed, self.point.load)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Every point of a sweep and each policy's latency-bounded load, one value per seed."""
+
+    results: list[Result]
+    lbt: dict[str, list[float]]
+    base_rate_qps: float
+
+    @property
+    def rows(self) -> list[dict]:
+        return [r.row() for r in self.results]
 
 
 def is_learned(policy: str) -> bool:
@@ -45,20 +95,37 @@ def is_learned(policy: str) -> bool:
     return ":" in policy.split("+")[0] and not policy.startswith("scenario")
 
 
-def _run_point(sc: C.Scenario, pt: Point, num_queries: int | None) -> tuple[dict, list[dict]]:
+def _run_point(
+    sc: C.Scenario, pt: Point, num_queries: int | None, learned: LearnedRunner | None
+) -> tuple[Summary, list[dict]]:
     if is_learned(pt.policy):
-        from mig_gym.learn import training
-
+        assert learned is not None  # run_points checked
         if pt.load is not None:
             sc = replace_in(sc, "workload.load", pt.load)
-        return training.load_learned(pt.policy).run(sc, pt.seed, num_queries)
+        return learned(sc, pt.policy, pt.seed, num_queries)
     run = build(sc, pt.policy, pt.seed, num_queries, pt.load)
-    s = run.execute()
-    return s.to_dict(), run.recorder.series
+    return run.execute(), run.recorder.series
 
 
-def _worker(sc: C.Scenario, item: tuple[Point, int | None]) -> tuple[dict, list[dict]]:
+def _worker(
+    sc: C.Scenario, item: tuple[Point, int | None, LearnedRunner | None]
+) -> tuple[Summary, list[dict]]:
     return _run_point(sc, *item)
+
+
+def _check_policies(sc: C.Scenario, points: Sequence[Point], learned: LearnedRunner | None) -> None:
+    """Fail fast, before any work starts, on a bad policy string or a missing model."""
+    for p in {pt.policy for pt in points}:
+        if not is_learned(p):
+            parse_policy(p, sc)
+            continue
+        path = Path(p.partition(":")[2])
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found: {path} (policy {p!r})")
+        if learned is None:
+            raise PolicyError(
+                f"policy {p!r} is a saved agent: pass learned=mig_gym.learn.training.run_learned"
+            )
 
 
 def run_points(
@@ -69,26 +136,22 @@ def run_points(
     progress: bool = True,
     backend: str = "local",
     address: str | None = None,
-) -> list[tuple[dict, list[dict]]]:
+    learned: LearnedRunner | None = None,
+) -> list[Result]:
     """Simulate every point; results in the order of ``points`` (independent of ``jobs`` and
     of the backend: ``"local"`` process pool or ``"ray"`` cluster at ``address``, see
-    :mod:`mig_gym.runs.backends`)."""
-    for p in {pt.policy for pt in points}:
-        if is_learned(p):  # fail fast on a missing model, before any work starts
-            path = Path(p.partition(":")[2])
-            if not path.is_file():
-                raise FileNotFoundError(f"model file not found: {path} (policy {p!r})")
-        else:
-            parse_policy(p, sc)  # fail fast on a bad policy string
+    :mod:`mig_gym.runs.backends`). ``learned`` runs the points of saved agents."""
+    _check_policies(sc, points, learned)
     if backend == "ray":  # workers resolve relative trace/profile paths from their own cwd
         sc = dataclasses.replace(sc, base_dir=str(Path(sc.base_dir).resolve()))
         points = [_absolute_model(pt) for pt in points]
-    items = [(pt, num_queries) for pt in points]
+    items = [(pt, num_queries, learned) for pt in points]
     with Progress(len(points), f"{sc.name}: {len(points)} runs", force=False) as bar:
         bar.enabled = bar.enabled and progress
-        return run_map(
+        out = run_map(
             _worker, sc, items, backend=backend, jobs=jobs, address=address, on_result=bar.update
         )
+    return [Result(pt, s, ser) for pt, (s, ser) in zip(points, out, strict=True)]
 
 
 def _absolute_model(pt: Point) -> Point:
@@ -98,73 +161,31 @@ def _absolute_model(pt: Point) -> Point:
     return dataclasses.replace(pt, policy=f"{algo}:{Path(path).resolve()}")
 
 
-# --------------------------------------------------------------------------- outputs
-_FIELDS = (
-    "policy",
-    "seed",
-    "load",
-    "offered_qps",
-    "arrived",
-    "completed",
-    "rejected",
-    "retried",
-    "in_system",
-    "latency_mean_ms",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "sla_violation_rate",
-    "throughput_qps",
-    "goodput_qps",
-    "utilization",
-    "reconfigurations",
-    "downtime_s",
-    "conserved",
-)
+def _scenario(scenario: str | Path | C.Scenario) -> C.Scenario:
+    return scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
 
 
-def _flat(d: dict, pt: Point) -> dict:
-    row = {k: d.get(k) for k in _FIELDS}
-    row.update(policy=pt.policy, seed=pt.seed, load=pt.load if pt.load is not None else "")
-    for k, v in d["utilization_by_size"].items():
-        row[f"utilization_{k}g"] = v
-    return row
+def _sizes(sc: C.Scenario) -> tuple[int, ...]:
+    return hardware.gpu_spec(sc.cluster.gpu).sizes
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+def _slo_ms(sc: C.Scenario) -> float:
+    return min(m.slo_ms for m in sc.models)
 
 
-def _num(x: float) -> str:
-    if abs(x) < 1e-9:  # zero, or float noise in a spread over identical values
-        return "0"
-    if 0.01 <= abs(x) < 1e6:
-        return f"{x:.3f}".rstrip("0").rstrip(".") if abs(x) < 10 else f"{x:.1f}"
-    return f"{x:.2e}"
+def _safe(policy: str) -> str:
+    """Folder name of a policy: learned models are named by algorithm and run folder."""
+    if is_learned(policy):
+        algo, _, path = policy.partition(":")
+        return f"{algo}-{Path(path).parent.name}"
+    return policy.replace("/", "_").replace(":", "_")
 
 
-def _mean_sd(xs: Sequence[float]) -> str:
-    a = np.asarray([x for x in xs if x == x], dtype=float)
-    if len(a) == 0:
-        return "n/a"
-    return f"{_num(a.mean())} ± {_num(a.std(ddof=1))}" if len(a) > 1 else _num(a.mean())
+def _by_policy(results: Sequence[Result], policies: Sequence[str]) -> dict[str, list[Result]]:
+    return {p: [r for r in results if r.point.policy == p] for p in policies}
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
+# --------------------------------------------------------------------------- compare
 def compare(
     scenario: str | Path | C.Scenario,
     policies: Sequence[str],
@@ -177,114 +198,39 @@ def compare(
     quiet: bool = False,
     backend: str = "local",
     address: str | None = None,
-) -> list[dict]:
+    learned: LearnedRunner | None = None,
+) -> list[Result]:
     """Run every policy on seeds ``seed .. seed+seeds-1`` and write the report under
-    ``logdir/<scenario>/``. Returns one flat row per (policy, seed). ``backend``/``address``:
-    where the simulations run (:func:`run_points`)."""
-    sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
+    ``logdir/<scenario>/``: ``compare.csv``, ``compare.md``, two plots, TensorBoard scalars per
+    policy. Returns one result per (policy, seed). ``backend``/``address``/``learned``: where
+    and how the simulations run (:func:`run_points`)."""
+    sc = _scenario(scenario)
     points = [Point(p, sc.seed + i, load) for p in policies for i in range(seeds)]
-    results = run_points(sc, points, num_queries, jobs, progress, backend, address)
+    results = run_points(sc, points, num_queries, jobs, progress, backend, address, learned)
     out = Path(logdir) / sc.name
     out.mkdir(parents=True, exist_ok=True)
-    rows = [_flat(d, pt) for (d, _), pt in zip(results, points, strict=True)]
-    _write_csv(out / "compare.csv", rows)
-    for p in policies:  # TensorBoard: first seed's time series, summary of every seed
-        res = [(d, ser) for (d, ser), pt in zip(results, points, strict=True) if pt.policy == p]
+    tables.write_csv(out / "compare.csv", [r.row() for r in results])
+    groups = _by_policy(results, policies)
+    for p, res in groups.items():  # TensorBoard: first seed's time series, summary of every seed
         with ScalarWriter(out / _safe(p)) as w:
-            for row in res[0][1]:
+            for row in res[0].series:
                 w.add_scalars(serving_scalars(row), round(row["t_s"]))
-            for i, (d, _) in enumerate(res):
-                scal = serving_scalars(d, _sizes(sc))
+            for i, r in enumerate(res):
+                scal = serving_scalars(r.summary, _sizes(sc))
                 w.add_scalars({f"summary/{k}": v for k, v in scal.items()}, i)
-    md = _compare_markdown(sc, policies, rows, seeds)
+    summaries = {p: [r.summary for r in res] for p, res in groups.items()}
+    md = tables.compare_markdown(sc.name, summaries, seeds)
     (out / "compare.md").write_text(md)
-    _plot_compare(out, sc, policies, results, points)
+    note = f"{sc.run.window_s:g} s window (seed {points[0].seed})"
+    first = {p: res[0].series for p, res in groups.items()}
+    plots.plot_compare(out, sc.name, _slo_ms(sc), note, first, summaries)
     if not quiet:
         print(md)
         print(
             f"\nwrote {out}/compare.csv, compare.md, latency_over_time.png, utilization_by_size.png"
         )
         print(f"TensorBoard: tensorboard --logdir {Path(logdir)}")
-    return rows
-
-
-def _sizes(sc: C.Scenario) -> tuple[int, ...]:
-    return hardware.gpu_spec(sc.cluster.gpu).sizes
-
-
-def _safe(policy: str) -> str:
-    """Folder name of a policy: learned models are named by algorithm and run folder."""
-    if is_learned(policy):
-        algo, _, path = policy.partition(":")
-        return f"{algo}-{Path(path).parent.name}"
-    return policy.replace("/", "_").replace(":", "_")
-
-
-def _compare_markdown(sc: C.Scenario, policies: Sequence[str], rows: list[dict], seeds: int) -> str:
-    head = (
-        "| policy | p50 ms | p95 ms | p99 ms | SLA violations | goodput q/s | utilization |"
-        " rejected |\n|---|---|---|---|---|---|---|---|"
-    )
-    lines = [f"### {sc.name}: {seeds} seed(s), mean ± sd", "", head]
-    for p in policies:
-        rs = [r for r in rows if r["policy"] == p]
-        cols = [
-            _mean_sd([r[k] for r in rs])
-            for k in (
-                "latency_p50_ms",
-                "latency_p95_ms",
-                "latency_p99_ms",
-                "sla_violation_rate",
-                "goodput_qps",
-                "utilization",
-                "rejected",
-            )
-        ]
-        lines.append(f"| {p} | " + " | ".join(cols) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _plot_compare(
-    out: Path,
-    sc: C.Scenario,
-    policies: Sequence[str],
-    results: list[tuple[dict, list[dict]]],
-    points: list[Point],
-) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(1, 2, figsize=(12, 4.2))
-    for p in policies:
-        ser = next(s for (_, s), pt in zip(results, points, strict=True) if pt.policy == p)
-        t = [r["t_s"] for r in ser]
-        ax[0].plot(t, [r["latency_p95_ms"] for r in ser], label=p)
-        ax[1].plot(t, [r["latency_p99_ms"] for r in ser], label=p)
-    slo = min(m.slo_ms for m in sc.models)
-    for a, q in zip(ax, ("p95", "p99"), strict=True):
-        a.axhline(slo, color="k", ls="--", lw=0.8, label=f"SLA {slo:g} ms")
-        a.set(
-            xlabel="simulated time (s)",
-            ylabel=f"{q} latency (ms)",
-            yscale="log",
-            title=f"{sc.name}: {q} per {sc.run.window_s:g} s window (seed {points[0].seed})",
-        )
-        a.grid(alpha=0.3)
-    ax[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "latency_over_time.png", dpi=110)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    sizes = sorted({int(k) for (d, _) in results for k in d["utilization_by_size"]})
-    width = 0.8 / max(len(policies), 1)
-    for i, p in enumerate(policies):
-        ds = [d for (d, _), pt in zip(results, points, strict=True) if pt.policy == p]
-        vals = [np.mean([d["utilization_by_size"].get(k, np.nan) for d in ds]) for k in sizes]
-        ax.bar(np.arange(len(sizes)) + i * width, vals, width, label=p)
-    ax.set_xticks(np.arange(len(sizes)) + width * (len(policies) - 1) / 2, [f"{k}g" for k in sizes])
-    ax.set(ylabel="busy / available GPC-s", title=f"{sc.name}: utilization per partition size")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "utilization_by_size.png", dpi=110)
-    plt.close(fig)
+    return results
 
 
 # --------------------------------------------------------------------------- sweep
@@ -301,6 +247,46 @@ def latency_bounded_load(
     return best
 
 
+# Summary fields whose mean over seeds the sweep logs to TensorBoard per load.
+_SWEEP_SCALARS = (
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "latency_p50_ms",
+    "sla_violation_rate",
+    "goodput_qps",
+    "throughput_qps",
+    "utilization",
+)
+
+
+def _sweep_lbt(
+    results: Sequence[Result], policies: Sequence[str], seeds: Sequence[int]
+) -> dict[str, list[float]]:
+    lbt: dict[str, list[float]] = {}
+    for p in policies:
+        lbt[p] = []
+        for seed in seeds:
+            rs = [r for r in results if r.point.policy == p and r.point.seed == seed]
+            lbt[p].append(
+                latency_bounded_load(
+                    [r.point.load for r in rs], [r.summary.sla_violation_rate for r in rs]
+                )
+            )
+    return lbt
+
+
+def _by_load(
+    results: Sequence[Result], policies: Sequence[str], loads: Sequence[float]
+) -> dict[str, dict[float, list[Summary]]]:
+    return {
+        p: {
+            ld: [r.summary for r in results if r.point.policy == p and r.point.load == ld]
+            for ld in loads
+        }
+        for p in policies
+    }
+
+
 def sweep(
     scenario: str | Path | C.Scenario,
     policies: Sequence[str],
@@ -313,94 +299,33 @@ def sweep(
     quiet: bool = False,
     backend: str = "local",
     address: str | None = None,
-) -> dict:
-    """Latency and violations versus offered load; latency-bounded throughput per policy.
-    ``backend``/``address``: where the simulations run (:func:`run_points`)."""
-    sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
+    learned: LearnedRunner | None = None,
+) -> SweepResult:
+    """Latency and violations versus offered load; latency-bounded throughput per policy,
+    written under ``logdir/<scenario>/sweep/``. ``backend``/``address``/``learned``: where and
+    how the simulations run (:func:`run_points`)."""
+    sc = _scenario(scenario)
     points = [Point(p, sc.seed + i, ld) for p in policies for ld in loads for i in range(seeds)]
-    results = run_points(sc, points, num_queries, jobs, progress, backend, address)
+    results = run_points(sc, points, num_queries, jobs, progress, backend, address, learned)
     out = Path(logdir) / sc.name / "sweep"
     out.mkdir(parents=True, exist_ok=True)
-    rows = [_flat(d, pt) for (d, _), pt in zip(results, points, strict=True)]
-    _write_csv(out / "sweep.csv", rows)
-    base_rate = rows[0]["offered_qps"] / loads[0] if rows and loads[0] else math.nan
-    lbt: dict[str, list[float]] = {}
-    for p in policies:
-        per_seed = []
-        for i in range(seeds):
-            rs = [r for r in rows if r["policy"] == p and r["seed"] == sc.seed + i]
-            per_seed.append(
-                latency_bounded_load([r["load"] for r in rs], [r["sla_violation_rate"] for r in rs])
-            )
-        lbt[p] = per_seed
+    tables.write_csv(out / "sweep.csv", [r.row() for r in results])
+    first = results[0].summary.offered_qps if results else math.nan
+    base_rate = first / loads[0] if results and loads[0] else math.nan
+    lbt = _sweep_lbt(results, policies, [sc.seed + i for i in range(seeds)])
+    by_load = _by_load(results, policies, loads)
+    for p, per_load in by_load.items():
         with ScalarWriter(out / _safe(p)) as w:
-            for ld in loads:
-                rs = [r for r in rows if r["policy"] == p and r["load"] == ld]
-                mean = {
-                    k: float(np.mean([r[k] for r in rs]))
-                    for k in (
-                        "latency_p95_ms",
-                        "latency_p99_ms",
-                        "latency_p50_ms",
-                        "sla_violation_rate",
-                        "goodput_qps",
-                        "throughput_qps",
-                        "utilization",
-                    )
-                }
+            for ld, sums in per_load.items():
+                mean = {k: float(np.mean([getattr(s, k) for s in sums])) for k in _SWEEP_SCALARS}
                 w.add_scalars(serving_scalars(mean), round(ld * 100))
-    md = [
-        "### " + f"{sc.name}: highest load of the grid with <= 5 % late or rejected, "
-        f"{seeds} seed(s) (grid resolution; bisection under three criteria: lbt.md)",
-        "",
-        "| policy | load multiplier | ≈ q/s |",
-        "|---|---|---|",
-    ]
-    for p, v in lbt.items():
-        md.append(f"| {p} | {_mean_sd(v)} | {_mean_sd([x * base_rate for x in v])} |")
-    text = "\n".join(md) + "\n"
+    text = tables.sweep_markdown(sc.name, lbt, seeds, base_rate)
     (out / "sweep.md").write_text(text)
-    _plot_sweep(out, sc, policies, loads, rows)
+    plots.plot_sweep(out, sc.name, _slo_ms(sc), VIOLATION_TARGET, loads, by_load)
     if not quiet:
         print(text)
         print(
             f"wrote {out}/sweep.csv, sweep.md, latency_vs_load.png, violation_vs_load.png; "
             f"TensorBoard step = load x 100"
         )
-    return {"rows": rows, "lbt": lbt, "base_rate_qps": base_rate}
-
-
-def _plot_sweep(
-    out: Path, sc: C.Scenario, policies: Sequence[str], loads: Sequence[float], rows: list[dict]
-) -> None:
-    plt = _plt()
-    for key, fname, ylabel in (
-        ("latency_p95_ms", "latency_vs_load.png", "p95 latency (ms)"),
-        ("sla_violation_rate", "violation_vs_load.png", "SLA violation rate"),
-    ):
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        for p in policies:
-            m, lo, hi = [], [], []
-            for ld in loads:
-                v = np.array([r[key] for r in rows if r["policy"] == p and r["load"] == ld])
-                m.append(v.mean())
-                lo.append(v.min())
-                hi.append(v.max())
-            ax.plot(loads, m, marker="o", ms=3, label=p)
-            ax.fill_between(loads, lo, hi, alpha=0.2)
-        if key == "latency_p95_ms":
-            slo = min(mm.slo_ms for mm in sc.models)
-            ax.axhline(slo, color="k", ls="--", lw=0.8, label=f"SLA {slo:g} ms")
-            ax.set_yscale("log")
-        else:
-            ax.axhline(VIOLATION_TARGET, color="k", ls="--", lw=0.8, label="5 % target")
-        ax.set(
-            xlabel="offered load (x scenario rate)",
-            ylabel=ylabel,
-            title=f"{sc.name}: {ylabel} vs load (band = min..max over seeds)",
-        )
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / fname, dpi=110)
-        plt.close(fig)
+    return SweepResult(results, lbt, base_rate)

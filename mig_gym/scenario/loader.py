@@ -17,6 +17,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 
 from mig_gym import hardware
+from mig_gym.hardware import profiles
 from mig_gym.scenario import config as C
 
 __all__ = ["ScenarioError", "load_scenario", "scenario_to_dict", "replace_in"]
@@ -205,8 +206,6 @@ def _check(sc: C.Scenario, probs: _Problems) -> None:
             "with a share > 0 needs a GPU of its own",
         )
     if sc.profiles.path is None:
-        from mig_gym.hardware import profiles
-
         try:
             profiles.builtin_profiles(sc.cluster.gpu, names)
         except (KeyError, ValueError) as e:
