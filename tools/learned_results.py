@@ -81,7 +81,8 @@ def dispatch_results(cache: Path, budget: dict, out_dir: Path) -> tuple[list[str
         for frac in (0.7, 0.9):
             ev = replace_in(sc, "workload.load", frac * lbt)
             ev = dataclasses.replace(ev, run=dataclasses.replace(ev.run, warmup_queries=0))
-            rows = {"trained agent": [agent.run(ev, s, budget["eval_queries"])[0].to_dict() for s in SEEDS]}
+            n = budget["eval_queries"]
+            rows = {"trained agent": [agent.run(ev, s, n)[0].to_dict() for s in SEEDS]}
             for label, pol in (
                 ("ELSA", "paris+elsa"),
                 ("FIFS", "paris+fifs"),
