@@ -18,19 +18,19 @@ from pathlib import Path
 
 import numpy as np
 
-from mig_gym.scenario import config as C
 from mig_gym import hardware, workload
 from mig_gym.hardware import profiles
-from mig_gym.sim import fast as fastpath
-from mig_gym.workload import traces
-from mig_gym.sim.entities import Plan, match_assignment
 from mig_gym.metrics import Recorder, Summary
+from mig_gym.output.progress import Progress
 from mig_gym.policies import Policy, make_policy, parse_policy
 from mig_gym.policies.partition.baselines import PlanContext
 from mig_gym.policies.partition.tuned import PARISTuned
-from mig_gym.output.progress import Progress
 from mig_gym.scenario import ScenarioError, load_scenario
+from mig_gym.scenario import config as C
+from mig_gym.sim import fast as fastpath
+from mig_gym.sim.entities import Plan, match_assignment
 from mig_gym.sim.simulator import Decision, Simulator
+from mig_gym.workload import traces
 
 __all__ = [
     "Run",

@@ -2,8 +2,9 @@
 plots and TensorBoard event files (``runs/<scenario>/<policy>/``, the same tags for every policy).
 
 Every (policy, seed[, load]) point is an independent simulation; points fan out over a local
-process pool (``jobs``) or a Ray cluster (``backend="ray"``, :mod:`mig_gym.runs.backends`). Seed ``i``
-of a comparison is ``scenario.seed + i`` for every policy, so all policies see the same arrivals.
+process pool (``jobs``) or a Ray cluster (``backend="ray"``, :mod:`mig_gym.runs.backends`). Seed
+``i`` of a comparison is ``scenario.seed + i`` for every policy, so all policies see the same
+arrivals.
 Results stay typed (:class:`Result`, :class:`~mig_gym.metrics.Summary`); :mod:`mig_gym.output`
 turns them into files.
 
