@@ -1,8 +1,9 @@
 """Serving metrics: the recorder the simulator feeds, the latency sketch and the ``Summary``."""
 
 from mig_gym.metrics.histogram import SKETCH_RELATIVE_ERROR, LatencyHistogram
-from mig_gym.metrics.recorder import Completions, Recorder, Rejections
-from mig_gym.metrics.summary import Summary
+from mig_gym.metrics.records import Completions, Rejections, Unfinished
+from mig_gym.metrics.recorder import Recorder
+from mig_gym.metrics.summary import Summary, strict_json
 
 __all__ = [
     "Completions",
@@ -11,4 +12,6 @@ __all__ = [
     "Rejections",
     "Summary",
     "SKETCH_RELATIVE_ERROR",
+    "Unfinished",
+    "strict_json",
 ]

@@ -3,20 +3,21 @@
 
 Percentiles of the whole run come from a log-bucketed histogram whose buckets are 0.1 % wide, so a
 reported percentile is within 0.05 % (relative) of the exact order statistic
-(:mod:`mig_gym.metrics.histogram`); means are exact. Time
-series rows are closed every ``window_s`` of simulated time and their percentiles are exact over the
-window (the window's latencies are kept until it closes, then dropped), so memory is bounded by the
-window, not by the run length.
+(:mod:`mig_gym.metrics.histogram`); means are exact. The time series
+(:mod:`mig_gym.metrics.series`) stores a row per window with events and one row per run of empty
+windows, so its cost is bounded by the events, not by the simulated span or ``window_s``; a
+window's latencies are kept until it closes, then dropped. What each number means is in the
+:class:`~mig_gym.metrics.summary.Summary` docstring and docs/metrics.md.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
-
 import numpy as np
 
 from mig_gym.metrics.histogram import SKETCH_RELATIVE_ERROR, LatencyHistogram
+from mig_gym.metrics.records import Completions, Rejections, Unfinished
+from mig_gym.metrics.series import TimeSeries
 from mig_gym.metrics.summary import Summary
 
 __all__ = [
@@ -26,41 +27,8 @@ __all__ = [
     "Rejections",
     "Summary",
     "SKETCH_RELATIVE_ERROR",
+    "Unfinished",
 ]
-
-
-class _Window:
-    __slots__ = ("lat", "viol", "arrived", "busy", "avail", "busy_by_size")
-
-    def __init__(self, sizes: tuple[int, ...]) -> None:
-        self.lat: list[float] = []
-        self.viol = 0
-        self.arrived = 0
-        self.busy = 0.0
-        self.avail = 0.0
-        self.busy_by_size = dict.fromkeys(sizes, 0.0)
-
-
-class Completions(NamedTuple):
-    """Queries that completed, sorted by ``end_s`` (arrays of equal length; ``slo_s`` per model)."""
-
-    end_s: np.ndarray
-    arrival_s: np.ndarray
-    qid: np.ndarray
-    model: np.ndarray
-    size: np.ndarray  # GPCs of the partition that served it
-    service_s: np.ndarray
-    slo_s: np.ndarray
-
-
-class Rejections(NamedTuple):
-    """Queries rejected at arrival, sorted by ``t_s``; ``reason`` indexes ``reasons``."""
-
-    t_s: np.ndarray
-    qid: np.ndarray
-    model: np.ndarray
-    reason: np.ndarray
-    reasons: tuple[str, ...]
 
 
 class Recorder:
@@ -68,8 +36,8 @@ class Recorder:
 
     Available GPC-seconds integrate the piecewise-constant capacity (``capacity`` is called when
     partitions come online or go away). Busy GPC-seconds are added once per service when it ends
-    or is aborted (``served``), which keeps the per-query cost O(1); a service is credited to the
-    time window in which it ends (services last milliseconds, windows seconds).
+    or is aborted (``served``), which keeps the per-query cost O(1); it is credited to the time
+    windows it overlaps.
     """
 
     def __init__(
@@ -92,67 +60,54 @@ class Recorder:
         self.size_avail_s = dict.fromkeys(sizes, 0.0)
         self.arrived = self.completed = self.retried = self.redispatched = 0
         self.rejected: dict[str, int] = {}
-        self.measured = self.violations = 0
+        # the measured population (query id >= warm-up): completed, violations so far
+        # (completed late + rejected), rejected
+        self.measured_completed = self.violations = self.measured_rejected = 0
         self.lat_sum = 0.0
         self.lat_max = 0.0
         self.first_measured_s: float | None = None
         self.last_done_s = 0.0
         self.good = 0
-        self.model_stats = [[0, 0, 0.0] for _ in model_names]  # measured, violations, latency sum
+        # per model, measured: completed, completed late, latency sum, rejected
+        self.model_stats = [[0, 0, 0.0, 0] for _ in model_names]
         self.reconfigurations = 0
-        self.downtime_s = 0.0
+        self.downtime_reconfig_s = 0.0  # GPU-seconds
+        self.downtime_failure_s = 0.0
         self.late_all = 0  # completed late, warm-up included
         self.lat_norm_all = 0.0  # sum of latency / SLA, warm-up included
-        self.window = _Window(sizes)
-        self.window_end = window_s
-        self.series: list[dict[str, float]] = []
+        self.ts = TimeSeries(sizes, window_s)
+
+    @property
+    def series(self) -> list[dict[str, float]]:
+        """The closed time-series rows (see :mod:`mig_gym.metrics.series`)."""
+        return self.ts.rows
+
+    @property
+    def downtime_s(self) -> float:
+        """Closed outages so far, GPU-seconds (reconfiguration + failure)."""
+        return self.downtime_reconfig_s + self.downtime_failure_s
 
     # ------------------------------------------------------------------ time integration
     def advance(self, now: float) -> None:
-        while now > self.window_end:
-            self._integrate(self.window_end)
-            self._close_window()
+        """Integrate capacity up to ``now``, closing the windows that end before it: at most two
+        rows (the open window, then one for the run of empty windows up to ``now``)."""
+        ts = self.ts
+        while now > ts.end_s:
+            ts.skip_empty(now)
+            self._integrate(ts.end_s)
+            ts.close()
         self._integrate(now)
 
     def _integrate(self, now: float) -> None:
         dt = now - self.t
         if dt <= 0.0:
             return
-        w = self.window
         for k, g in self.size_avail_gpcs.items():
             if g:
                 self.size_avail_s[k] += g * dt
         self.avail_s += self.avail_gpcs * dt
-        w.avail += self.avail_gpcs * dt
+        self.ts.window.avail += self.avail_gpcs * dt
         self.t = now
-
-    def _close_window(self, end_s: float | None = None) -> None:
-        """Close the current window at its end (or at ``end_s`` for the last, partial one)."""
-        w, sizes = self.window, self.sizes
-        end = self.window_end if end_s is None else end_s
-        span = self.window_s - (self.window_end - end)
-        if span <= 0:
-            return
-        lat = np.asarray(w.lat) if w.lat else None
-        row: dict[str, float] = {
-            "t_s": end,
-            "span_s": span,
-            "avail_gpc_s": w.avail,
-            "arrived": float(w.arrived),
-            "completed": float(len(w.lat)),
-            "throughput_qps": len(w.lat) / span,
-            "goodput_qps": (len(w.lat) - w.viol) / span,
-            "sla_violation_rate": w.viol / len(w.lat) if w.lat else 0.0,
-            "utilization": sum(w.busy_by_size.values()) / w.avail if w.avail > 0 else 0.0,
-        }
-        for name, q in (("latency_p50_ms", 50), ("latency_p95_ms", 95), ("latency_p99_ms", 99)):
-            row[name] = float(np.percentile(lat, q)) * 1e3 if lat is not None else math.nan
-        row["latency_mean_ms"] = float(lat.mean()) * 1e3 if lat is not None else math.nan
-        for k in sizes:
-            row[f"busy_gpc_s_{k}g"] = w.busy_by_size[k]
-        self.series.append(row)
-        self.window = _Window(sizes)
-        self.window_end += self.window_s
 
     # ------------------------------------------------------------------ capacity changes
     def capacity(self, now: float, size: int, delta_gpcs: int) -> None:
@@ -163,45 +118,30 @@ class Recorder:
     def served(self, now: float, size: int, seconds: float) -> None:
         """A partition of ``size`` GPCs was busy for ``seconds`` ending at ``now``. The part of
         the service before the current window is credited to the closed rows it overlaps."""
-        if now > self.window_end:
+        if now > self.ts.end_s:
             self.advance(now)
         self.busy_s[size] += size * seconds
-        start = now - seconds
-        w_start = self.window_end - self.window_s
-        if start >= w_start:
-            self.window.busy_by_size[size] += size * seconds
-            return
-        self.window.busy_by_size[size] += size * (now - w_start)
-        key = f"busy_gpc_s_{size}g"
-        for row in reversed(self.series):  # rare: services last ms, windows seconds
-            lo = row["t_s"] - row["span_s"]
-            overlap = min(row["t_s"], w_start) - max(lo, start)
-            if overlap <= 0:
-                break
-            row[key] += size * overlap
-            row["utilization"] = (
-                sum(row[f"busy_gpc_s_{k}g"] for k in self.sizes) / row["avail_gpc_s"]
-                if row["avail_gpc_s"] > 0
-                else 0.0
-            )
-            w_start = lo
+        self.ts.credit_busy(size, seconds, now)
 
     # ------------------------------------------------------------------ query outcomes
     def on_arrival(self, now: float | None = None) -> None:
-        if now is not None and now > self.window_end:
+        if now is not None and now > self.ts.end_s:
             self.advance(now)  # count the arrival in the window it falls in, not a stale one
         self.arrived += 1
-        self.window.arrived += 1
+        w = self.ts.window
+        w.arrived += 1
+        w.events += 1
 
     def on_complete(self, qid: int, model: int, arrival_s: float, now: float, slo_s: float) -> None:
-        if now > self.window_end:
+        if now > self.ts.end_s:
             self.advance(now)
         self.completed += 1
         lat = now - arrival_s
         late = lat > slo_s
-        w = self.window
+        w = self.ts.window
         w.lat.append(lat)
         w.viol += late
+        w.events += 1
         self.late_all += late  # reward bookkeeping counts warm-up queries too
         self.lat_norm_all += lat / slo_s
         if qid < self.warmup:
@@ -209,7 +149,7 @@ class Recorder:
         if self.first_measured_s is None:
             self.first_measured_s = arrival_s
         self.last_done_s = max(self.last_done_s, now)
-        self.measured += 1
+        self.measured_completed += 1
         self.violations += late
         self.good += not late
         self.lat_sum += lat
@@ -221,10 +161,17 @@ class Recorder:
         st[2] += lat
 
     def on_reject(self, qid: int, model: int, reason: str, now: float) -> None:
+        if now > self.ts.end_s:
+            self.advance(now)
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        w = self.ts.window
+        w.rejected += 1
+        w.viol += 1
+        w.events += 1
         if qid >= self.warmup:
             self.violations += 1
-            self.model_stats[model][1] += 1
+            self.measured_rejected += 1
+            self.model_stats[model][3] += 1
             if self.first_measured_s is None:
                 self.first_measured_s = now
 
@@ -236,12 +183,13 @@ class Recorder:
         na, nc, nr = len(arrivals_s), len(done.end_s), len(rejected.t_s)
         ia = ic = ir = 0
         while True:
-            end = self.window_end
+            end = self.ts.end_s
             ja = ia + int(np.searchsorted(arrivals_s[ia:], end, side="right"))
             jc = ic + int(np.searchsorted(done.end_s[ic:], end, side="right"))
             jr = ir + int(np.searchsorted(rejected.t_s[ir:], end, side="right"))
             self.arrived += ja - ia
-            self.window.arrived += ja - ia
+            self.ts.window.arrived += ja - ia
+            self.ts.window.events += ja - ia
             end_c, arr_c = self._bulk_completions(done, ic, jc)
             t_r = self._bulk_rejections(rejected, ir, jr)
             if self.first_measured_s is None and min(end_c, t_r) < math.inf:
@@ -268,14 +216,15 @@ class Recorder:
         slo = c.slo_s[model]
         late = lat > slo
         n_late = int(late.sum())
-        w = self.window
+        w = self.ts.window
         w.lat.extend(lat.tolist())
         w.viol += n_late
+        w.events += j - i
         self.completed += j - i
         self.late_all += n_late
         self.lat_norm_all += float((lat / slo).sum())
         # busy time: services that started in this window in bulk, the rare longer ones one by one
-        w_start = self.window_end - self.window_s
+        w_start = self.ts.start_s
         inside = end - service >= w_start
         gpc_s = np.bincount(size[inside], weights=size[inside] * service[inside])
         for k in np.flatnonzero(gpc_s):
@@ -290,7 +239,7 @@ class Recorder:
         lat_m, late_m, model_m = lat[meas], late[meas], model[meas]
         n_m, n_late_m = len(lat_m), int(late_m.sum())
         self.last_done_s = max(self.last_done_s, float(end[meas].max()))
-        self.measured += n_m
+        self.measured_completed += n_m
         self.violations += n_late_m
         self.good += n_m - n_late_m
         self.lat_sum += float(lat_m.sum())
@@ -315,19 +264,24 @@ class Recorder:
         for c in np.flatnonzero(np.bincount(code)):
             name = r.reasons[c]
             self.rejected[name] = self.rejected.get(name, 0) + int((code == c).sum())
+        w = self.ts.window
+        w.rejected += j - i
+        w.viol += j - i
+        w.events += j - i
         meas = qid >= self.warmup
         if not meas.any():
             return math.inf
         self.violations += int(meas.sum())
+        self.measured_rejected += int(meas.sum())
         for m, n in enumerate(np.bincount(model[meas], minlength=len(self.model_stats))):
-            self.model_stats[m][1] += int(n)
+            self.model_stats[m][3] += int(n)
         return float(r.t_s[i:j][np.argmax(meas)])
 
     def finish(self, now: float) -> None:
         """End of run: close the last, partial window so short runs still have a series row."""
         self.advance(now)
-        if now > self.window_end - self.window_s:
-            self._close_window(now)
+        if now > self.ts.start_s:
+            self.ts.close(now)
 
     # ------------------------------------------------------------------ summary
     def summary(
@@ -341,54 +295,86 @@ class Recorder:
         running: int,
         last_arrival_s: float,
         in_service_gpc_s: dict[int, float] | None = None,
+        unfinished: Unfinished | None = None,
+        open_downtime_s: tuple[float, float] = (0.0, 0.0),
     ) -> Summary:
-        """The run's Summary; ``in_service_gpc_s`` adds the busy time of services still running."""
+        """The run's Summary (definitions in its docstring) at ``now``.
+
+        Args:
+            queued, running: queries still in the system.
+            in_service_gpc_s: busy GPC-seconds of the services still running.
+            unfinished: the queries still in the system (``queued + running`` of them), to count
+                the measured and late ones; None means none is measured or late.
+            open_downtime_s: (reconfiguration, failure) GPU-seconds of outages still open.
+        """
         self.advance(now)
         busy = dict(self.busy_s)
         for k, v in (in_service_gpc_s or {}).items():
             busy[k] += v
-        n_rej = sum(self.rejected.values())
-        ended = self.measured + n_rej
+        u = unfinished if unfinished is not None else Unfinished.none()
+        nm = len(self.model_names)
+        meas_u = u.qid >= self.warmup
+        u_count = np.bincount(u.model[meas_u], minlength=nm)
+        u_late = np.bincount(u.model[meas_u & u.late], minlength=nm)
+        by_model = {name: self._model_row(m, int(u_count[m]), int(u_late[m]))
+                    for m, name in enumerate(self.model_names)}  # fmt: skip
+        measured = self.measured_completed + self.measured_rejected + int(meas_u.sum())
+        violations = self.violations + int((meas_u & u.late).sum())
         start = self.first_measured_s if self.first_measured_s is not None else 0.0
         span = max(self.last_done_s, now) - start
         q = self.hist.quantile
-        by_model = {
-            name: {
-                "measured": float(st[0]),
-                "sla_violation_rate": st[1] / max(st[0], 1),
-                "latency_mean_ms": st[2] / st[0] * 1e3 if st[0] else math.nan,
-            }
-            for name, st in zip(self.model_names, self.model_stats, strict=True)
-        }
+        mc = self.measured_completed
+        reconf = self.downtime_reconfig_s + open_downtime_s[0]
+        fail = self.downtime_failure_s + open_downtime_s[1]
         return Summary(
             scenario=scenario,
             policy=policy,
             seed=seed,
             arrived=self.arrived,
             completed=self.completed,
-            rejected=n_rej,
+            rejected=sum(self.rejected.values()),
             rejected_by_reason=dict(sorted(self.rejected.items())),
             retried=self.retried,
             redispatched=self.redispatched,
-            in_system=queued + running,
+            unfinished=queued + running,
+            unfinished_late=int(u.late.sum()),
             queued=queued,
             running=running,
-            measured=self.measured,
-            latency_mean_ms=self.lat_sum / self.measured * 1e3 if self.measured else math.nan,
+            measured=measured,
+            violations=violations,
+            latency_mean_ms=self.lat_sum / mc * 1e3 if mc else math.nan,
             latency_p50_ms=q(0.50) * 1e3,
             latency_p95_ms=q(0.95) * 1e3,
             latency_p99_ms=q(0.99) * 1e3,
-            latency_max_ms=self.lat_max * 1e3,
-            sla_violation_rate=self.violations / ended if ended else 0.0,
+            latency_max_ms=self.lat_max * 1e3 if mc else math.nan,
+            sla_violation_rate=violations / measured if measured else 0.0,
             offered_qps=self.arrived / last_arrival_s if last_arrival_s > 0 else math.nan,
-            throughput_qps=self.measured / span if span > 0 else math.nan,
+            throughput_qps=mc / span if span > 0 else math.nan,
             goodput_qps=self.good / span if span > 0 else math.nan,
             utilization=sum(busy.values()) / self.avail_s if self.avail_s > 0 else 0.0,
             utilization_by_size={
                 k: busy[k] / self.size_avail_s[k] for k in self.sizes if self.size_avail_s[k] > 0
             },
             reconfigurations=self.reconfigurations,
-            downtime_s=self.downtime_s,
+            downtime_s=reconf + fail,
+            downtime_reconfig_s=reconf,
+            downtime_failure_s=fail,
             sim_time_s=now,
             by_model=by_model,
         )
+
+    def _model_row(self, m: int, unfinished: int, unfinished_late: int) -> dict[str, float]:
+        """Model ``m``'s measured counts and rates (see ``Summary.by_model``)."""
+        done, late, lat_sum, rejected = self.model_stats[m]
+        measured = done + rejected + unfinished
+        violations = late + rejected + unfinished_late
+        return {
+            "measured": float(measured),
+            "completed": float(done),
+            "rejected": float(rejected),
+            "unfinished": float(unfinished),
+            "unfinished_late": float(unfinished_late),
+            "violations": float(violations),
+            "sla_violation_rate": violations / measured if measured else 0.0,
+            "latency_mean_ms": lat_sum / done * 1e3 if done else math.nan,
+        }

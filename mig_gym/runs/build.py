@@ -273,6 +273,8 @@ class Run:
             running=s.running,
             last_arrival_s=s.last_arrival_s,
             in_service_gpc_s=s.in_service_gpc_s(),
+            unfinished=s.unfinished(),
+            open_downtime_s=s.open_downtime_s(),
         )
 
 

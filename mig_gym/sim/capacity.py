@@ -6,6 +6,16 @@ lets running ones drain, then takes the GPU down for ``reconfig_s`` before the n
 online. A failure aborts the GPU's running queries and re-dispatches them with its queued ones
 (counted as retries); on recovery the GPU comes back with its layout, or with a layout requested
 while it was down (after the reconfiguration downtime).
+
+Faults on one GPU are the union of their down intervals (:func:`merge_faults`): overlapping or
+touching intervals are one outage, and a fault without ``up_at_s`` keeps the GPU down for good.
+
+Simultaneous events are resolved independently of their order: queries displaced at an instant
+(a failure's victims, a reconfiguration's orphans, queries held while nothing could take them)
+and partitions that come online at that instant wait until every event of the instant has been
+handled; then the new partitions take work and the displaced queries are re-dispatched, oldest
+first (:meth:`CapacityChanges._settle`). Downtime is counted in GPU-seconds, split into
+reconfiguration (``downtime_reconfig_s``) and failure (``downtime_failure_s``).
 """
 
 from __future__ import annotations
@@ -17,13 +27,33 @@ from mig_gym.hardware import Layout
 from mig_gym.sim.entities import GPU, Query
 from mig_gym.sim.events import ReconfigDone
 
-__all__ = ["CapacityChanges"]
+__all__ = ["CapacityChanges", "merge_faults"]
+
+
+def merge_faults(
+    faults: Sequence[tuple[int, float, float | None]],
+) -> list[tuple[int, float, float | None]]:
+    """The union of each GPU's down intervals ``[down_at_s, up_at_s)``, sorted by GPU and time.
+
+    Overlapping or touching intervals merge into one; ``up_at_s=None`` (never comes back) absorbs
+    every later interval of that GPU.
+    """
+    out: list[tuple[int, float, float | None]] = []
+    for g, down, up in sorted(faults, key=lambda f: (f[0], f[1])):
+        if out and out[-1][0] == g:
+            _, d0, u0 = out[-1]
+            if u0 is None or down <= u0:  # overlaps (or touches) the previous outage
+                out[-1] = (g, d0, None if u0 is None or up is None else max(u0, up))
+                continue
+        out.append((g, down, up))
+    return out
 
 
 class CapacityChanges:
     """Re-partitioning and failure handling; see the module docstring. Uses the simulator's
-    state (``gpus``, ``rec``, ``now``, queues) and its helpers ``_take_offline``, ``_install``,
-    ``_route``, ``_reject``, ``_push``, ``_release_held`` and ``_servable_batches``."""
+    state (``gpus``, ``rec``, ``now``, queues, ``_displaced``, ``_fresh``, ``_settle_due``) and
+    its helpers ``_take_offline``, ``_install``, ``_became_idle``, ``_route``, ``_reject``,
+    ``_push`` and ``_servable_batches``."""
 
     def reconfigure(self, gpu: int, layout: Layout, models: Sequence[int]) -> bool:
         """Start re-partitioning ``gpu``. Returns False if it already has (or is getting) that plan.
@@ -57,9 +87,8 @@ class CapacityChanges:
         if not any(p.running for p in g.partitions):
             self._begin_downtime(g)
         self.rec.redispatched += len(orphans)
-        orphans.sort(key=lambda q: (q.arrival_s, q.id))  # oldest first, as a failure's victims
-        for q in orphans:
-            self._route(q, self.fallback)
+        self._displaced.extend(orphans)  # re-dispatched once every change of the instant is in
+        self._settle_due = True
         return True
 
     def _drop_unservable(self, dq: deque[Query]) -> deque[Query]:
@@ -73,6 +102,7 @@ class CapacityChanges:
         return keep
 
     def _begin_downtime(self, g: GPU) -> None:
+        """``g`` has drained (or recovered owing a new layout): down for ``reconfig_s``."""
         self.topology += 1
         for p in g.partitions:
             self.rec.capacity(self.now, p.gpcs, -p.gpcs)
@@ -97,21 +127,51 @@ class CapacityChanges:
                     p.running = None  # its Completion event is now stale
                 self.rec.capacity(self.now, p.gpcs, -p.gpcs)
         elif g.state == GPU.RECONFIGURING:
-            self.rec.downtime_s += self.now - g.down_since
+            self.rec.downtime_reconfig_s += self.now - g.down_since
         g.partitions = []
         g.state = GPU.DOWN
+        g.down_since = self.now
         self._gen[g.index] += 1
-        victims.sort(key=lambda q: (q.arrival_s, q.id))
         self.rec.retried += len(victims)
         for q in victims:
             q.retries += 1
-            self._route(q, self.fallback)
+        self._displaced.extend(victims)
+        self._settle_due = True
 
     def _on_recover(self, g: GPU) -> None:
         if g.state != GPU.DOWN:
             return
+        self.rec.downtime_failure_s += self.now - g.down_since
         if g.target is not None:
             self._begin_downtime(g)
             return
-        self._install(g, g.layout, g.models)  # type: ignore[arg-type]
-        self._release_held()
+        self._install(g, g.layout, g.models, defer=True)  # type: ignore[arg-type]
+
+    def _on_reconfig_done(self, g: GPU) -> None:
+        self.rec.downtime_reconfig_s += self.now - g.down_since
+        lay, mods = g.target  # type: ignore[misc]
+        self._install(g, lay, mods, defer=True)
+
+    def _settle(self) -> None:
+        """After every event of the instant: partitions that came online take waiting work
+        (pull), then displaced and held queries are re-dispatched, oldest first."""
+        self._settle_due = False
+        fresh, self._fresh = self._fresh, []
+        for p in fresh:
+            if p.available and p.running is None:
+                self._became_idle(p)
+        waiting = self._displaced + list(self.held)
+        self._displaced, self.held = [], deque()
+        waiting.sort(key=lambda q: (q.arrival_s, q.id))
+        for q in waiting:
+            self._route(q, self.fallback)
+
+    def open_downtime_s(self) -> tuple[float, float]:
+        """(reconfiguration, failure) GPU-seconds of the outages still open at ``now``."""
+        reconfig = failure = 0.0
+        for g in self.gpus:
+            if g.state == GPU.RECONFIGURING:
+                reconfig += self.now - g.down_since
+            elif g.state == GPU.DOWN:
+                failure += self.now - g.down_since
+        return reconfig, failure

@@ -25,8 +25,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from mig_gym.hardware import GPUSpec, Layout
-from mig_gym.metrics import Recorder
-from mig_gym.sim.capacity import CapacityChanges
+from mig_gym.metrics import Recorder, Unfinished
+from mig_gym.sim.capacity import CapacityChanges, merge_faults
 from mig_gym.sim.entities import GPU, ClassIndex, ClusterView, Partition, Plan, Query
 from mig_gym.sim.events import (
     Completion,
@@ -63,7 +63,8 @@ class Simulator(CapacityChanges):
         reconfig_s: downtime of a GPU reconfiguration after its running queries drain.
         service_cv: coefficient of variation of multiplicative log-normal service noise.
         noise_rng: generator for service noise (drawn per query in arrival order).
-        faults: ``(gpu, down_at_s, up_at_s or None)`` triples.
+        faults: ``(gpu, down_at_s, up_at_s or None)`` triples; a GPU is down over the union of
+            its intervals (:func:`~mig_gym.sim.capacity.merge_faults`).
         epoch_s: if set, a ``Decision("epoch")`` every ``epoch_s`` while arrivals remain.
         drain: after the last arrival, run until every query has finished.
     """
@@ -110,6 +111,9 @@ class Simulator(CapacityChanges):
         self.central_q: list[deque[Query]] = [deque() for _ in slo_s]
         self.idle: list[dict[int, Partition]] = [{} for _ in slo_s]
         self.held: deque[Query] = deque()
+        self._displaced: list[Query] = []  # victims and orphans of this instant, not yet routed
+        self._fresh: list[Partition] = []  # partitions online this instant, not yet pulling
+        self._settle_due = False
         self.active = 0  # arrived and not yet completed or rejected
         self.topology = 0  # bumped whenever partitions appear, vanish or change availability
         self.running = 0
@@ -140,7 +144,7 @@ class Simulator(CapacityChanges):
         for g, (lay, mods) in enumerate(zip(plan.layouts, plan.models, strict=True)):
             self._install(self.gpus[g], lay, mods)
         self._servable = self._servable_batches()
-        for g_idx, down, up in faults:
+        for g_idx, down, up in merge_faults(faults):
             self._push(down, GPUFail(g_idx))
             if up is not None:
                 self._push(up, GPURecover(g_idx))
@@ -193,7 +197,11 @@ class Simulator(CapacityChanges):
         return best
 
     # ------------------------------------------------------------------ partitions online/offline
-    def _install(self, g: GPU, layout: Layout, models: tuple[int, ...]) -> None:
+    def _install(
+        self, g: GPU, layout: Layout, models: tuple[int, ...], defer: bool = False
+    ) -> None:
+        """Bring ``g`` up with ``layout``; with ``defer``, its partitions start pulling work only
+        when the instant settles (so that every GPU coming online at once competes fairly)."""
         self.topology += 1
         g.layout, g.models, g.target, g.state = layout, tuple(models), None, GPU.UP
         g.partitions = []
@@ -213,7 +221,11 @@ class Simulator(CapacityChanges):
                 self.classes[m] = sorted((kk, ix) for (mm, kk), ix in self.index.items() if mm == m)
             p.index = self.index[(m, k)]
             p.index.add(p)
-            self._became_idle(p)
+            if defer:
+                self._fresh.append(p)
+                self._settle_due = True
+            else:
+                self._became_idle(p)
 
     def _take_offline(self, g: GPU) -> list[Query]:
         """Mark ``g``'s partitions unavailable; return their queued (not running) queries."""
@@ -305,11 +317,6 @@ class Simulator(CapacityChanges):
         self.active -= 1
         self._noise.pop(q.id, None)
 
-    def _release_held(self) -> None:
-        held, self.held = self.held, deque()
-        for q in held:
-            self._route(q, self.fallback)
-
     # ------------------------------------------------------------------ main loop
     def _complete(self, ev: Completion) -> None:
         p, q = ev.partition, ev.query
@@ -333,18 +340,16 @@ class Simulator(CapacityChanges):
         """Every event but completions (the hot path handles those in ``run_until_decision``)."""
         if isinstance(ev, ReconfigDone):
             g = self.gpus[ev.gpu]
-            if ev.gen != self._gen[ev.gpu] or g.state != GPU.RECONFIGURING:
-                return None
-            self.rec.downtime_s += self.now - g.down_since
-            lay, mods = g.target  # type: ignore[misc]
-            self._install(g, lay, mods)
-            self._release_held()
+            if ev.gen == self._gen[ev.gpu] and g.state == GPU.RECONFIGURING:
+                self._on_reconfig_done(g)
         elif isinstance(ev, GPUFail):
             self._on_fail(self.gpus[ev.gpu])
         elif isinstance(ev, GPURecover):
             self._on_recover(self.gpus[ev.gpu])
         elif isinstance(ev, EpochTick) and not self.arrivals_done:
             self._push(self.now + self._epoch_s, EpochTick(ev.index + 1))  # type: ignore[operator]
+            if self._settle_due:
+                self._settle()
             return Decision("epoch", self.now, epoch=ev.index)
         return None
 
@@ -357,6 +362,8 @@ class Simulator(CapacityChanges):
         """Advance to the next decision; ``None`` when the run is over."""
         heap = self._heap
         while True:
+            if self._settle_due and not (heap and heap[0][0] <= self.now):
+                self._settle()  # every event of this instant is in
             t_arr = self._blk_t[self._blk_i] if not self.arrivals_done else math.inf
             if heap and heap[0][0] <= t_arr:
                 if self.arrivals_done and self._finished():
@@ -429,7 +436,20 @@ class Simulator(CapacityChanges):
             sum(len(p.queue) for g in self.gpus for p in g.partitions)
             + sum(len(d) for d in self.central_q)
             + len(self.held)
+            + len(self._displaced)
         )
+
+    def unfinished(self) -> Unfinished:
+        """The queries still in the system (queued, held or running) at ``now``."""
+        qs = [q for g in self.gpus for p in g.partitions for q in p.queue]
+        qs += [p.running for g in self.gpus for p in g.partitions if p.running is not None]
+        qs += [q for d in self.central_q for q in d]
+        qs += list(self.held) + self._displaced
+        qid = np.fromiter((q.id for q in qs), np.int64, len(qs))
+        model = np.fromiter((q.model for q in qs), np.int64, len(qs))
+        arrival = np.fromiter((q.arrival_s for q in qs), np.float64, len(qs))
+        late = self.now - arrival > np.asarray(self.slo_s, np.float64)[model]
+        return Unfinished(qid, model, late)
 
     def check_conservation(self) -> None:
         """Raise AssertionError if a query was lost or double counted."""
