@@ -47,7 +47,7 @@ def _child(scenario: str | None, policy: str, n: int, load: float) -> None:
         "arrived": s.arrived,
         "completed": s.completed,
         "rejected": s.rejected,
-        "in_system": s.in_system,
+        "unfinished": s.unfinished,
         "retried": s.retried,
         "redispatched": s.redispatched,
         "reconfigurations": s.reconfigurations,

@@ -321,7 +321,7 @@ def _rows_soak(r: dict[str, Any]) -> list[list[str]]:
         [
             "soak",
             "arrived = completed + rejected + in system",
-            f"{r['arrived']:,} = {r['completed']:,} + {r['rejected']:,} + {r['in_system']:,}",
+            f"{r['arrived']:,} = {r['completed']:,} + {r['rejected']:,} + {r['unfinished']:,}",
             "",
             "",
             "all accounted" if ok else "LOST QUERIES",

@@ -5,12 +5,20 @@ number can be worked out on paper."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
 import pytest
 
-from mig_gym.metrics import SKETCH_RELATIVE_ERROR, LatencyHistogram, Recorder, Summary
+from mig_gym.metrics import (
+    SKETCH_RELATIVE_ERROR,
+    LatencyHistogram,
+    Recorder,
+    Summary,
+    Unfinished,
+    strict_json,
+)
 
 SIZES = (1, 2, 3, 4, 7)
 QUANTILES = [0.0, 0.001, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0]
@@ -21,9 +29,15 @@ def recorder(window_s: float = 1e9, warmup: int = 0, models: tuple[str, ...] = (
 
 
 def summarise(
-    rec: Recorder, now: float, queued: int = 0, running: int = 0, last_arrival_s: float = 1.0
+    rec: Recorder,
+    now: float,
+    queued: int = 0,
+    running: int = 0,
+    last_arrival_s: float = 1.0,
+    unfinished: Unfinished | None = None,
 ) -> Summary:
     return rec.summary(
+        unfinished=unfinished,
         scenario="s",
         policy="p",
         seed=0,
@@ -153,12 +167,39 @@ def test_window_percentiles_are_exact():
 
 
 def test_arrival_counts_in_the_window_it_falls_in():
-    # Arrivals only (no busy or capacity calls move the clock): each is counted in its own window.
+    # Arrivals only (no busy or capacity calls move the clock): each is counted in its own
+    # window; the runs of empty windows (1, 2] and (3, 6] are one row each.
     rec = recorder(window_s=1.0)
     for t in (0.5, 2.5, 2.7, 6.1):
         rec.on_arrival(t)
     rec.finish(6.5)
-    assert [r["arrived"] for r in rec.series] == [1, 0, 2, 0, 0, 0, 1]
+    assert [r["arrived"] for r in rec.series] == [1, 0, 2, 0, 1]
+    assert [r["t_s"] for r in rec.series] == [1.0, 2.0, 3.0, 6.0, 6.5]
+    assert [r["span_s"] for r in rec.series] == pytest.approx([1.0, 1.0, 1.0, 3.0, 0.5])
+
+
+@pytest.mark.parametrize("window_s", [1e-6, 1e-3, 10.0])
+def test_rows_are_bounded_by_events_and_tile_the_timeline(window_s):
+    # 50 arrivals spread over 5e7 s on one 7g, each served for 1 ms: whatever window_s, at
+    # most two rows per event (its window, then the run of empty windows after it), and the
+    # rows cover (0, end] without gap or overlap, so their available GPC-s add up.
+    rec = recorder(window_s=window_s)
+    rec.capacity(0.0, 7, 7)
+    for i in range(50):
+        t = 1e6 * (i + 1)
+        rec.on_arrival(t)
+        rec.served(t + 1e-3, 7, 1e-3)
+        rec.on_complete(i, 0, t, t + 1e-3, 1.0)
+    end = 5e7 + 10.0
+    rec.finish(end)
+    rows = rec.series
+    assert len(rows) <= 4 * 50 + 2
+    assert sum(r["completed"] for r in rows) == 50 and sum(r["arrived"] for r in rows) == 50
+    starts = [r["t_s"] - r["span_s"] for r in rows]
+    assert starts[0] == 0.0 and rows[-1]["t_s"] == end
+    assert starts[1:] == pytest.approx([r["t_s"] for r in rows[:-1]], rel=1e-12, abs=1e-9)
+    assert sum(r["avail_gpc_s"] for r in rows) == pytest.approx(7 * end, rel=1e-9)
+    assert sum(r["busy_gpc_s_7g"] for r in rows) == pytest.approx(7 * 50e-3, rel=1e-6)
 
 
 # --------------------------------------------------------------------------- summary
@@ -171,26 +212,32 @@ def test_summary_excludes_warmup_and_counts_rejections_as_violations():
     rec.on_complete(2, 0, 1.0, 1.2, 1.0)  # 0.2 s, on time
     rec.on_complete(3, 1, 1.5, 3.0, 1.0)  # 1.5 s, late
     rec.on_reject(4, 0, "model_not_hosted", 2.0)  # measured: a violation
-    s = summarise(rec, now=10.0, queued=1, last_arrival_s=3.0)
-    assert (s.arrived, s.completed, s.rejected, s.in_system, s.measured) == (6, 4, 1, 1, 2)
+    # q5 (model a, arrived 9.5) is still queued at 10, within its 1 s SLA: measured, not late
+    left = Unfinished(np.array([5]), np.array([0]), np.array([False]))
+    s = summarise(rec, now=10.0, queued=1, last_arrival_s=3.0, unfinished=left)
+    assert (s.arrived, s.completed, s.rejected, s.unfinished, s.unfinished_late) == (6, 4, 1, 1, 0)
+    assert (s.measured, s.violations) == (4, 2)  # q2..q5; q3 late and q4 rejected
     assert s.conserved and s.to_dict()["conserved"] is True
     assert s.rejected_by_reason == {"model_not_hosted": 1}
     assert s.latency_mean_ms == pytest.approx(850.0)
     assert s.latency_max_ms == pytest.approx(1500.0)
     assert s.latency_p50_ms == pytest.approx(200.0, rel=SKETCH_RELATIVE_ERROR)
     assert s.latency_p99_ms == pytest.approx(1500.0, rel=SKETCH_RELATIVE_ERROR)
-    assert s.sla_violation_rate == pytest.approx(2 / 3)  # q3 late + q4 rejected, of 3 ended
+    assert s.sla_violation_rate == pytest.approx(2 / 4)
     # throughput over [first measured arrival 1.0, end 10.0]
     assert s.throughput_qps == pytest.approx(2 / 9.0)
     assert s.goodput_qps == pytest.approx(1 / 9.0)
     assert s.offered_qps == pytest.approx(6 / 3.0)
+    # model a: q2 on time, q4 rejected, q5 unfinished; model b: q3 late
     assert s.by_model["a"] == pytest.approx(
-        {"measured": 1.0, "sla_violation_rate": 1.0, "latency_mean_ms": 200.0}
-    )
+        {"measured": 3, "completed": 1, "rejected": 1, "unfinished": 1, "unfinished_late": 0,
+         "violations": 1, "sla_violation_rate": 1 / 3, "latency_mean_ms": 200.0}
+    )  # fmt: skip
     assert s.by_model["b"] == pytest.approx(
-        {"measured": 1.0, "sla_violation_rate": 1.0, "latency_mean_ms": 1500.0}
-    )
-    assert not dataclasses.replace(s, in_system=0).conserved
+        {"measured": 1, "completed": 1, "rejected": 0, "unfinished": 0, "unfinished_late": 0,
+         "violations": 1, "sla_violation_rate": 1.0, "latency_mean_ms": 1500.0}
+    )  # fmt: skip
+    assert not dataclasses.replace(s, unfinished=0).conserved
 
 
 def test_summary_of_an_empty_run():
@@ -198,3 +245,55 @@ def test_summary_of_an_empty_run():
     assert s.arrived == s.completed == s.measured == 0 and s.conserved
     assert math.isnan(s.latency_mean_ms) and math.isnan(s.latency_p95_ms)
     assert s.sla_violation_rate == 0.0 and math.isnan(s.throughput_qps)
+
+
+def test_every_rejected_query_is_a_violation_rate_of_one():
+    # Issue 11: with every query rejected the overall rate was 0.98 (warm-up rejections in the
+    # denominator only) and the per-model rate 490 (violations over completions).
+    rec = recorder(warmup=100, models=("a",))
+    for i in range(5000):
+        rec.on_arrival(i * 1e-3)
+        rec.on_reject(i, 0, "batch_exceeds_partition_memory", i * 1e-3)
+    s = summarise(rec, now=5.0)
+    assert (s.measured, s.violations, s.rejected) == (4900, 4900, 5000)
+    assert s.sla_violation_rate == 1.0 and s.by_model["a"]["sla_violation_rate"] == 1.0
+    assert math.isnan(s.latency_mean_ms) and math.isnan(s.latency_p95_ms)
+
+
+def test_unfinished_queries_past_their_deadline_are_violations():
+    # Issue 11: a dead cluster reported a violation rate of 0. Two measured queries completed
+    # on time; three are still waiting at the end, two of them past their deadline (one of
+    # which is a warm-up query: reported in unfinished_late, not in the measured rate).
+    rec = recorder(warmup=1, models=("a",))
+    for i in range(6):
+        rec.on_arrival(float(i))
+    for i in (1, 2):
+        rec.on_complete(i, 0, float(i), i + 0.5, 1.0)
+    rec.on_complete(5, 0, 5.0, 5.1, 1.0)
+    left = Unfinished(np.array([0, 3, 4]), np.array([0, 0, 0]), np.array([True, True, False]))
+    s = summarise(rec, now=5.5, queued=3, unfinished=left)
+    assert (s.unfinished, s.unfinished_late, s.measured, s.violations) == (3, 2, 5, 1)
+    assert s.sla_violation_rate == pytest.approx(1 / 5) and s.conserved
+    assert s.by_model["a"]["unfinished"] == 2 and s.by_model["a"]["unfinished_late"] == 1
+
+
+def test_strict_json_has_null_for_nan():
+    s = summarise(recorder(), now=0.0, last_arrival_s=0.0)
+    text = json.dumps(strict_json(s.to_dict()), allow_nan=False)
+    assert "NaN" not in text and json.loads(text)["latency_p95_ms"] is None
+
+
+def test_a_long_service_is_credited_to_every_row_it_spans():
+    # One 7g busy over [0.5, 5.5] (credited when it ends); an arrival in each 1 s window keeps
+    # the windows apart. Busy GPC-s per row: half of the first and last, all of the others.
+    rec = recorder(window_s=1.0)
+    rec.capacity(0.0, 7, 7)
+    for t in (0.2, 1.5, 2.5, 3.5, 4.5):
+        rec.on_arrival(t)
+    assert [r["busy_gpc_s_7g"] for r in rec.series] == [0.0] * 4  # not credited yet
+    rec.served(5.5, 7, 5.0)
+    rec.finish(6.0)
+    rows = rec.series
+    assert [r["busy_gpc_s_7g"] for r in rows] == pytest.approx([3.5, 7, 7, 7, 7, 3.5])
+    assert [r["utilization"] for r in rows] == pytest.approx([0.5, 1, 1, 1, 1, 0.5])
+    assert [r["busy_gpc_s"] for r in rows] == [r["busy_gpc_s_7g"] for r in rows]

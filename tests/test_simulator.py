@@ -31,6 +31,7 @@ from mig_gym.policies.dispatch.baselines import (
 from mig_gym.runs.build import build
 from mig_gym.scenario.config import EmpiricalBatch, FixedBatch, PoissonArrivals, WorkloadConfig
 from mig_gym.sim import fast as fastpath
+from mig_gym.sim.capacity import merge_faults
 from mig_gym.sim.entities import GPU, Plan
 from mig_gym.sim.simulator import REJECT_MEMORY, REJECT_NOT_HOSTED, Simulator
 from mig_gym.workload import QueryBlock, QueryStream
@@ -96,6 +97,7 @@ class LogRecorder(Recorder):
         super().__init__(SPEC.sizes, window_s, warmup, tuple(f"m{i}" for i in range(num_models)))
         self.done: dict[int, float] = {}
         self.reasons: dict[int, str] = {}
+        self.rejected_at: dict[int, float] = {}
 
     def on_complete(self, qid, model, arrival_s, now, slo_s) -> None:
         super().on_complete(qid, model, arrival_s, now, slo_s)
@@ -105,6 +107,7 @@ class LogRecorder(Recorder):
     def on_reject(self, qid, model, reason, now) -> None:
         super().on_reject(qid, model, reason, now)
         self.reasons[qid] = reason
+        self.rejected_at[qid] = now
 
 
 def make_sim(
@@ -150,6 +153,9 @@ def summary_of(sim: Simulator) -> Summary:
         queued=sim.queued_count(),
         running=sim.running,
         last_arrival_s=sim.last_arrival_s,
+        in_service_gpc_s=sim.in_service_gpc_s(),
+        unfinished=sim.unfinished(),
+        open_downtime_s=sim.open_downtime_s(),
     )
 
 
@@ -307,6 +313,7 @@ def test_empty_blocks_do_not_end_the_stream():
 def test_series_rows_and_utilization_around_a_failure():
     # One 7g, L(b) = b, 1 s windows. q0 [0, 1]; the GPU is down over [2, 3] (idle, so nothing to
     # retry); q1 (batch 2) arrives at 5: [5, 7]. Busy 3 s of 6 s available -> utilization 0.5.
+    # The windows (1, 4] have no event: one row.
     sim = make_sim([0.0, 5.0], [1, 2], faults=[(0, 2.0, 3.0)], window_s=1.0)
     sim.run()
     sim.check_conservation()
@@ -314,10 +321,13 @@ def test_series_rows_and_utilization_around_a_failure():
     s = summary_of(sim)
     assert s.utilization == pytest.approx(0.5) and s.retried == 0 and s.sim_time_s == 7.0
     rows = sim.rec.series
-    assert [r["t_s"] for r in rows] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
-    assert [r["arrived"] for r in rows] == [1, 0, 0, 0, 1, 0, 0]  # a window is (start, end]
-    assert [r["completed"] for r in rows] == [1, 0, 0, 0, 0, 0, 1]
-    assert [r["utilization"] for r in rows] == pytest.approx([1, 0, 0, 0, 0, 1, 1])
+    assert [r["t_s"] for r in rows] == [1.0, 4.0, 5.0, 6.0, 7.0]
+    assert [r["span_s"] for r in rows] == [1.0, 3.0, 1.0, 1.0, 1.0]
+    assert [r["avail_gpc_s"] for r in rows] == pytest.approx([7, 14, 7, 7, 7])  # down (2, 3]
+    assert [r["arrived"] for r in rows] == [1, 0, 1, 0, 0]  # a window is (start, end]
+    assert [r["completed"] for r in rows] == [1, 0, 0, 0, 1]
+    assert [r["utilization"] for r in rows] == pytest.approx([1, 0, 0, 1, 1])
+    assert (s.downtime_reconfig_s, s.downtime_failure_s) == (0.0, 1.0)
 
 
 # --------------------------------------------------------------------------- failures, by hand
@@ -348,7 +358,7 @@ def _epoch_run(faults, reconfigure_at=1.0):
 
 
 @pytest.mark.parametrize(
-    ("faults", "done", "retried", "redispatched", "downtime", "states"),
+    ("faults", "done", "retried", "redispatched", "downtime", "states"),  # downtime: (reconfig, failure)
     [
         # Earliest finish puts q0, q2 on GPU 0 and q1, q3 on GPU 1. Reconfiguring GPU 0 at t=1 sends
         # its queued q2 to GPU 1 (redispatched) while q0 drains. GPU 0 fails at 2, *while draining*:
@@ -359,7 +369,7 @@ def _epoch_run(faults, reconfigure_at=1.0):
             {0: 40.0, 1: 10.0, 2: 30.0, 3: 20.0, 4: 110.0},
             1,
             1,
-            3.0,
+            (3.0, 2.0),
             {1.0: GPU.DRAINING, 2.0: GPU.DOWN, 4.0: GPU.RECONFIGURING, 7.0: GPU.UP},
         ),
         # Same, but GPU 0 fails at 11, *while reconfiguring* (q0 drained at 10): nothing to retry;
@@ -370,7 +380,7 @@ def _epoch_run(faults, reconfigure_at=1.0):
             {0: 10.0, 1: 10.0, 2: 30.0, 3: 20.0, 4: 110.0},
             0,
             1,
-            4.0,
+            (4.0, 1.0),
             {
                 1.0: GPU.DRAINING,
                 10.0: GPU.RECONFIGURING,
@@ -386,7 +396,7 @@ def _epoch_run(faults, reconfigure_at=1.0):
             {0: 30.0, 1: 10.0, 2: 40.0, 3: 20.0, 4: 110.0},
             2,
             0,
-            3.0,
+            (3.0, 4.5),
             {1.0: GPU.DOWN, 5.0: GPU.RECONFIGURING, 8.0: GPU.UP},
         ),
     ],
@@ -397,7 +407,7 @@ def test_failure_during_draining_and_reconfiguration(
     sim, seen = _epoch_run(faults)
     assert sim.rec.done == pytest.approx(done)
     assert (sim.rec.retried, sim.rec.redispatched) == (retried, redispatched)
-    assert sim.rec.downtime_s == pytest.approx(downtime)
+    assert (sim.rec.downtime_reconfig_s, sim.rec.downtime_failure_s) == pytest.approx(downtime)
     assert {t: seen[t] for t in states} == states
     g0 = sim.gpus[0]
     assert g0.state == GPU.UP and g0.layout == layout(4, 3) and g0.target is None
@@ -479,11 +489,79 @@ def test_waiting_queries_the_new_plan_cannot_serve_are_rejected(central, sizes, 
     while (d := sim.run_until_decision()) is not None:
         if d.epoch == 1:
             sim.reconfigure(0, layout(*sizes), models)
-            assert sim.rec.reasons == {1: reason} and sim.queued_count() == 0
+            sim.check_conservation()  # push: q1 waits to be re-routed once the instant settles
     sim.check_conservation()
-    assert sim.rec.reasons == {1: reason}
+    assert sim.rec.reasons == {1: reason} and sim.rec.rejected_at == {1: 0.5}
     assert sim.rec.done == pytest.approx({0: 1.0, 2: 3.0})
     assert sim.active == 0
+
+
+# --------------------------------------------------------------------------- overlapping faults
+@pytest.mark.parametrize(
+    ("faults", "merged"),
+    [
+        ([(0, 10.0, 30.0), (0, 20.0, None)], [(0, 10.0, None)]),  # the later one never returns
+        ([(0, 10.0, 30.0), (0, 20.0, 40.0)], [(0, 10.0, 40.0)]),
+        ([(0, 20.0, 40.0), (0, 10.0, 30.0)], [(0, 10.0, 40.0)]),  # any order
+        ([(0, 10.0, 20.0), (0, 20.0, 30.0)], [(0, 10.0, 30.0)]),  # touching: one outage
+        ([(0, 10.0, 20.0), (0, 25.0, 30.0)], [(0, 10.0, 20.0), (0, 25.0, 30.0)]),
+        ([(0, 10.0, None), (0, 5.0, 8.0), (0, 50.0, 60.0)], [(0, 5.0, 8.0), (0, 10.0, None)]),
+        ([(1, 1.0, 2.0), (0, 1.5, 3.0)], [(0, 1.5, 3.0), (1, 1.0, 2.0)]),  # GPUs separately
+    ],
+)
+def test_faults_of_one_gpu_are_the_union_of_their_intervals(faults, merged):
+    assert merge_faults(faults) == merged
+
+
+@pytest.mark.parametrize(
+    ("faults", "single"),
+    [
+        ([(0, 1.5, 3.0), (0, 2.0, None)], (0, 1.5, None)),
+        ([(0, 1.5, 3.0), (0, 2.0, 4.0)], (0, 1.5, 4.0)),
+    ],
+    ids=["then-for-good", "overlapping"],
+)
+def test_overlapping_faults_act_as_their_union(faults, single):
+    # Issue 11: the later of two overlapping faults of a GPU was dropped (the GPU came back at
+    # the first one's up_at_s, even when the second never returns). One 7g, L(b) = b s.
+    times, batches = [0.0, 1.0, 2.5, 3.5, 5.0], [1, 1, 1, 1, 1]
+    a = make_sim(times, batches, faults=faults, fallback=EarliestFinish())
+    b = make_sim(times, batches, faults=[single], fallback=EarliestFinish())
+    for sim in (a, b):
+        sim.run()
+        sim.check_conservation()
+    assert a.rec.done == b.rec.done and a.rec.retried == b.rec.retried == 1
+    sa, sb = summary_of(a), summary_of(b)
+    assert sa.to_dict() == sb.to_dict()
+    if single[2] is None:
+        assert a.gpus[0].state == GPU.DOWN and a.rec.done == {0: 1.0}
+        assert sa.downtime_failure_s == pytest.approx(5.0 - 1.5)
+    else:
+        assert a.rec.done == {0: 1.0, 1: 5.0, 2: 6.0, 3: 7.0, 4: 8.0}  # retried q1 first
+        assert sa.downtime_failure_s == pytest.approx(4.0 - 1.5)
+
+
+# --------------------------------------------------------------------------- simultaneous events
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+@pytest.mark.parametrize("event", ["recover", "reconfigure"])
+def test_gpus_back_at_the_same_instant_share_the_held_queries(order, event):
+    # Issue 11: with every GPU down, the held backlog went to whichever GPU came back first in
+    # event order. Two 7g GPUs, L(b) = b s; both down over [1.5, 3] (or re-partitioned to 7g
+    # at 1.5 after draining, down until 1.5 + reconfig 1.5 = 3). q1..q4 arrive while nothing is
+    # up and are held; at 3 both GPUs are back and take two each, whatever the event order.
+    times, batches = [0.0, 2.0, 2.1, 2.2, 2.3], [1] * 5
+    if event == "recover":
+        sim = make_sim(times, batches, gpus=((7,), (7,)), faults=[(g, 1.5, 3.0) for g in order])
+        sim.run()
+    else:
+        sim = make_sim(times, batches, gpus=((4, 3), (4, 3)), epoch_s=1.5, reconfig_s=1.5)
+        while (d := sim.run_until_decision()) is not None:
+            if d.epoch == 1:
+                for g in order:
+                    sim.reconfigure(g, layout(7), (0,))
+    sim.check_conservation()
+    assert sim.rec.done == pytest.approx({0: 1.0, 1: 4.0, 2: 4.0, 3: 5.0, 4: 5.0})
+    assert [max(p.run_end_s for p in g.partitions) for g in sim.gpus] == [5.0, 5.0]
 
 
 # --------------------------------------------------------------------------- queueing theory
@@ -708,7 +786,13 @@ def test_capacity_that_never_returns_keeps_queries_in_system(profile_csv, policy
     )
     s = mig_gym.simulate(sc, policy=policy, seed=2)
     assert s.conserved and s.rejected == 0 and s.retried > 0
-    assert s.in_system > 0 and s.completed + s.in_system == s.arrived == 3000
+    assert s.unfinished > 0 and s.completed + s.unfinished == s.arrived == 3000
+    # Issue 11: a dead cluster reported a violation rate of 0. Waiting queries whose deadline
+    # has passed are violations; failure downtime runs to the end for GPUs that never return.
+    assert s.unfinished_late > 0 and s.violations >= s.unfinished_late - 300  # warm-up: 300
+    assert s.sla_violation_rate >= s.unfinished_late / s.arrived - 0.1
+    assert s.downtime_failure_s == pytest.approx(2 * s.sim_time_s - 2.5)
+    assert s.downtime_reconfig_s == 0.0 and s.downtime_s == s.downtime_failure_s
 
 
 @pytest.mark.parametrize("policy", ["fixed+earliest_finish", "fixed+fifs", "fixed+elsa"])

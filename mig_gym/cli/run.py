@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 
 from mig_gym.cli.args import COUNT, LOAD, scenario_options
-from mig_gym.metrics.summary import Summary
+from mig_gym.metrics.summary import Summary, strict_json
 from mig_gym.runs.build import build
 
 __all__ = ["add_parser", "cmd_run", "format_summary"]
@@ -40,7 +40,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     )
     s = run.execute()
     if a.json:
-        print(json.dumps(s.to_dict(), indent=2))
+        print(json.dumps(strict_json(s.to_dict()), indent=2, allow_nan=False))
     else:
         print(format_summary(s))
         why = "--event-loop" if a.event_loop else run.loop_note
@@ -60,8 +60,8 @@ def format_summary(s: Summary) -> str:
         ("scenario / policy / seed", f"{s.scenario} / {s.policy} / {s.seed}"),
         ("queries arrived", f"{s.arrived:,}"),
         (
-            "completed / rejected / in system",
-            f"{s.completed:,} / {s.rejected:,} / {s.in_system:,}",
+            "completed / rejected / unfinished (late)",
+            f"{s.completed:,} / {s.rejected:,} / {s.unfinished:,} ({s.unfinished_late:,})",
         ),
         ("retried / re-dispatched", f"{s.retried:,} / {s.redispatched:,}"),
         (
@@ -69,7 +69,10 @@ def format_summary(s: Summary) -> str:
             f"{s.latency_mean_ms:.2f} / {s.latency_p50_ms:.2f} / {s.latency_p95_ms:.2f}"
             f" / {s.latency_p99_ms:.2f}",
         ),
-        ("SLA violation rate", f"{s.sla_violation_rate:.4f}"),
+        (
+            "SLA violation rate (violations / measured)",
+            f"{s.sla_violation_rate:.4f} ({s.violations:,} / {s.measured:,})",
+        ),
         (
             "offered / throughput / goodput (q/s)",
             f"{s.offered_qps:.1f} / {s.throughput_qps:.1f} / {s.goodput_qps:.1f}",
@@ -79,7 +82,10 @@ def format_summary(s: Summary) -> str:
             "utilization by size",
             ", ".join(f"{k}g {v:.3f}" for k, v in s.utilization_by_size.items()),
         ),
-        ("reconfigurations / downtime (s)", f"{s.reconfigurations} / {s.downtime_s:.1f}"),
+        (
+            "reconfigurations / downtime reconfig + failure (GPU-s)",
+            f"{s.reconfigurations} / {s.downtime_reconfig_s:.1f} + {s.downtime_failure_s:.1f}",
+        ),
         ("simulated time (s)", f"{s.sim_time_s:.1f}"),
         ("all queries accounted for", "yes" if s.conserved else "NO"),
     ]

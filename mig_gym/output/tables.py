@@ -23,7 +23,8 @@ FIELDS = (
     "completed",
     "rejected",
     "retried",
-    "in_system",
+    "unfinished",
+    "unfinished_late",
     "latency_mean_ms",
     "latency_p50_ms",
     "latency_p95_ms",
@@ -34,6 +35,8 @@ FIELDS = (
     "utilization",
     "reconfigurations",
     "downtime_s",
+    "downtime_reconfig_s",
+    "downtime_failure_s",
     "conserved",
 )
 
