@@ -358,7 +358,8 @@ def _epoch_run(faults, reconfigure_at=1.0):
 
 
 @pytest.mark.parametrize(
-    ("faults", "done", "retried", "redispatched", "downtime", "states"),  # downtime: (reconfig, failure)
+    # downtime: (reconfiguration, failure) GPU-seconds
+    ("faults", "done", "retried", "redispatched", "downtime", "states"),
     [
         # Earliest finish puts q0, q2 on GPU 0 and q1, q3 on GPU 1. Reconfiguring GPU 0 at t=1 sends
         # its queued q2 to GPU 1 (redispatched) while q0 drains. GPU 0 fails at 2, *while draining*:

@@ -13,6 +13,7 @@ window's latencies are kept until it closes, then dropped. What each number mean
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from mig_gym.metrics.histogram import SKETCH_RELATIVE_ERROR, LatencyHistogram
