@@ -904,12 +904,14 @@ def test_partition_env_observation_on_an_a30(tmp_path: Path):
 
 
 def test_dispatch_env_episode_without_any_decision():
-    """No GPU hosts the only requested model: reset has nothing to ask; the first step ends the
-    episode (it used to raise RuntimeError), the next one is a usage error."""
+    """No partition can hold any query (every batch exceeds a 1g's memory): reset has nothing to
+    ask; the first step ends the episode (it used to raise RuntimeError), the next one is a usage
+    error."""
     sc = {
         "cluster": {"num_gpus": 2},
-        "models": [{"name": "resnet50"}, {"name": "bert", "share": 0}],
-        "workload": {"phases": [{"start_s": 0.0, "mix": {"bert": 1.0}}]},
+        "models": [{"name": "resnet50"}],
+        "workload": {"batch": {"kind": "fixed", "value": 256}},
+        "policy": {"partitioner": {"kind": "fixed", "layouts": [[1, 1, 1, 1, 1, 1, 1]]}},
         "env": {"queries_per_episode": 30},
     }
     e = DispatchEnv(sc)

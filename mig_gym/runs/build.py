@@ -25,12 +25,12 @@ from mig_gym.output.progress import Progress
 from mig_gym.policies import Policy, make_policy, parse_policy
 from mig_gym.policies.partition.baselines import PlanContext
 from mig_gym.policies.partition.tuned import PARISTuned
+from mig_gym.runs.context import phase_starts, plan_context
 from mig_gym.scenario import ScenarioError, load_scenario
 from mig_gym.scenario import config as C
 from mig_gym.sim import fast as fastpath
 from mig_gym.sim.entities import Plan, match_assignment
 from mig_gym.sim.simulator import Decision, Simulator
-from mig_gym.workload import traces
 
 __all__ = [
     "Run",
@@ -39,6 +39,7 @@ __all__ = [
     "load_profiles",
     "latency_tables",
     "plan_context",
+    "phase_starts",
     "apply_plan",
     "match_assignment",
     "rng_for",
@@ -144,45 +145,6 @@ def latency_tables(
             curve[0] = math.inf
             out[(m, k)] = curve.tolist()
     return out
-
-
-def _trace_for(sc: C.Scenario, b: C.Batch) -> traces.Trace | None:
-    """The arrivals trace a ``trace_column`` batch reads its sizes from (None otherwise)."""
-    arr = sc.workload.arrivals
-    if not isinstance(b, C.TraceColumnBatch) or not isinstance(arr, C.TraceArrivals):
-        return None
-    try:
-        return traces.read_trace(
-            Path(sc.base_dir) / arr.path,
-            arr.column,
-            time_unit_s=arr.time_unit_s,
-            columns=(b.column,),
-        )
-    except traces.TraceError as e:
-        raise workload.WorkloadError(str(e)) from e
-
-
-def plan_context(sc: C.Scenario, prof: profiles.ProfileSet, seed: int) -> PlanContext:
-    spec = hardware.gpu_spec(sc.cluster.gpu)
-    pmfs = []
-    for _ in sc.model_names:
-        mixed: dict[int, float] = {}
-        cfgs = _batch_configs(sc)
-        for b in cfgs:  # the static plan sees every phase's distribution, equally weighted
-            for k, p in workload.batch_pmf(b, _trace_for(sc, b)).items():
-                mixed[k] = mixed.get(k, 0.0) + p / len(cfgs)
-        pmfs.append(mixed)
-    return PlanContext(
-        spec=spec,
-        num_gpus=sc.cluster.num_gpus,
-        profiles=prof,
-        model_names=sc.model_names,
-        shares=tuple(m.share for m in sc.models),
-        slo_s=tuple(m.slo_ms / 1e3 for m in sc.models),
-        batch_pmfs=tuple(pmfs),
-        rate_qps=workload.mean_rate_qps(sc.workload, base_dir=sc.base_dir),
-        seed=seed,
-    )
 
 
 def apply_plan(sim: Simulator, plan: Plan) -> int:

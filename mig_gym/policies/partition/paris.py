@@ -17,6 +17,10 @@ each size; then partition the GPUs. The knee rule below is our reconstruction an
 4. Counts packed into maximal legal layouts on every GPU (local search over how many GPUs use each
    of the hardware's size multisets, minimising the GPC-weighted distance to the targets; moves
    change one or two GPUs at a time).
+
+With several models the GPUs are first split between models by GPC-time demand: the model mix in
+force (``PlanContext.shares``: a phase's mix for a plan made for that phase, the mix observed in
+the last window for periodic PARIS) times each model's mean GPC-seconds per query.
 """
 
 from __future__ import annotations
@@ -250,7 +254,7 @@ class PARIS(PartitionPredict):
     def plan(self, ctx: PlanContext, pmfs: Sequence[dict[int, float]] | None = None) -> Plan:
         pmfs = list(pmfs) if pmfs is not None else list(ctx.batch_pmfs)
         prelim = [self._reason(ctx, m, pmfs[m]) for m in range(len(ctx.model_names))]
-        # Split GPUs between models by GPC-time demand: rate share x mean GPC-seconds per query.
+        # Split GPUs between models by GPC-time demand: mix in force x mean GPC-seconds per query.
         demand = []
         for m, (mp, curves, _) in enumerate(prelim):
             per_q = sum(p * curves[mp.home[b]][b] * mp.home[b] for b, p in pmfs[m].items())

@@ -4,12 +4,15 @@ Each epoch the observed per-model batch histogram replaces the scenario's distri
 with a small weight ``prior`` (default 1 %) of the scenario's own distribution so that a plan made
 on a window of small batches still keeps a partition able to hold the largest batches the
 scenario can send (without it, a drift to large batches is met by rejections until the next
-re-plan). GPUs whose layout changes pay the reconfiguration (drain, downtime) in the simulator. An
-epoch with no arrivals of a model keeps that model's previous distribution.
+re-plan). The split of GPUs between models follows the model mix observed in the same window,
+blended with the same weight ``prior`` of the scenario's mix (so a model that fell silent keeps a
+foothold for its return). GPUs whose layout changes pay the reconfiguration (drain, downtime) in
+the simulator. An epoch with no arrivals of a model keeps that model's previous distribution.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from mig_gym.policies.partition.baselines import PlanContext
@@ -32,6 +35,7 @@ class PeriodicPARIS:
         self.prior = prior
         self.pmfs: list[dict[int, float]] | None = None
         self.base: list[dict[int, float]] = []
+        self.mix: tuple[float, ...] = ()  # the model mix of the last plan
 
     @property
     def home_of(self) -> Any:
@@ -40,6 +44,7 @@ class PeriodicPARIS:
     def plan(self, ctx: PlanContext) -> Plan:
         self.pmfs = [dict(p) for p in ctx.batch_pmfs]
         self.base = [dict(p) for p in ctx.batch_pmfs]
+        self.mix = ctx.shares
         return self.paris.plan(ctx, self.pmfs)
 
     def replan(self, ctx: PlanContext, sim: Any) -> Plan | None:
@@ -48,12 +53,18 @@ class PeriodicPARIS:
         if counts is None or not any(counts):
             return None
         assert self.pmfs is not None
+        seen = [sum(c.values()) for c in counts]
+        base = [s / sum(ctx.shares) for s in ctx.shares]
+        self.mix = tuple(
+            self.prior * w + (1.0 - self.prior) * n / sum(seen)
+            for w, n in zip(base, seen, strict=True)
+        )
         for m, c in enumerate(counts):
-            n = sum(c.values())
+            n = seen[m]
             if n:
                 mix = {b: self.prior * p for b, p in self.base[m].items() if self.prior > 0}
                 for b, v in c.items():
                     mix[b] = mix.get(b, 0.0) + (1.0 - self.prior) * v / n
                 self.pmfs[m] = dict(sorted(mix.items()))
             c.clear()
-        return self.paris.plan(ctx, self.pmfs)
+        return self.paris.plan(dataclasses.replace(ctx, shares=self.mix), self.pmfs)
