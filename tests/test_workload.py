@@ -380,3 +380,33 @@ def test_relative_trace_path_uses_base_dir(tmp_path):
     assert b.arrival_s.tolist() == [0.0, 1.0, 3.0]
     with pytest.raises(FileNotFoundError, match=r"t\.csv"):
         generate(w, ["a"], [1], 0, 10)
+
+
+# --------------------------------------------------------------------------- traces parsed once
+def test_a_build_parses_each_trace_file_once(tmp_path: Path, monkeypatch):
+    """The plan's batch pmf and rate and the query stream share one parse per trace file (a
+    phase replaying a second file parses that one once too)."""
+    import mig_gym
+    from mig_gym.workload import phases
+
+    for name, n in (("a.csv", 300), ("b.csv", 200)):
+        rows = "".join(f"{i * 0.01:.2f},{50 + 13 * i % 700}\n" for i in range(n))
+        (tmp_path / name).write_text("TIMESTAMP,ContextTokens\n" + rows)
+    (tmp_path / "s.yaml").write_text(
+        "name: s\ncluster: {num_gpus: 2}\nmodels: [{name: bert, slo_ms: 900}]\n"
+        "workload:\n  arrivals: {kind: trace, path: a.csv, rate_qps: 50, loop: true}\n"
+        "  batch: {kind: trace_column, column: ContextTokens, per_item: 128, max: 64}\n"
+        "  phases: [{start_s: 3.0, arrivals: {kind: trace, path: b.csv, loop: true}}]\n"
+        "run: {num_queries: 400, warmup_queries: 0}\n"
+    )
+    parsed: list[str] = []
+    real = phases.read_trace
+
+    def counting(path, *args, **kwargs):
+        parsed.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(phases, "read_trace", counting)
+    summary = mig_gym.simulate(mig_gym.load_scenario(tmp_path / "s.yaml"), "paris+elsa")
+    assert summary.arrived == 400 and summary.conserved
+    assert sorted(parsed) == ["a.csv", "b.csv"]

@@ -266,7 +266,8 @@ def build(
     spec = hardware.gpu_spec(sc.cluster.gpu)
     prof = load_profiles(sc)
     tables = latency_tables(sc, prof, spec)
-    ctx = plan_context(sc, prof, seed)
+    trs = workload.read_traces(sc.workload, sc.base_dir)  # each trace file parsed once
+    ctx = plan_context(sc, prof, seed, traces=trs)
     pol = make_policy(
         parse_policy(policy, sc), sc, rng_for(seed, _DISPATCH), rng_for(seed, _PARTITION)
     )
@@ -281,6 +282,7 @@ def build(
         seed,
         sc.run.num_queries,
         base_dir=sc.base_dir,
+        traces=trs,
     )
     blocks: Iterator[workload.QueryBlock] = BlockSource(stream)
     if progress:

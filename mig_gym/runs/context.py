@@ -8,7 +8,6 @@ equally weighted; a plan made for one phase (the clairvoyant schedules of
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -21,20 +20,11 @@ from mig_gym.workload import traces
 __all__ = ["plan_context", "phase_starts"]
 
 
-def _trace_for(sc: C.Scenario, b: C.Batch) -> traces.Trace | None:
+def _trace_for(sc: C.Scenario, b: C.Batch, trs: workload.Traces) -> traces.Trace | None:
     """The arrivals trace a ``trace_column`` batch reads its sizes from (None otherwise)."""
-    arr = sc.workload.arrivals
-    if not isinstance(b, C.TraceColumnBatch) or not isinstance(arr, C.TraceArrivals):
+    if not isinstance(b, C.TraceColumnBatch):
         return None
-    try:
-        return traces.read_trace(
-            Path(sc.base_dir) / arr.path,
-            arr.column,
-            time_unit_s=arr.time_unit_s,
-            columns=(b.column,),
-        )
-    except traces.TraceError as e:
-        raise workload.WorkloadError(str(e)) from e
+    return trs.get(sc.workload.arrivals)
 
 
 def phase_starts(sc: C.Scenario) -> list[float]:
@@ -59,7 +49,11 @@ def _windows(sc: C.Scenario) -> list[tuple[float, C.Batch, dict[str, float] | No
 
 
 def plan_context(
-    sc: C.Scenario, prof: profiles.ProfileSet, seed: int, phase: int | None = None
+    sc: C.Scenario,
+    prof: profiles.ProfileSet,
+    seed: int,
+    phase: int | None = None,
+    traces: workload.Traces | None = None,
 ) -> PlanContext:
     """What a partitioner sees of the scenario.
 
@@ -67,7 +61,9 @@ def plan_context(
     model mix of every workload window (the base one and each phase's), equally weighted, and the
     base workload's rate. ``phase=i``: the traffic in force in window ``i`` (0 = the first, in
     start order; see :func:`phase_starts`): its batch distribution, its mix and its rate.
+    ``traces``: the workload's parsed traces (read here if not given; a build passes its own).
     """
+    trs = traces if traces is not None else workload.read_traces(sc.workload, sc.base_dir)
     spec = hardware.gpu_spec(sc.cluster.gpu)
     wins = _windows(sc)
     view = wins if phase is None else [wins[phase]]
@@ -76,7 +72,7 @@ def plan_context(
     at_s = 0.0 if phase is None else view[0][0]
     mixed: dict[int, float] = {}
     for b in cfgs:  # every distribution in view, equally weighted (batch sizes are per phase)
-        for k, p in workload.batch_pmf(b, _trace_for(sc, b)).items():
+        for k, p in workload.batch_pmf(b, _trace_for(sc, b, trs)).items():
             mixed[k] = mixed.get(k, 0.0) + p / len(cfgs)
     return PlanContext(
         spec=spec,
@@ -86,6 +82,6 @@ def plan_context(
         shares=tuple(float(np.mean(col)) for col in zip(*mixes, strict=True)),
         slo_s=tuple(m.slo_ms / 1e3 for m in sc.models),
         batch_pmfs=tuple(dict(mixed) for _ in sc.model_names),
-        rate_qps=workload.mean_rate_qps(sc.workload, at_s=at_s, base_dir=sc.base_dir),
+        rate_qps=workload.mean_rate_qps(sc.workload, at_s=at_s, traces=trs),
         seed=seed,
     )
