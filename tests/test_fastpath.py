@@ -8,6 +8,8 @@ Recorder's bulk recording against its per-event calls on hand-made events.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from pathlib import Path
 
@@ -19,8 +21,10 @@ from hypothesis import strategies as st
 import mig_gym
 from mig_gym.hardware import valid_layouts
 from mig_gym.metrics import Completions, Recorder, Rejections
-from mig_gym.policies.dispatch.baselines import EarliestFinish, FirstFree
+from mig_gym.policies.dispatch.baselines import FirstFree
 from mig_gym.policies.dispatch.elsa import ELSA
+from mig_gym.policies.dispatch.fastform import FastRule
+from mig_gym.policies.registry import DISPATCHERS
 from mig_gym.scenario import config as C
 from mig_gym.scenario import replace_in
 from mig_gym.sim import fast as fastpath
@@ -91,6 +95,13 @@ CASES = [
     ("paper_mobilenet", "random+fifs", 1.2),
     ("multi_model", "paris+fifs", 1.1),
     ("bursty", "paris+fifs", 1.0),
+]
+# every registered rule with a fast form, on a whole run (from the registry: new rules too)
+CASES += [
+    ("paper_resnet50", f"paris+{n}", 1.1)
+    for n, e in DISPATCHERS.items()
+    if (e.rule.central_queue or issubclass(e.rule, FastRule))
+    and ("paper_resnet50", f"paris+{n}") not in {c[:2] for c in CASES}
 ]
 
 
@@ -276,24 +287,104 @@ def _done_times(times, batches, *, fast: bool, **kw) -> dict[int, float]:
     return sim.rec.done
 
 
-@pytest.mark.parametrize("rule", ["earliest_finish", "elsa", "first_free", "fifs"])
-@pytest.mark.parametrize("seed", range(4))
-def test_fast_path_breaks_ties_as_the_event_loop(rule, seed):
-    # Bursts of simultaneous arrivals on mixed partition sizes, with times and latencies exact in
-    # binary floating point: free times tie often, and every query must end at exactly the time
-    # the event loop gives it (longest-idle first for FIFS, smaller size first for the push rules).
+TIE_KW = dict(
+    gpus=((4, 2, 1), (3, 3), (7,)),
+    lat=tables({1: 4.0, 2: 2.5, 3: 1.5, 4: 1.25, 7: 1.0}, max_batch=8, fits={1: 3, 2: 5}),
+    chunk=7,
+)
+SLO_S = (100.0,)  # make_sim's SLA
+
+
+def _same_query_by_query(make, seed: int) -> None:
+    """Bursts of simultaneous arrivals on mixed partition sizes, with times and latencies exact in
+    binary floating point: free times tie often, and every query must end at exactly the time
+    the event loop gives it (longest-idle first for FIFS, smaller size first for the push
+    rules). ``make()`` gives a fresh dispatcher."""
     times, batches = _bursts(seed, 60, 6, 5)
-    disp = {"earliest_finish": EarliestFinish, "elsa": lambda: ELSA(alpha=0.01), "fifs": None}
-    kw = dict(
-        gpus=((4, 2, 1), (3, 3), (7,)),
-        lat=tables({1: 4.0, 2: 2.5, 3: 1.5, 4: 1.25, 7: 1.0}, max_batch=8, fits={1: 3, 2: 5}),
-        central=rule == "fifs",
-        chunk=7,
-    )
-    make = disp.get(rule, FirstFree) or (lambda: None)
+    central = make().central_queue
+    kw = dict(TIE_KW, central=central)
     events = _done_times(times, batches, fast=False, dispatcher=make(), **kw)
     assert len(events) == len(times)
     assert _done_times(times, batches, fast=True, dispatcher=make(), **kw) == events
+
+
+def _default_rule(name: str):
+    entry = DISPATCHERS[name]
+    return entry.make(entry.config(kind=name), None, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("name", sorted(DISPATCHERS))
+def test_every_registered_rule_with_a_fast_form_matches_its_event_form(name, seed):
+    # Driven from the registry: a new dispatcher is checked here without being listed. A rule
+    # with a fast form (or the pull queue) must give every query exactly the event loop's
+    # completion time; a rule without one must send the run to the event loop.
+    d = _default_rule(name)
+    form = getattr(d, "fast_form", None)
+    if d.central_queue or (form is not None and form(SLO_S) is not None):
+        _same_query_by_query(lambda: _default_rule(name), seed)
+    else:
+        sim = make_sim([0.0], [1], dispatcher=d, **TIE_KW)
+        assert "no closed-form fast rule" in (fastpath.unsupported(sim) or "")
+
+
+def _home(model: int, batch: int) -> int:
+    return {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 4}.get(batch, 7)
+
+
+# Values to try for every constructor parameter of every registered rule with a fast form. A new
+# parameter fails test_every_parameter_... until it is given values here and, if the fast form
+# reads it, declared in the rule's FAST_PARAMS.
+PARAM_SAMPLES: dict[str, dict[str, list[dict]]] = {
+    "elsa": {
+        "alpha": [{"alpha": 0.01}, {"alpha": 0.04}, {"alpha": 0.1}],
+        "scan_from": [{"scan_from": "home", "home_of": _home, "alpha": 0.04}],
+        "home_of": [{"scan_from": "home", "home_of": lambda m, b: 3 if b > 2 else 1, "alpha": 0.1}],
+    },
+}
+FAST_RULES = sorted(n for n, e in DISPATCHERS.items() if issubclass(e.rule, FastRule))
+
+
+@pytest.mark.parametrize("name", FAST_RULES)
+def test_every_parameter_of_a_fast_rule_is_honoured_or_takes_the_event_loop(name):
+    rule = DISPATCHERS[name].rule
+    sig = inspect.signature(rule.__init__).parameters.values()
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    params = [p.name for p in sig if p.name != "self" and p.kind not in variadic]
+    samples = PARAM_SAMPLES.get(name, {})
+    missing = [p for p in params if p not in samples]
+    assert not missing, (
+        f"{name}: constructor parameter(s) {missing} have no values in PARAM_SAMPLES; add them, "
+        f"and declare them in {rule.__name__}.FAST_PARAMS if the fast form reads them"
+    )
+    assert set(rule.FAST_PARAMS) <= set(params), rule.FAST_PARAMS
+    for p in params:
+        for kw in samples[p]:
+            assert getattr(rule(**kw), p) == kw.get(p), f"{name}: store {p} as self.{p}"
+            if p in rule.FAST_PARAMS:
+                for seed in range(3):
+                    _same_query_by_query(functools.partial(rule, **kw), seed)
+            else:  # the fast form does not read it: such a run takes the event loop
+                sim = make_sim([0.0], [1], dispatcher=rule(**kw), **TIE_KW)
+                assert f"{p}=" in (fastpath.unsupported(sim) or ""), (name, p)
+
+
+class _ELSAWithAnExtra(ELSA):
+    """ELSA with a parameter that its fast form does not read (not in FAST_PARAMS)."""
+
+    def __init__(self, alpha: float = 1.0, extra: int = 0) -> None:
+        super().__init__(alpha)
+        self.extra = extra
+
+
+def test_a_parameter_the_fast_form_does_not_read_sends_the_run_to_the_event_loop():
+    assert _ELSAWithAnExtra(0.5).fast_form(SLO_S) is not None  # at its default: still fast
+    d = _ELSAWithAnExtra(0.5, extra=3)
+    assert d.fast_form(SLO_S) is None
+    sim = make_sim([0.0, 1.0], [1, 2], dispatcher=d, **TIE_KW)
+    assert "extra=3" in (fastpath.unsupported(sim) or "")
+    with pytest.raises(ValueError, match="cannot take the fast path"):
+        fastpath.run(sim)
 
 
 LAYOUTS = [((4, 2, 1), (3, 3), (7,)), ((1,) * 7, (2, 2, 3), (4, 3)), ((3, 2, 1, 1), (4, 2, 1))]

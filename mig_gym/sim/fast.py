@@ -2,15 +2,20 @@
 
 When the partition plan cannot change during the run (no faults, no re-planning epochs) and
 service times are the profiled ones (``workload.service_cv: 0``), a query's completion time is
-fixed the moment the rule serving it is applied: earliest finish, ELSA or first free (push), or
-FIFS's central queue (pull; the order in which queries leave the queue depends only on older
-queries). The partition serves FIFO, one query at a time, so the query ends at
-``max(partition free time, arrival) + latency``. A push rule needs only the multiset of free
-times in each (model, size) class (partitions of a class are interchangeable), a heap per class;
-FIFS also needs the order in which partitions went free (see :func:`_fifs`). One query costs a
-few plain-Python operations per size class plus one heap replace; the metrics are recorded in
-bulk with numpy (:meth:`Recorder.bulk`) once all completions up to the block's last arrival are
-known.
+fixed the moment the rule serving it is applied: a push rule with a fast form, or FIFS's central
+queue (pull; the order in which queries leave the queue depends only on older queries). The
+partition serves FIFO, one query at a time, so the query ends at ``max(partition free time,
+arrival) + latency``. A push rule needs only the multiset of free times in each (model, size)
+class (partitions of a class are interchangeable), a heap per class; FIFS also needs the order in
+which partitions went free (see :func:`pull_loop`). One query costs a few plain-Python operations
+per size class plus one heap replace; the metrics are recorded in bulk with numpy
+(:meth:`Recorder.bulk`) once all completions up to the block's last arrival are known.
+
+This module is the driver only: it builds the heaps, feeds the rule's loop block by block and
+records the results. A push rule's loop (a :class:`FastLoop`) is written beside its event-loop
+``choose`` in :mod:`mig_gym.policies.dispatch` and handed over by the dispatcher's
+``fast_form(slo_s)`` (None when the run must take the event loop); the pull loop of FIFS is the
+simulator's own pull mode and lives here (:func:`pull_loop`).
 
 It simulates the same model as the event loop and is checked against it (tests/test_fastpath.py):
 query by query with exact-arithmetic ties (identical completion times), and on whole runs
@@ -27,124 +32,49 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Protocol
 
 import numpy as np
 
 from mig_gym.metrics import Completions, Rejections
-from mig_gym.policies.dispatch.baselines import EarliestFinish, FirstFree
-from mig_gym.policies.dispatch.elsa import ELSA
 from mig_gym.sim.entities import GPU
 from mig_gym.sim.simulator import REJECT_MEMORY, REJECT_NOT_HOSTED, Simulator
 
-__all__ = ["UnresolvedTie", "run", "unsupported"]
+__all__ = [
+    "Classes",
+    "FastLoop",
+    "UnresolvedTie",
+    "loop_outputs",
+    "pull_loop",
+    "run",
+    "unsupported",
+]
 
 # per model, smallest size first: (size, latency table, heap of the class's partitions) where
-# the heap holds free times (push rules) or (free time, *start key) tuples (FIFS, see _fifs)
+# the heap holds free times (push rules) or (free time, *start key) tuples (FIFS, see pull_loop)
 Classes = list[list[tuple[int, list[float], list]]]
 
 
-class _State(NamedTuple):
-    classes: Classes
-    dispatcher: object
-    slo_s: tuple[float, ...]
+class FastLoop(Protocol):
+    """A rule's fast form: serve one block of arrivals (in arrival order: times, models, batches,
+    query ids) on ``classes``, replacing the served partition's heap top by its new free time;
+    return each query's end time, partition size and service time, in arrival order. Every
+    query of the block fits some partition of its model (the driver rejects the others)."""
 
+    def __call__(
+        self, ts: list[float], ms: list[int], bs: list[int], ids: list[int], classes: Classes
+    ) -> tuple[list[float], list[int], list[float]]: ...
 
-Loop = Callable[[list, list, list, list, _State], tuple[list, list, list]]
 
 _INF = math.inf
 
 
-def _outputs() -> tuple[list, list, list, Callable, Callable, Callable]:
+def loop_outputs() -> tuple[list, list, list, Callable, Callable, Callable]:
     """A loop's three result lists (end times, sizes, service times) and their appenders."""
     end: list[float] = []
     size: list[int] = []
     serv: list[float] = []
     return end, size, serv, end.append, size.append, serv.append
-
-
-def _earliest_finish(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
-    """EarliestFinish: the smallest ``max(free, now) + latency``; ties to the smaller size."""
-    end, size, serv, e_add, k_add, s_add = _outputs()
-    replace = heapq.heapreplace
-    classes = st.classes
-    for t, m, b in zip(ts, ms, bs, strict=True):
-        best = _INF
-        for k, lat, h in classes[m]:
-            f = h[0]
-            x = (f if f > t else t) + lat[b]
-            if x < best:
-                best, bh, bk, bl = x, h, k, lat[b]
-        replace(bh, best)
-        e_add(best)
-        k_add(bk)
-        s_add(bl)
-    return end, size, serv
-
-
-def _first_free(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
-    """FirstFree: the class that frees up soonest among those the batch fits; ties to smaller."""
-    end, size, serv, e_add, k_add, s_add = _outputs()
-    replace = heapq.heapreplace
-    classes = st.classes
-    for t, m, b in zip(ts, ms, bs, strict=True):
-        best = _INF
-        for k, lat, h in classes[m]:
-            if lat[b] == _INF:
-                continue
-            f = h[0]
-            s = f if f > t else t
-            if s < best:
-                best, bh, bk, bl = s, h, k, lat[b]
-        x = best + bl
-        replace(bh, x)
-        e_add(x)
-        k_add(bk)
-        s_add(bl)
-    return end, size, serv
-
-
-def _elsa(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
-    """ELSA (see :mod:`mig_gym.policies.dispatch.elsa`): the first class from the scan start whose
-    best
-    partition meets ``alpha * SLA``; else the smallest estimated time to done overall."""
-    d, classes = st.dispatcher, st.classes
-    assert isinstance(d, ELSA)
-    home = d.home_of if d.scan_from == "home" else None
-    budgets = [d.alpha * s for s in st.slo_s]  # ELSA's budget at dispatch time, which is arrival
-    end, size, serv, e_add, k_add, s_add = _outputs()
-    replace = heapq.heapreplace
-    for t, m, b in zip(ts, ms, bs, strict=True):
-        budget = budgets[m]
-        start = home(m, b) if home is not None else 0
-        pick = first_ok = None
-        above = False  # a class at or above the start size fits the batch
-        best = _INF
-        for k, lat, h in classes[m]:
-            ell = lat[b]
-            if ell == _INF:
-                continue
-            w = h[0] - t
-            td = (w if w > 0.0 else 0.0) + ell
-            if k >= start:
-                if td <= budget:
-                    pick = (h, k, ell)
-                    break
-                above = True
-            elif first_ok is None and td <= budget:
-                first_ok = (h, k, ell)
-            if td < best:
-                best, cand = td, (h, k, ell)
-        if pick is None:
-            pick = first_ok if (start and not above and first_ok is not None) else cand
-        h, k, ell = pick
-        f = h[0]
-        x = (f if f > t else t) + ell
-        replace(h, x)
-        e_add(x)
-        k_add(k)
-        s_add(ell)
-    return end, size, serv
 
 
 class UnresolvedTie(Exception):
@@ -155,7 +85,7 @@ class UnresolvedTie(Exception):
 _KEEP = 1 + 2 * 8 + 1  # free time and 8 levels of start order (memory O(partitions))
 
 
-def _fifs(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
+def pull_loop(ts: list, ms: list, bs: list, ids: list, classes: Classes) -> tuple:
     """FIFS (pull): an idle partition takes the oldest waiting query it can hold, and an arriving
     query the longest-idle partition that can hold it. So each query, in arrival order, gets the
     partition that frees up first among those that can hold it and that older queries have not
@@ -167,10 +97,15 @@ def _fifs(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
     ``(f, 0, *previous start key)``, cut to 8 levels. Comparing keys
     lexicographically reproduces the event loop's order unless two partitions of different sizes
     tie over the whole kept depth: then :class:`UnresolvedTie` is raised (the engine re-runs on
-    the event loop). Within a size class a tie does not matter (same latency)."""
-    end, size, serv, e_add, k_add, s_add = _outputs()
+    the event loop). Within a size class a tie does not matter (same latency).
+
+    This loop lives here, not beside :class:`~mig_gym.policies.dispatch.baselines.FIFS`, because
+    FIFS is the simulator's pull mode, not a rule: the event loop never asks the FIFS object where
+    a query goes; :mod:`mig_gym.sim.simulator` itself keeps the central queue and decides which
+    idle partition takes which query, and the order reproduced here (completions before
+    arrivals, in start order; longest-idle partition first) is that event loop's order."""
+    end, size, serv, e_add, k_add, s_add = loop_outputs()
     replace = heapq.heapreplace
-    classes = st.classes
     for i, t, m, b in zip(ids, ts, ms, bs, strict=True):
         f = _INF
         for k, lat, h in classes[m]:
@@ -198,17 +133,17 @@ def _fifs(ts: list, ms: list, bs: list, ids: list, st: _State) -> tuple:
     return end, size, serv
 
 
-_LOOPS: dict[type, Loop] = {EarliestFinish: _earliest_finish, FirstFree: _first_free, ELSA: _elsa}
-
-
 def unsupported(sim: Simulator) -> str | None:
     """Why ``sim`` cannot run on the fast path, or None if it can."""
-    d = sim.dispatcher
-    if not sim.central:  # pull dispatch (FIFS) needs no dispatcher
+    if not sim.central and _push_loop(sim) is None:  # pull dispatch (FIFS) needs no dispatcher
+        d = sim.dispatcher
         if d is None:
             return "no dispatcher attached (an outside policy dispatches)"
-        if type(d) not in _LOOPS:
+        form = getattr(d, "fast_form", None)
+        if form is None:
             return f"dispatcher {type(d).__name__} has no closed-form fast rule"
+        blockers = ", ".join(getattr(d, "fast_blockers", list)())
+        return f"dispatcher {type(d).__name__} has no closed-form fast rule for {blockers}"
     if sim._cv > 0:
         return "service-time noise (workload.service_cv > 0)"
     if sim._heap:
@@ -230,8 +165,8 @@ def run(sim: Simulator) -> None:
     why = unsupported(sim)
     if why is not None:
         raise ValueError(f"this run cannot take the fast path: {why}")
-    disp = sim.dispatcher
-    loop = _fifs if sim.central else _LOOPS[type(disp)]
+    loop = pull_loop if sim.central else _push_loop(sim)
+    assert loop is not None
     heaps: dict[tuple[int, int], list] = {}
     for g in sim.gpus:  # every partition is idle at t=0; FIFS orders them as installed
         for p in g.partitions:
@@ -242,7 +177,6 @@ def run(sim: Simulator) -> None:
         [(k, list(sim.tables[(m, k)]), heaps[(m, k)]) for k, _ in sim.classes[m]]
         for m in range(sim.num_models)
     ]
-    state = _State(classes, disp, tuple(sim.slo_s))
     servable = np.asarray(sim._servable, dtype=np.int64)
     code_of = np.array([0 if m in sim._hosted else 1 for m in range(sim.num_models)], np.int64)
     reasons = (REJECT_MEMORY, REJECT_NOT_HOSTED)
@@ -257,7 +191,7 @@ def run(sim: Simulator) -> None:
             t_ok, m_ok, b_ok, id_ok = t[ok], model[ok], batch[ok], qid[ok]
         else:
             t_ok, m_ok, b_ok, id_ok = t, model, batch, qid
-        end, size, serv = loop(t_ok.tolist(), m_ok.tolist(), b_ok.tolist(), id_ok.tolist(), state)
+        end, size, serv = loop(t_ok.tolist(), m_ok.tolist(), b_ok.tolist(), id_ok.tolist(), classes)
         pend.add(end, t_ok, id_ok, m_ok, size, serv)
         bad = ~ok
         rej = Rejections(t[bad], qid[bad], model[bad], code_of[model[bad]], reasons)
@@ -270,6 +204,12 @@ def run(sim: Simulator) -> None:
     sim.now = max(last_t, pend.last_end)
     sim.last_arrival_s = last_t
     sim._next_id = next_id
+
+
+def _push_loop(sim: Simulator) -> FastLoop | None:
+    """The attached push dispatcher's fast form (None if it has none for its parameters)."""
+    form = getattr(sim.dispatcher, "fast_form", None)
+    return form(sim.slo_s) if form is not None else None
 
 
 class _Pending:

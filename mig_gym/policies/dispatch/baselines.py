@@ -3,18 +3,23 @@
 A dispatcher's ``choose(query, view)`` returns the partition that should serve the query, or
 ``None`` when no available partition can; it never changes the simulator. Every dispatcher also
 has an SB3-style ``predict`` for the environments once bound to one (``ELSA().bind(env)``).
-Static runs apply EarliestFinish, FirstFree and FIFS through :mod:`mig_gym.sim.fast`'s own
-loops, which tests/test_fastpath.py keeps equal to these rules.
+EarliestFinish and FirstFree also have a fast form for static runs (``fast_form``, see
+:mod:`.fastform`), written beside their ``choose`` with the same ties; tests/test_fastpath.py keeps
+the two equal query by query. FIFS's fast form is the simulator's pull mode
+(:func:`mig_gym.sim.fast.pull_loop`).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 
 import numpy as np
 
+from mig_gym.policies.dispatch.fastform import FastRule
 from mig_gym.policies.predict import DispatchPredict
 from mig_gym.sim.entities import ClusterView, Partition, Query
+from mig_gym.sim.fast import Classes, FastLoop, loop_outputs
 
 __all__ = [
     "FIFS",
@@ -43,7 +48,7 @@ class FIFS(DispatchPredict):
         return EarliestFinish().choose(query, view)
 
 
-class EarliestFinish(DispatchPredict):
+class EarliestFinish(FastRule, DispatchPredict):
     """Send each query to the partition with the earliest estimated finish; ties go to the smaller
     partition. Cost O(sizes x log P) through the simulator's per-class index."""
 
@@ -62,6 +67,29 @@ class EarliestFinish(DispatchPredict):
             if t < best_t:
                 best, best_t = p, t
         return best
+
+    def _fast_loop(self, slo_s: tuple[float, ...]) -> FastLoop:
+        return _earliest_finish
+
+
+def _earliest_finish(ts: list, ms: list, bs: list, ids: list, classes: Classes) -> tuple:
+    """EarliestFinish's fast form: the smallest ``max(free, now) + latency`` over the classes'
+    heap tops; ties to the smaller size (``<``, classes smallest first), as ``choose``."""
+    end, size, serv, e_add, k_add, s_add = loop_outputs()
+    replace = heapq.heapreplace
+    inf = math.inf
+    for t, m, b in zip(ts, ms, bs, strict=True):
+        best = inf
+        for k, lat, h in classes[m]:
+            f = h[0]
+            x = (f if f > t else t) + lat[b]
+            if x < best:
+                best, bh, bk, bl = x, h, k, lat[b]
+        replace(bh, best)
+        e_add(best)
+        k_add(bk)
+        s_add(bl)
+    return end, size, serv
 
 
 class JoinShortestQueue(DispatchPredict):
@@ -115,7 +143,7 @@ class RandomDispatch(DispatchPredict):
         return parts[int(self.rng.integers(len(parts)))]
 
 
-class FirstFree(DispatchPredict):
+class FirstFree(FastRule, DispatchPredict):
     """Push form of FIFS: the partition that becomes free soonest (earliest ``est_free_s``, ties to
     the smaller partition), whatever the query's own run time there. With deterministic service it
     serves queries in arrival order on the first partition to free up, like the central queue."""
@@ -134,3 +162,29 @@ class FirstFree(DispatchPredict):
             if t < best_t:
                 best, best_t = p, t
         return best
+
+    def _fast_loop(self, slo_s: tuple[float, ...]) -> FastLoop:
+        return _first_free
+
+
+def _first_free(ts: list, ms: list, bs: list, ids: list, classes: Classes) -> tuple:
+    """FirstFree's fast form: the class that frees up soonest among those the batch fits; ties to
+    the smaller size, as ``choose``."""
+    end, size, serv, e_add, k_add, s_add = loop_outputs()
+    replace = heapq.heapreplace
+    inf = math.inf
+    for t, m, b in zip(ts, ms, bs, strict=True):
+        best = inf
+        for k, lat, h in classes[m]:
+            if lat[b] == inf:
+                continue
+            f = h[0]
+            s = f if f > t else t
+            if s < best:
+                best, bh, bk, bl = s, h, k, lat[b]
+        x = best + bl
+        replace(bh, x)
+        e_add(x)
+        k_add(bk)
+        s_add(bl)
+    return end, size, serv

@@ -11,17 +11,21 @@ arrival)`` the one with the smallest ``t_done`` is picked; if no partition quali
 Within a size class every partition has the same ``t_exec``, so the class minimum of ``t_done`` is
 the partition with the earliest ``est_free_s``: the simulator's per-class heap gives it in
 O(log P), and a decision costs O(sizes x log P) instead of O(P).
-Static runs apply the same rule in :func:`mig_gym.sim.fast._elsa` (kept equal by
-tests/test_fastpath.py).
+Static runs apply the same rule through its fast form (:func:`_elsa_fast`, below ``choose``: the
+same scan and ties, on the fast path's per-class heaps of free times), kept equal to ``choose``
+query by query by tests/test_fastpath.py.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable
 
+from mig_gym.policies.dispatch.fastform import FastRule
 from mig_gym.policies.predict import DispatchPredict
 from mig_gym.sim.entities import ClusterView, Partition, Query
+from mig_gym.sim.fast import Classes, FastLoop, loop_outputs
 
 __all__ = ["ELSA", "elsa_choice"]
 
@@ -38,7 +42,7 @@ def elsa_choice(candidates: list[tuple[int, float]], budget_s: float) -> int | N
     return min(range(len(candidates)), key=lambda i: (candidates[i][1], i))
 
 
-class ELSA(DispatchPredict):
+class ELSA(FastRule, DispatchPredict):
     """ELSA dispatcher.
 
     Args:
@@ -50,6 +54,7 @@ class ELSA(DispatchPredict):
 
     name = "elsa"
     central_queue = False
+    FAST_PARAMS = ("alpha", "scan_from", "home_of")  # all three are read by _elsa_fast
 
     def __init__(
         self,
@@ -88,3 +93,58 @@ class ELSA(DispatchPredict):
         else:  # none qualifies: the smallest t_done overall (below the home size too)
             i = elsa_choice(cands, -math.inf)
         return parts[i] if i is not None else None
+
+    def _fast_loop(self, slo_s: tuple[float, ...]) -> FastLoop:
+        home = self.home_of if self.scan_from == "home" else None
+        budgets = [self.alpha * s for s in slo_s]  # the budget at dispatch time, i.e. arrival
+
+        def loop(ts: list, ms: list, bs: list, ids: list, classes: Classes) -> tuple:
+            return _elsa_fast(ts, ms, bs, classes, budgets, home)
+
+        return loop
+
+
+def _elsa_fast(
+    ts: list,
+    ms: list,
+    bs: list,
+    classes: Classes,
+    budgets: list[float],
+    home: Callable[[int, int], int] | None,
+) -> tuple:
+    """ELSA's fast form: the first class from the scan start whose best partition meets
+    ``alpha * SLA``; else the smallest estimated time to done overall (as ``choose``)."""
+    end, size, serv, e_add, k_add, s_add = loop_outputs()
+    replace = heapq.heapreplace
+    inf = math.inf
+    for t, m, b in zip(ts, ms, bs, strict=True):
+        budget = budgets[m]
+        start = home(m, b) if home is not None else 0
+        pick = first_ok = None
+        above = False  # a class at or above the start size fits the batch
+        best = inf
+        for k, lat, h in classes[m]:
+            ell = lat[b]
+            if ell == inf:
+                continue
+            w = h[0] - t
+            td = (w if w > 0.0 else 0.0) + ell
+            if k >= start:
+                if td <= budget:
+                    pick = (h, k, ell)
+                    break
+                above = True
+            elif first_ok is None and td <= budget:
+                first_ok = (h, k, ell)
+            if td < best:
+                best, cand = td, (h, k, ell)
+        if pick is None:
+            pick = first_ok if (start and not above and first_ok is not None) else cand
+        h, k, ell = pick
+        f = h[0]
+        x = (f if f > t else t) + ell
+        replace(h, x)
+        e_add(x)
+        k_add(k)
+        s_add(ell)
+    return end, size, serv
