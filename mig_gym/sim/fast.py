@@ -37,8 +37,8 @@ from typing import Protocol
 import numpy as np
 
 from mig_gym.metrics import Completions, Rejections
-from mig_gym.sim.entities import GPU
 from mig_gym.sim.simulator import REJECT_MEMORY, REJECT_NOT_HOSTED, Simulator
+from mig_gym.sim.static import StaticRunInfo
 
 __all__ = [
     "Classes",
@@ -135,28 +135,16 @@ def pull_loop(ts: list, ms: list, bs: list, ids: list, classes: Classes) -> tupl
 
 def unsupported(sim: Simulator) -> str | None:
     """Why ``sim`` cannot run on the fast path, or None if it can."""
-    if not sim.central and _push_loop(sim) is None:  # pull dispatch (FIFS) needs no dispatcher
-        d = sim.dispatcher
+    info = sim.static_run()
+    if not info.central and _push_loop(info) is None:  # pull dispatch (FIFS) needs no dispatcher
+        d = info.dispatcher
         if d is None:
             return "no dispatcher attached (an outside policy dispatches)"
-        form = getattr(d, "fast_form", None)
-        if form is None:
+        if getattr(d, "fast_form", None) is None:
             return f"dispatcher {type(d).__name__} has no closed-form fast rule"
         blockers = ", ".join(getattr(d, "fast_blockers", list)())
         return f"dispatcher {type(d).__name__} has no closed-form fast rule for {blockers}"
-    if sim._cv > 0:
-        return "service-time noise (workload.service_cv > 0)"
-    if sim._heap:
-        return "faults or decision epochs are scheduled"
-    if not sim.drain:
-        return "run.drain is false"
-    if sim.batch_counts is not None:
-        return "batch counts are tracked (a re-planning partitioner)"
-    if sim._next_id or sim.last_arrival_s or sim.now:
-        return "the run has already started"
-    if any(g.state != GPU.UP for g in sim.gpus):
-        return "a GPU is not up"
-    return None
+    return info.not_static
 
 
 def run(sim: Simulator) -> None:
@@ -165,22 +153,19 @@ def run(sim: Simulator) -> None:
     why = unsupported(sim)
     if why is not None:
         raise ValueError(f"this run cannot take the fast path: {why}")
-    loop = pull_loop if sim.central else _push_loop(sim)
+    info = sim.static_run()
+    loop = pull_loop if info.central else _push_loop(info)
     assert loop is not None
-    heaps: dict[tuple[int, int], list] = {}
-    for g in sim.gpus:  # every partition is idle at t=0; FIFS orders them as installed
-        for p in g.partitions:
-            if p.available:
-                entry = (0.0, -1.0, 1, p.uid) if sim.central else 0.0
-                heaps.setdefault((p.model, p.gpcs), []).append(entry)
+    # every partition is idle at t=0; FIFS orders them as installed
     classes: Classes = [
-        [(k, list(sim.tables[(m, k)]), heaps[(m, k)]) for k, _ in sim.classes[m]]
-        for m in range(sim.num_models)
-    ]
-    servable = np.asarray(sim._servable, dtype=np.int64)
-    code_of = np.array([0 if m in sim._hosted else 1 for m in range(sim.num_models)], np.int64)
+        [(k, list(lat), [(0.0, -1.0, 1, u) if info.central else 0.0 for u in uids])
+         for k, lat, uids in per_model]
+        for per_model in info.classes
+    ]  # fmt: skip
+    servable = np.asarray(info.servable, dtype=np.int64)
+    code_of = np.array([0 if m in info.hosted else 1 for m in range(len(info.slo_s))], np.int64)
     reasons = (REJECT_MEMORY, REJECT_NOT_HOSTED)
-    slo = np.asarray(sim.slo_s, dtype=np.float64)
+    slo = np.asarray(info.slo_s, dtype=np.float64)
     pend = _Pending()
     next_id, last_t = 0, 0.0
     for blk in sim.take_arrivals():
@@ -201,15 +186,13 @@ def run(sim: Simulator) -> None:
         next_id += len(t)
     done = pend.pop_until(_INF, slo)
     sim.rec.bulk(np.empty(0), done, Rejections(*(np.empty(0, np.int64),) * 4, reasons))
-    sim.now = max(last_t, pend.last_end)
-    sim.last_arrival_s = last_t
-    sim._next_id = next_id
+    sim.finish_static(max(last_t, pend.last_end), last_t, next_id)
 
 
-def _push_loop(sim: Simulator) -> FastLoop | None:
+def _push_loop(info: StaticRunInfo) -> FastLoop | None:
     """The attached push dispatcher's fast form (None if it has none for its parameters)."""
-    form = getattr(sim.dispatcher, "fast_form", None)
-    return form(sim.slo_s) if form is not None else None
+    form = getattr(info.dispatcher, "fast_form", None)
+    return form(info.slo_s) if form is not None else None
 
 
 class _Pending:

@@ -37,6 +37,7 @@ from mig_gym.sim.events import (
     PushDispatcher,
     ReconfigDone,
 )
+from mig_gym.sim.static import StaticRunInfo, describe
 from mig_gym.workload import QueryBlock
 
 __all__ = ["Simulator", "Decision", "PushDispatcher", "REJECT_NOT_HOSTED", "REJECT_MEMORY"]
@@ -420,6 +421,21 @@ class Simulator(CapacityChanges):
         for blk in self._stream:
             if len(blk.arrival_s):
                 yield blk
+
+    def static_run(self) -> StaticRunInfo:
+        """Whether this run is static and what a closed-form simulation of it needs (read-only,
+        see :mod:`.static`)."""
+        started = bool(self._next_id or self.last_arrival_s or self.now)
+        return describe(self, noise=self._cv > 0, scheduled=bool(self._heap), started=started,
+                        servable=self._servable, hosted=self._hosted)  # fmt: skip
+
+    def finish_static(self, end_s: float, last_arrival_s: float, queries: int) -> None:
+        """Take the final state of a static run simulated elsewhere (after ``take_arrivals``):
+        ``queries`` arrived, each completed or rejected (recorded in ``rec``), the last at
+        ``last_arrival_s``; the run ended at ``end_s``."""
+        if not self.arrivals_done or self.active or self.running:
+            raise RuntimeError("finish_static() needs the arrivals taken and nothing in flight")
+        self.now, self.last_arrival_s, self._next_id = end_s, last_arrival_s, queries
 
     # ------------------------------------------------------------------ accounting
     def in_service_gpc_s(self) -> dict[int, float]:
