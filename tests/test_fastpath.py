@@ -435,3 +435,49 @@ def test_engine_reruns_on_the_event_loop_after_an_unresolved_tie(monkeypatch):
         SCEN / "paper_resnet50.yaml", "paris+fifs", num_queries=3_000, fast=False
     )
     assert s.to_dict() == ref.to_dict()
+
+
+# --------------------------------------------------------------------------- static-run contract
+def _private_reads_of_a_simulator(path: Path) -> list[str]:
+    """``sim._x`` / ``self.sim._x`` / ``run.sim._x`` in a module's source (not dunders)."""
+    import ast
+
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+            continue
+        owner = node.value
+        name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", "")
+        if name == "sim" and not node.attr.startswith("__"):
+            out.append(f"{path.name}:{node.lineno} sim.{node.attr}")
+    return out
+
+
+def test_no_module_reads_the_simulators_private_fields():
+    # The fast path and the builder talk to the simulator through static_run(), take_arrivals(),
+    # finish_static() and its public attributes only.
+    pkg = Path(mig_gym.__file__).parent
+    hits = [h for f in sorted(pkg.rglob("*.py")) for h in _private_reads_of_a_simulator(f)]
+    assert not hits, hits
+    probe = Path(__file__).with_name("_probe_private.py")
+    try:  # the check is not vacuous
+        probe.write_text("def f(sim):\n    return sim._heap\n", encoding="utf-8")
+        assert _private_reads_of_a_simulator(probe) == ["_probe_private.py:2 sim._heap"]
+    finally:
+        probe.unlink()
+
+
+def test_static_run_info_describes_a_fresh_simulator_and_finish_static_hands_back():
+    run = mig_gym.build(SCEN / "paper_resnet50.yaml", "paris+elsa", None, 2_000)
+    info = run.sim.static_run()
+    assert info.not_static is None and not info.central and info.dispatcher is run.sim.dispatcher
+    uids = [u for per_model in info.classes for _, _, us in per_model for u in us]
+    parts = [p for g in run.sim.gpus for p in g.partitions if p.available]
+    assert sorted(uids) == sorted(p.uid for p in parts)  # every partition in its class, once
+    sizes = [k for k, _, _ in info.classes[0]]
+    assert sizes == sorted(sizes) and info.servable[0] > 0 and info.hosted == {0}
+    with pytest.raises(RuntimeError, match="arrivals taken"):
+        run.sim.finish_static(1.0, 1.0, 0)  # arrivals not yet taken
+    run.execute()
+    assert run.loop == "fast" and run.sim.now > run.sim.last_arrival_s > 0
+    assert run.sim.static_run().not_static == "the run has already started"
