@@ -1,6 +1,6 @@
 """Compare the policy-sweep caches (docs/results/<scenario>.json) with those of a git revision.
 
-    python tools/compare_results.py [--rev HEAD] [--dir docs/results] [--rel 1e-9]
+    python tools/compare_results.py [--rev HEAD | --ref-dir DIR] [--dir docs/results] [--rel 1e-9]
 
 Run it after ``tools/make_results.py --section policies`` to check that a change that should not
 move any figure did not: every row (policy, seed, load) must be present on both sides with equal
@@ -47,15 +47,19 @@ def differences(a: object, b: object, rel: float, path: str = "") -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rev", default="HEAD", help="git revision holding the reference caches")
+    ap.add_argument("--ref-dir", help="reference caches from a directory instead of --rev")
     ap.add_argument("--dir", default=str(ROOT / "docs" / "results"), help="caches to check")
     ap.add_argument("--rel", type=float, default=1e-9)
     a = ap.parse_args()
     bad = 0
     for name in PAPER:
-        ref = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{a.rev}:docs/results/{name}.json"],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+        if a.ref_dir:
+            ref = (Path(a.ref_dir) / f"{name}.json").read_text(encoding="utf-8")
+        else:
+            ref = subprocess.run(
+                ["git", "-C", str(ROOT), "show", f"{a.rev}:docs/results/{name}.json"],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
         new = (Path(a.dir) / f"{name}.json").read_text(encoding="utf-8")
         diffs = differences(json.loads(new), json.loads(ref), a.rel)
         rows = len(json.loads(ref)["rows"])
