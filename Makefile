@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.stamp-setup
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup run test test-all bench lint results results-policies train clean
+.PHONY: setup run test test-all bench lint results results-policies partition-tasks train clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 2; }
@@ -44,6 +44,10 @@ train: $(STAMP)
 # docs/results.md: policy sweeps (~1 min on 2 cores) and learned agents (~40 min more).
 results: $(STAMP)
 	$(BIN)/python tools/make_results.py --section all
+
+# docs/partition_tasks.md: the drift tasks' reference scores (10 seeds, 3-9 min on 2 cores).
+partition-tasks: $(STAMP)
+	$(BIN)/python tools/partition_tasks.py --seeds 10 --jobs 2
 
 results-policies: $(STAMP)
 	$(BIN)/python tools/make_results.py --section policies
