@@ -37,7 +37,11 @@ def _fitted_from_text(text: str, source: str, extrapolate: bool) -> ProfileSet:
         for model, spec in doc["models"].items():
             curves = {
                 int(g): KneeCurve(
-                    c["floor_ms"] / 1e3, c.get("base_ms", 0.0) / 1e3, c["per_item_ms"] / 1e3, c["p"]
+                    c["floor_ms"] / 1e3,
+                    c.get("base_ms", 0.0) / 1e3,
+                    c["per_item_ms"] / 1e3,
+                    c["p"],
+                    c.get("q", 1.0),
                 )
                 for g, c in spec["latency"].items()
             }

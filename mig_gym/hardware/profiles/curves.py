@@ -34,15 +34,19 @@ class ProfileRangeError(ValueError):
 
 @dataclass(frozen=True)
 class KneeCurve:
-    """``L(b) = (floor_s**p + (base_s + per_item_s*b)**p)**(1/p)`` s; ``floor_s=0``: exact line."""
+    """``L(b) = (floor_s**p + (base_s + per_item_s*b**q)**p)**(1/p)`` s; ``floor_s=0``: exact line.
+
+    ``q`` (default 1) bends the line: below 1 the cost per item falls slowly with the batch.
+    """
 
     floor_s: float
     base_s: float
     per_item_s: float
     p: float = 1.0
+    q: float = 1.0
 
     def __call__(self, b: np.ndarray) -> np.ndarray:
-        line = self.base_s + self.per_item_s * b
+        line = self.base_s + self.per_item_s * (b if self.q == 1.0 else np.power(b, self.q))
         if self.floor_s == 0.0:
             return line
         top = np.maximum(self.floor_s, line)  # scale by the larger term: no overflow for large p
