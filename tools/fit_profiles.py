@@ -2,8 +2,8 @@
 
 Fits, per (model, partition size), ``L(b) = (floor**p + (per_item*b**q)**p)**(1/p)`` to the
 ``Workload Number == 1`` rows by robust (soft-L1) least squares on log latency
-(Levenberg-Marquardt from a few starting points, ``1 <= p <= 16``, ``0.6 <= q <= 1.3``) with the batch-weighted mean service time
-held within 1 % of the measurements', and per model a memory line from the OOM boundaries
+(Levenberg-Marquardt from a few starting points, ``1 <= p <= 16``, ``0.6 <= q <= 1.3``) with
+the batch-weighted mean service time held within 1 % of the measurements', and per model a memory line from the OOM boundaries
 (:func:`mig_gym.hardware.profiles.fit_memory_model`). Writes
 ``mig_gym/hardware/data/profiles_a100_80gb.yaml``,
 reloads it (so the errors are those of the rounded, shipped numbers) and prints the error tables;
