@@ -1,13 +1,13 @@
 """Regenerate the built-in A100-80GB profiles from the ParvaGPU measurements; report the fit error.
 
 Fits, per (model, partition size), ``L(b) = (floor**p + (per_item*b**q)**p)**(1/p)`` to the
-``Workload Number == 1`` rows by robust (soft-L1) least squares on log latency
-(Levenberg-Marquardt from a few starting points, ``1 <= p <= 16``, ``0.6 <= q <= 1.3``) with
-the batch-weighted mean service time held within 1 % of the measurements', and per model a memory line from the OOM boundaries
-(:func:`mig_gym.hardware.profiles.fit_memory_model`). Writes
-``mig_gym/hardware/data/profiles_a100_80gb.yaml``,
-reloads it (so the errors are those of the rounded, shipped numbers) and prints the error tables;
-with ``--docs`` it also rewrites the generated blocks of ``docs/profiles.md``.
+``Workload Number == 1`` rows by robust (soft-L1) least squares on log latency (Levenberg-Marquardt
+from a few starting points, ``1 <= p <= 16``, ``0.6 <= q <= 1.3``) with the batch-weighted mean
+service time held within 1 % of the measurements', and per model a memory line from the OOM
+boundaries (:func:`mig_gym.hardware.profiles.fit_memory_model`). Writes
+``mig_gym/hardware/data/profiles_a100_80gb.yaml``, reloads it (so the errors are those of the
+rounded, shipped numbers) and prints the error tables; with ``--docs`` it also rewrites the
+generated blocks of ``docs/profiles.md``.
 
 Usage (from the repository root; ``-m`` puts the package on the import path without installing):
     .venv/bin/python -m tools.fit_profiles [--data ../shared/data] [--out YAML] [--docs DOC.md]
