@@ -340,3 +340,18 @@ def test_every_greedily_grown_legal_set_extends_to_maximal(case):
             grown.append(p)
     assert hw.is_legal(Layout(spec.name, tuple(grown)))
     assert _extends_to_enumerated(spec, grown)
+
+
+@pytest.mark.parametrize("gpu", ["A100-40GB", "A100-80GB", "H100-80GB", "A30"])
+def test_a_scenario_runs_on_every_catalogued_gpu_with_builtin_profiles(gpu):
+    """Built-in (on other GPUs: derived) profiles make every catalogued GPU usable."""
+    import mig_gym
+
+    sc = {
+        "cluster": {"gpu": gpu, "num_gpus": 2},
+        "models": [{"name": "resnet50", "slo_ms": 100}],
+        "workload": {"arrivals": {"kind": "poisson", "rate_qps": 200}},
+        "run": {"num_queries": 2000, "warmup_queries": 100},
+    }
+    s = mig_gym.simulate(sc, "paris+elsa", seed=0)
+    assert s.conserved and s.completed > 1000

@@ -4,6 +4,7 @@ API."""
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import pickle
 import warnings
@@ -148,7 +149,11 @@ def test_builtin_scalar_matches_curve_and_range_is_enforced() -> None:
 def test_builtin_errors_name_what_exists() -> None:
     ps = builtin_profiles()
     with pytest.raises(ValueError, match="A100-80GB"):
-        builtin_profiles("H100-80GB")
+        builtin_profiles("V100")
+    with pytest.raises(ValueError, match="parvagpu_eager"):
+        builtin_profiles(family="onnx")
+    with pytest.raises(ValueError, match=r"tensorrt.*mobilenetv2.*resnet50, bert"):
+        builtin_profiles(models=["mobilenetv2"], family="tensorrt")
     with pytest.raises(ValueError, match="resnet50"):
         builtin_profiles(models=["alexnet"])
     with pytest.raises(KeyError, match="mobilenetv2"):
@@ -403,3 +408,81 @@ def test_parvagpu_table_records_what_ran_and_what_ran_out() -> None:
     prof = load_parvagpu_csv(PARVA / "resnet50.csv", model="resnet50")["resnet50"]
     assert prof.measured[1] == (32, 64) and prof.measured[7] == (256, None)
     assert prof.admitted_max(1, usable_mem_gb(1), 128) == 32
+
+
+# --------------------------------------------------------------------------- families, other GPUs
+MLPERF = DATA / "mlperf_inference_a100_mig" / "mlperf_a100_mig_summary.csv"
+needs_mlperf = pytest.mark.skipif(not MLPERF.is_file(), reason=f"MLPerf data not found at {MLPERF}")
+# MLPerf v1.1, NVIDIA DGX-A100 (A100-SXM-80GB), TensorRT/LWIS: the figures the family is fitted to.
+TRT_FIGURES = [  # (model, benchmark, size, system, offline batch)
+    ("resnet50", "resnet50", 1, "DGX-A100_A100-SXM-80GB-MIG_1x1g.10gb_TRT", 256),
+    ("resnet50", "resnet50", 7, "DGX-A100_A100-SXM-80GBx1_TRT", 2048),
+    ("bert", "bert-99", 1, "DGX-A100_A100-SXM-80GB-MIG_1x1g.10gb_TRT", 64),
+    ("bert", "bert-99", 7, "DGX-A100_A100-SXM-80GBx1_TRT", 1280),
+]
+
+
+@needs_mlperf
+@pytest.mark.parametrize(("model", "bench", "gpcs", "system", "batch"), TRT_FIGURES)
+def test_tensorrt_family_matches_mlperf(model: str, bench: str, gpcs: int, system: str, batch: int):
+    """Single-stream mean latency and offline throughput within 1 % of MLPerf's (as documented)."""
+    with MLPERF.open() as f:
+        rows = {
+            r["scenario"]: r
+            for r in csv.DictReader(f)
+            if (r["mlperf_version"], r["system"], r["benchmark"]) == ("v1.1", system, bench)
+        }
+    prof = builtin_profiles(models=[model], family="tensorrt", extrapolate=True)[model]
+    ss = float(rows["SingleStream"]["mean_latency_ms"])
+    offline = float(rows["Offline"]["metric_value"])
+    assert prof.latency_s(gpcs, 1) * 1e3 == pytest.approx(ss, rel=0.01)
+    assert batch / prof.latency_s(gpcs, batch) == pytest.approx(offline, rel=0.01)
+
+
+def test_tensorrt_per_item_cost_falls_with_gpcs_and_small_slices_win_less() -> None:
+    trt = builtin_profiles(models=["resnet50"], family="tensorrt")["resnet50"]
+    eager = builtin_profiles(models=["resnet50"])["resnet50"]
+    per = [trt.curves[k].per_item_s for k in SIZES]
+    assert all(a > b for a, b in itertools.pairwise(per))
+    # 7 x 1g against one 7g, items/s: at large batch TensorRT favours the full GPU (MLPerf offline:
+    # 0.93x), eager PyTorch the slices (at batch 32, the largest a 1g.10gb ran)
+    assert 7 * trt.latency_s(7, 256) / trt.latency_s(1, 256) < 1.0
+    assert 7 * eager.latency_s(7, 32) / eager.latency_s(1, 32) > 1.0
+
+
+def test_parametric_knobs() -> None:
+    base = builtin_profiles(models=["resnet50"])["resnet50"]
+    p = builtin_profiles(
+        models=["resnet50"], family="parametric", floor_scale=0.5, gpc_exponent=1.0
+    )
+    lp = p["resnet50"]
+    for k in SIZES:
+        assert lp.curves[k].floor_s == pytest.approx(0.5 * base.curves[k].floor_s)
+        assert lp.curves[k].per_item_s == pytest.approx(base.curves[1].per_item_s / k)
+    assert lp.measured == base.measured and "parametric" in lp.family
+    with pytest.raises(ValueError, match="gpc_exponent"):
+        builtin_profiles(family="parametric", gpc_exponent=0.0)
+
+
+@pytest.mark.parametrize("gpu", ["A100-40GB", "H100-80GB", "A30"])
+@pytest.mark.parametrize("family", ["parvagpu_eager", "tensorrt", "parametric"])
+def test_every_gpu_has_derived_builtin_profiles(gpu: str, family: str) -> None:
+    spec = hardware.gpu_spec(gpu)
+    ps = builtin_profiles(gpu, family=family)
+    a100 = builtin_profiles(family=family)
+    for m in ps.models:
+        lp = ps[m]
+        assert lp.gpu == spec.name and lp.sizes == spec.sizes and "derived" in lp.notes()[0]
+        for k in spec.sizes:  # per-item cost scales with the SMs of the slice
+            scale = hardware.gpu_spec("A100-80GB").profile_for(k).sms / spec.profile_for(k).sms
+            assert lp.curves[k].per_item_s == pytest.approx(a100[m].curves[k].per_item_s * scale)
+            ran, oom = lp.measured[k]
+            assert ran >= 0 and (oom is None or ran < oom)  # 0: not even batch 1 fits
+
+
+def test_derived_cutoffs_follow_memory() -> None:
+    """A100-40GB's 2g.10gb has the memory of A100-80GB's 1g.10gb: the same batches run; its
+    1g.5gb has less than any measured instance: the memory line decides (0.2161 GiB per item)."""
+    lp = builtin_profiles("A100-40GB", models=["resnet50"])["resnet50"]
+    assert lp.measured[2] == (32, 64) and lp.measured[7] == (128, None)
+    assert lp.measured[1] == (21, 64)

@@ -64,7 +64,14 @@ def load_profiles(sc: C.Scenario) -> profiles.ProfileSet:
     """
     pc = sc.profiles
     if pc.path is None:
-        prof = profiles.builtin_profiles(sc.cluster.gpu, sc.model_names, extrapolate=pc.extrapolate)
+        prof = profiles.builtin_profiles(
+            sc.cluster.gpu,
+            sc.model_names,
+            extrapolate=pc.extrapolate,
+            family=pc.family,
+            floor_scale=pc.floor_scale,
+            gpc_exponent=pc.gpc_exponent,
+        )
         return prof.with_admission(pc.admission)
     path = Path(sc.base_dir) / pc.path
     try:

@@ -48,6 +48,11 @@ class ProfilesConfig:
     # batch measured to run (default), up to the batch before the first measured OOM, or where
     # the interpolated memory line fits.
     admission: Literal["measured", "before_oom", "memory_line"] = "measured"
+    # Built-in profiles only: the software stack (docs/profiles.md, "Profile families") and the
+    # parametric family's two knobs (floor scale; per-item cost ~ GPCs**-gpc_exponent).
+    family: Literal["parvagpu_eager", "tensorrt", "parametric"] = "parvagpu_eager"
+    floor_scale: float = field(default=1.0, metadata=_lim(0.0, 100.0))
+    gpc_exponent: float = field(default=1.0, metadata=_lim(0.0, 4.0, lo_open=True))
 
 
 # --------------------------------------------------------------------------- workload

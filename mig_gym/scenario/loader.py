@@ -207,7 +207,7 @@ def _check(sc: C.Scenario, probs: _Problems) -> None:
         )
     if sc.profiles.path is None:
         try:
-            profiles.builtin_profiles(sc.cluster.gpu, names)
+            profiles.builtin_profiles(sc.cluster.gpu, names, family=sc.profiles.family)
         except (KeyError, ValueError) as e:
             probs.add("models", str(e.args[0]))
     else:

@@ -13,6 +13,7 @@ synthetic profiles); everything is importable from ``mig_gym.hardware.profiles``
 
 from mig_gym.hardware.profiles.builtin import (
     BUILTIN_FILES,
+    FAMILY_FILES,
     builtin_profiles,
     linear_profile,
     load_fitted_yaml,
@@ -27,6 +28,7 @@ from mig_gym.hardware.profiles.csv_files import (
     read_parvagpu_csv,
 )
 from mig_gym.hardware.profiles.curves import (
+    ADMISSIONS,
     KneeCurve,
     LatencyProfile,
     MemoryModel,
@@ -35,9 +37,15 @@ from mig_gym.hardware.profiles.curves import (
     TableCurve,
     fit_memory_model,
 )
+from mig_gym.hardware.profiles.families import FAMILIES, derive, parametric
 
 __all__ = [
+    "ADMISSIONS",
     "BUILTIN_FILES",
+    "FAMILIES",
+    "FAMILY_FILES",
+    "derive",
+    "parametric",
     "INTERPOLATIONS",
     "KneeCurve",
     "LatencyProfile",

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from mig_gym import hardware
+from mig_gym.hardware.profiles import families
 from mig_gym.hardware.profiles.curves import (
     KneeCurve,
     LatencyProfile,
@@ -18,9 +19,21 @@ from mig_gym.hardware.profiles.curves import (
     ProfileSet,
 )
 
-__all__ = ["BUILTIN_FILES", "builtin_profiles", "linear_profile", "load_fitted_yaml", "merge"]
+__all__ = [
+    "BUILTIN_FILES",
+    "FAMILY_FILES",
+    "builtin_profiles",
+    "linear_profile",
+    "load_fitted_yaml",
+    "merge",
+]
 
+# Fitted data per family, all on A100-80GB; other GPUs are derived (families.derive).
 BUILTIN_FILES = {"A100-80GB": "profiles_a100_80gb.yaml"}
+FAMILY_FILES = {
+    "parvagpu_eager": "profiles_a100_80gb.yaml",
+    "tensorrt": "profiles_a100_80gb_tensorrt.yaml",
+}
 
 
 def load_fitted_yaml(path: str | Path, extrapolate: bool = False) -> ProfileSet:
@@ -64,33 +77,54 @@ def _norm(name: str) -> str:
 
 
 @functools.cache
-def _builtin(gpu: str, extrapolate: bool) -> ProfileSet:
-    text = (
-        resources.files("mig_gym.hardware.data")
-        .joinpath(BUILTIN_FILES[gpu])
-        .read_text(encoding="utf-8")
-    )
-    return _fitted_from_text(text, f"mig_gym/hardware/data/{BUILTIN_FILES[gpu]}", extrapolate)
+def _builtin(family: str, extrapolate: bool) -> ProfileSet:
+    name = FAMILY_FILES[family]
+    text = resources.files("mig_gym.hardware.data").joinpath(name).read_text(encoding="utf-8")
+    return _fitted_from_text(text, f"mig_gym/hardware/data/{name}", extrapolate)
+
+
+@functools.cache
+def _family_set(
+    gpu: str, family: str, extrapolate: bool, floor_scale: float, gpc_exponent: float
+) -> ProfileSet:
+    full = _builtin("parvagpu_eager" if family == "parametric" else family, extrapolate)
+    if family == "parametric":
+        full = families.parametric(full, floor_scale, gpc_exponent)
+    return full if gpu == families.SOURCE_GPU else families.derive(full, gpu)
 
 
 def builtin_profiles(
-    gpu: str = "A100-80GB", models: Sequence[str] | None = None, extrapolate: bool = False
+    gpu: str = "A100-80GB",
+    models: Sequence[str] | None = None,
+    extrapolate: bool = False,
+    family: str = "parvagpu_eager",
+    floor_scale: float = 1.0,
+    gpc_exponent: float = 1.0,
 ) -> ProfileSet:
-    """The calibrated built-in profiles (batch 1..256), optionally only ``models``.
+    """The built-in profiles of ``family`` (batch 1..256), optionally only ``models``.
+
+    Every catalogued GPU has them: A100-80GB's are fitted, the others *derived*
+    (:mod:`~mig_gym.hardware.profiles.families`). ``floor_scale`` and ``gpc_exponent`` are the
+    ``parametric`` family's knobs (ignored by the others).
 
     Raises:
-        ValueError: unknown GPU (naming those with built-in data) or unknown model.
+        ValueError: unknown GPU or family, or a model the family does not have (naming those
+            there are).
     """
-    name = next((k for k in BUILTIN_FILES if _norm(k) == _norm(gpu)), None)
-    if name is None:
-        raise ValueError(
-            f"no built-in profiles for GPU {gpu!r}; available: {', '.join(BUILTIN_FILES)}"
-        )
-    full = _builtin(name, extrapolate)
+    if family not in families.FAMILIES:
+        raise ValueError(f"unknown profile family {family!r}; use one of {families.FAMILIES}")
+    try:
+        name = hardware.gpu_spec(gpu).name
+    except hardware.UnknownGPUError as e:
+        raise ValueError(f"no built-in profiles for GPU {gpu!r}: {e}") from None
+    if family != "parametric":
+        floor_scale, gpc_exponent = 1.0, 1.0
+    full = _family_set(name, family, extrapolate, float(floor_scale), float(gpc_exponent))
     unknown = [m for m in models or () if m not in full]
     if unknown:
         raise ValueError(
-            f"no built-in {name} profile for {unknown}; models: {', '.join(full.models)}"
+            f"no built-in {family} profile for {unknown} on {name}; "
+            f"models: {', '.join(full.models)}"
         )
     keep = full.models if models is None else tuple(models)
     return ProfileSet(name, {m: full[m] for m in keep})
