@@ -1,6 +1,6 @@
 """Train the mig_gym environments with rl_zoo3's trainer (MaskablePPO by default).
 
-    pip install rl_zoo3==2.9.2        # not part of the train extra
+    pip install mig_gym[zoo]          # rl_zoo3 (not part of the train extra)
     python agents/zoo_train.py -n 512
     python agents/zoo_train.py --scenario scenarios/bursty.yaml -n 200000 --vec-env subproc
     python agents/zoo_train.py --algo ppo_mask --env mig_gym/Partition-v0 \
@@ -25,8 +25,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from rl_zoo3 import exp_manager, hyperparams_opt, utils
-from rl_zoo3.train import train
+try:
+    from rl_zoo3 import exp_manager, hyperparams_opt, utils
+    from rl_zoo3.train import train
+except ImportError as _e:  # an optional extra: one line naming it, not a traceback
+    print(
+        f"zoo_train.py needs rl_zoo3 ({_e.name} is missing): pip install mig_gym[zoo]",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 

@@ -78,13 +78,14 @@ def test_bad_backend_arguments():
 
 def test_missing_ray_is_a_clear_user_error(monkeypatch, capsys, tmp_path: Path):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    with pytest.raises(BackendError, match=r"pip install -e '\.\[ray\]'"):
+    msg = r"ray extra \(ray is missing\): pip install mig_gym\[ray\]$"
+    with pytest.raises(BackendError, match=msg):
         run_map(_square, 1, [1, 2], backend="ray")
     resnet = str(REPO / "scenarios" / "paper_resnet50.yaml")
     rc = main(["sweep", resnet, "--backend", "ray", "--loads", "1", "--seeds", "1",
                "--num-queries", "200", "--logdir", str(tmp_path)])  # fmt: skip
     err = capsys.readouterr().err
-    assert rc == 2 and "needs Ray" in err and "Traceback" not in err
+    assert rc == 2 and "pip install mig_gym[ray]" in err and "Traceback" not in err
 
 
 def test_runtime_env_ships_the_package():

@@ -36,7 +36,9 @@ def cmd_train(a: argparse.Namespace) -> int:
         # Imported here so that every other sub-command runs without torch / stable-baselines3.
         from mig_gym.learn import training
     except ImportError as e:
-        raise UsageError(f"training needs the train extra (pip install -e .[train]): {e}") from None
+        raise UsageError(
+            f"training needs the train extra ({e.name} is missing): pip install mig_gym[train]"
+        ) from None
     path = training.train(
         a.scenario,
         env_kind=a.env,

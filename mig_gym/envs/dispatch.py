@@ -17,6 +17,7 @@ from mig_gym.envs.common import (
     prepare_scenario,
     with_run,
 )
+from mig_gym.envs.render import RENDER_MODES, check_render_mode, frame_shape, rgb_frame
 from mig_gym.policies.dispatch.baselines import EarliestFinish
 from mig_gym.runs.build import Run, build, max_batch
 from mig_gym.scenario import config as C
@@ -75,7 +76,8 @@ class DispatchEnv(gym.Env):
 
     ## Arguments
     ``gym.make("mig_gym/Dispatch-v0", scenario=PATH | dict | Scenario | None, render_mode=None |
-    "ansi", policy=None, num_queries=None, drain=False)``; ``policy`` overrides the scenario's (its
+    "ansi" | "rgb_array", policy=None, num_queries=None, drain=False)``; ``render_mode="rgb_array"``
+    draws :func:`mig_gym.envs.render.rgb_frame`; ``policy`` overrides the scenario's (its
     partitioner sets the layout; its dispatcher serves re-dispatched queries after failures);
     ``num_queries`` overrides ``env.queries_per_episode``; ``drain=True`` lets the last queries
     finish before the episode ends (for evaluation with the same ``Summary`` as ``simulate``).
@@ -86,7 +88,7 @@ class DispatchEnv(gym.Env):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}  # noqa: RUF012
 
     def __init__(
         self,
@@ -102,9 +104,7 @@ class DispatchEnv(gym.Env):
             sc, num_queries=n, drain=drain, warmup_queries=min(sc.run.warmup_queries, n // 10)
         )
         self.policy = policy
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode)
         self.num_models = len(sc.models)
         self.slots = sc.cluster.num_gpus * 7
         self.max_batch = max_batch(sc)
@@ -302,7 +302,13 @@ class DispatchEnv(gym.Env):
         self._obs = obs
         self._mask = mask
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
+        """``"ansi"``: a text line per GPU; ``"rgb_array"``: :func:`mig_gym.envs.render.rgb_frame`
+        (blank before ``reset``); None without a render mode."""
+        if self.render_mode == "rgb_array":
+            if self.run is None:
+                return np.zeros(frame_shape(self.scenario.cluster.num_gpus), np.uint8)
+            return rgb_frame(self.run.sim, self.scenario.cluster.num_gpus)
         if self.render_mode != "ansi" or self.run is None:
             return None
         sim, q = self.run.sim, self.pending_query

@@ -17,6 +17,7 @@ from mig_gym.envs.common import (
     prepare_scenario,
     with_run,
 )
+from mig_gym.envs.render import RENDER_MODES, check_render_mode, frame_shape, rgb_frame
 from mig_gym.runs.build import Run, build
 from mig_gym.scenario import config as C
 
@@ -78,14 +79,15 @@ class PartitionEnv(gym.Env):
     ``info["summary"]`` then holds the episode's ``Summary`` fields.
 
     ## Arguments
-    ``gym.make("mig_gym/Partition-v0", scenario=..., render_mode=None | "ansi", policy=None)``;
+    ``gym.make("mig_gym/Partition-v0", scenario=..., render_mode=None | "ansi" | "rgb_array",
+    policy=None)``;
     ``reset(options={"episode_seed": s})`` runs the arrivals of seed ``s`` exactly.
 
     ## Version History
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 1}  # noqa: RUF012
 
     def __init__(
         self,
@@ -97,9 +99,7 @@ class PartitionEnv(gym.Env):
         epochs = sc.env.epochs_per_episode
         self.scenario = with_run(sc, drain=False, window_s=sc.env.epoch_s, warmup_queries=0)
         self.policy = policy
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode)
         self.epochs = epochs
         self.spec_ = hardware.gpu_spec(sc.cluster.gpu)
         self.layouts = hardware.valid_layouts(self.spec_.name)
@@ -264,7 +264,13 @@ class PartitionEnv(gym.Env):
         obs = np.concatenate(parts).astype(np.float32)
         return np.clip(obs, 0.0, OBS_CLIP)
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
+        """``"ansi"``: a text line per GPU; ``"rgb_array"``: :func:`mig_gym.envs.render.rgb_frame`
+        (blank before ``reset``); None without a render mode."""
+        if self.render_mode == "rgb_array":
+            if self.run is None:
+                return np.zeros(frame_shape(self.scenario.cluster.num_gpus), np.uint8)
+            return rgb_frame(self.run.sim, self.scenario.cluster.num_gpus)
         if self.render_mode != "ansi" or self.run is None:
             return None
         sim = self.run.sim

@@ -106,7 +106,9 @@ def _import_ray() -> Any:
     try:
         import ray  # optional dependency, imported only for this backend
     except ImportError as e:
-        raise BackendError(f"the ray backend needs Ray: pip install -e '.[ray]' ({e})") from None
+        raise BackendError(
+            f"the ray backend needs the ray extra ({e.name} is missing): pip install mig_gym[ray]"
+        ) from None
     return ray
 
 
