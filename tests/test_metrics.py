@@ -36,7 +36,8 @@ def summarise(
     last_arrival_s: float = 1.0,
     unfinished: Unfinished | None = None,
 ) -> Summary:
-    return rec.summary(
+    return Summary.from_run(
+        rec,
         unfinished=unfinished,
         scenario="s",
         policy="p",

@@ -145,7 +145,8 @@ def make_sim(
 
 
 def summary_of(sim: Simulator) -> Summary:
-    return sim.rec.summary(
+    return Summary.from_run(
+        sim.rec,
         scenario="t",
         policy="t",
         seed=0,

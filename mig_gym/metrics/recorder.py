@@ -1,5 +1,5 @@
-"""Serving metrics: the bounded-memory ``Recorder`` the simulator feeds, which makes the run's
-``Summary`` (:mod:`mig_gym.metrics.summary`).
+"""Serving metrics: the bounded-memory ``Recorder`` the simulator feeds; the run's ``Summary`` is
+made from it (:meth:`mig_gym.metrics.summary.Summary.from_run`).
 
 Percentiles of the whole run come from a log-bucketed histogram whose buckets are 0.1 % wide, so a
 reported percentile is within 0.05 % (relative) of the exact order statistic
@@ -19,14 +19,12 @@ import numpy as np
 from mig_gym.metrics.histogram import SKETCH_RELATIVE_ERROR, LatencyHistogram
 from mig_gym.metrics.records import Completions, Rejections, Unfinished
 from mig_gym.metrics.series import TimeSeries
-from mig_gym.metrics.summary import Summary
 
 __all__ = [
     "Completions",
     "LatencyHistogram",
     "Recorder",
     "Rejections",
-    "Summary",
     "SKETCH_RELATIVE_ERROR",
     "Unfinished",
 ]
@@ -283,99 +281,3 @@ class Recorder:
         self.advance(now)
         if now > self.ts.start_s:
             self.ts.close(now)
-
-    # ------------------------------------------------------------------ summary
-    def summary(
-        self,
-        *,
-        scenario: str,
-        policy: str,
-        seed: int,
-        now: float,
-        queued: int,
-        running: int,
-        last_arrival_s: float,
-        in_service_gpc_s: dict[int, float] | None = None,
-        unfinished: Unfinished | None = None,
-        open_downtime_s: tuple[float, float] = (0.0, 0.0),
-    ) -> Summary:
-        """The run's Summary (definitions in its docstring) at ``now``.
-
-        Args:
-            queued, running: queries still in the system.
-            in_service_gpc_s: busy GPC-seconds of the services still running.
-            unfinished: the queries still in the system (``queued + running`` of them), to count
-                the measured and late ones; None means none is measured or late.
-            open_downtime_s: (reconfiguration, failure) GPU-seconds of outages still open.
-        """
-        self.advance(now)
-        busy = dict(self.busy_s)
-        for k, v in (in_service_gpc_s or {}).items():
-            busy[k] += v
-        u = unfinished if unfinished is not None else Unfinished.none()
-        nm = len(self.model_names)
-        meas_u = u.qid >= self.warmup
-        u_count = np.bincount(u.model[meas_u], minlength=nm)
-        u_late = np.bincount(u.model[meas_u & u.late], minlength=nm)
-        by_model = {name: self._model_row(m, int(u_count[m]), int(u_late[m]))
-                    for m, name in enumerate(self.model_names)}  # fmt: skip
-        measured = self.measured_completed + self.measured_rejected + int(meas_u.sum())
-        violations = self.violations + int((meas_u & u.late).sum())
-        start = self.first_measured_s if self.first_measured_s is not None else 0.0
-        span = max(self.last_done_s, now) - start
-        q = self.hist.quantile
-        mc = self.measured_completed
-        reconf = self.downtime_reconfig_s + open_downtime_s[0]
-        fail = self.downtime_failure_s + open_downtime_s[1]
-        return Summary(
-            scenario=scenario,
-            policy=policy,
-            seed=seed,
-            arrived=self.arrived,
-            completed=self.completed,
-            rejected=sum(self.rejected.values()),
-            rejected_by_reason=dict(sorted(self.rejected.items())),
-            retried=self.retried,
-            redispatched=self.redispatched,
-            unfinished=queued + running,
-            unfinished_late=int(u.late.sum()),
-            queued=queued,
-            running=running,
-            measured=measured,
-            violations=violations,
-            latency_mean_ms=self.lat_sum / mc * 1e3 if mc else math.nan,
-            latency_p50_ms=q(0.50) * 1e3,
-            latency_p95_ms=q(0.95) * 1e3,
-            latency_p99_ms=q(0.99) * 1e3,
-            latency_max_ms=self.lat_max * 1e3 if mc else math.nan,
-            sla_violation_rate=violations / measured if measured else 0.0,
-            offered_qps=self.arrived / last_arrival_s if last_arrival_s > 0 else math.nan,
-            throughput_qps=mc / span if span > 0 else math.nan,
-            goodput_qps=self.good / span if span > 0 else math.nan,
-            utilization=sum(busy.values()) / self.avail_s if self.avail_s > 0 else 0.0,
-            utilization_by_size={
-                k: busy[k] / self.size_avail_s[k] for k in self.sizes if self.size_avail_s[k] > 0
-            },
-            reconfigurations=self.reconfigurations,
-            downtime_s=reconf + fail,
-            downtime_reconfig_s=reconf,
-            downtime_failure_s=fail,
-            sim_time_s=now,
-            by_model=by_model,
-        )
-
-    def _model_row(self, m: int, unfinished: int, unfinished_late: int) -> dict[str, float]:
-        """Model ``m``'s measured counts and rates (see ``Summary.by_model``)."""
-        done, late, lat_sum, rejected = self.model_stats[m]
-        measured = done + rejected + unfinished
-        violations = late + rejected + unfinished_late
-        return {
-            "measured": float(measured),
-            "completed": float(done),
-            "rejected": float(rejected),
-            "unfinished": float(unfinished),
-            "unfinished_late": float(unfinished_late),
-            "violations": float(violations),
-            "sla_violation_rate": violations / measured if measured else 0.0,
-            "latency_mean_ms": lat_sum / done * 1e3 if done else math.nan,
-        }

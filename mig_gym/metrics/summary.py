@@ -1,11 +1,23 @@
-"""``Summary``: what one simulation run measured, as ``simulate()`` returns it."""
+"""``Summary``: what one simulation run measured, as ``simulate()`` returns it, and how it is made
+from the run's :class:`~mig_gym.metrics.recorder.Recorder` (:meth:`Summary.from_run`).
+
+Downstream code reads the typed fields; it becomes a dict only at a file or TensorBoard boundary
+(``to_dict``, :func:`strict_json`).
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from mig_gym.metrics.histogram import SKETCH_RELATIVE_ERROR
+from mig_gym.metrics.records import Unfinished
+
+if TYPE_CHECKING:  # the recorder module needs nothing from here: no cycle at run time
+    from mig_gym.metrics.recorder import Recorder
 
 __all__ = ["Summary", "strict_json"]
 
@@ -100,6 +112,139 @@ class Summary:
         d = asdict(self)
         d["conserved"] = self.conserved
         return d
+
+    @classmethod
+    def from_run(
+        cls,
+        rec: Recorder,
+        *,
+        scenario: str,
+        policy: str,
+        seed: int,
+        now: float,
+        queued: int,
+        running: int,
+        last_arrival_s: float,
+        in_service_gpc_s: dict[int, float] | None = None,
+        unfinished: Unfinished | None = None,
+        open_downtime_s: tuple[float, float] = (0.0, 0.0),
+    ) -> Summary:
+        """The Summary of a run at ``now``: the recorder's counts plus what only the simulator
+        knows at that moment (the definitions are in the class docstring).
+
+        Args:
+            rec: the run's recorder (advanced to ``now`` here).
+            queued, running, last_arrival_s: queries still in the system; the last arrival time.
+            in_service_gpc_s: busy GPC-seconds of the services still running.
+            unfinished: the queries still in the system (``queued + running`` of them), to count
+                the measured and late ones; None means none is measured or late.
+            open_downtime_s: (reconfiguration, failure) GPU-seconds of outages still open.
+        """
+        rec.advance(now)
+        u = unfinished if unfinished is not None else Unfinished.none()
+        counts, (util, by_size) = _Counts.of(rec, u), _utilization(rec, in_service_gpc_s or {})
+        reconf = rec.downtime_reconfig_s + open_downtime_s[0]
+        fail = rec.downtime_failure_s + open_downtime_s[1]
+        return cls(
+            scenario=scenario,
+            policy=policy,
+            seed=seed,
+            arrived=rec.arrived,
+            completed=rec.completed,
+            rejected=sum(rec.rejected.values()),
+            rejected_by_reason=dict(sorted(rec.rejected.items())),
+            retried=rec.retried,
+            redispatched=rec.redispatched,
+            unfinished=queued + running,
+            unfinished_late=int(u.late.sum()),
+            queued=queued,
+            running=running,
+            measured=counts.measured,
+            violations=counts.violations,
+            **_latency_ms(rec),
+            sla_violation_rate=counts.violations / counts.measured if counts.measured else 0.0,
+            **_rates_qps(rec, now, last_arrival_s),
+            utilization=util,
+            utilization_by_size=by_size,
+            reconfigurations=rec.reconfigurations,
+            downtime_s=reconf + fail,
+            downtime_reconfig_s=reconf,
+            downtime_failure_s=fail,
+            sim_time_s=now,
+            by_model=counts.by_model,
+        )
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """The measured population: completed, rejected and unfinished measured queries, overall and
+    per model."""
+
+    measured: int
+    violations: int
+    by_model: dict[str, dict[str, float]]
+
+    @classmethod
+    def of(cls, rec: Recorder, u: Unfinished) -> _Counts:
+        nm = len(rec.model_names)
+        meas_u = u.qid >= rec.warmup
+        u_count = np.bincount(u.model[meas_u], minlength=nm)
+        u_late = np.bincount(u.model[meas_u & u.late], minlength=nm)
+        by_model = {name: _model_row(rec, m, int(u_count[m]), int(u_late[m]))
+                    for m, name in enumerate(rec.model_names)}  # fmt: skip
+        measured = rec.measured_completed + rec.measured_rejected + int(meas_u.sum())
+        return cls(measured, rec.violations + int((meas_u & u.late).sum()), by_model)
+
+
+def _latency_ms(rec: Recorder) -> dict[str, float]:
+    """Latency of the measured completions: exact mean and max, percentiles from the sketch."""
+    mc, q = rec.measured_completed, rec.hist.quantile
+    return {
+        "latency_mean_ms": rec.lat_sum / mc * 1e3 if mc else math.nan,
+        "latency_p50_ms": q(0.50) * 1e3,
+        "latency_p95_ms": q(0.95) * 1e3,
+        "latency_p99_ms": q(0.99) * 1e3,
+        "latency_max_ms": rec.lat_max * 1e3 if mc else math.nan,
+    }
+
+
+def _rates_qps(rec: Recorder, now: float, last_arrival_s: float) -> dict[str, float]:
+    """Offered rate over the arrivals; throughput and goodput from the first measured arrival to
+    the end of the run."""
+    start = rec.first_measured_s if rec.first_measured_s is not None else 0.0
+    span = max(rec.last_done_s, now) - start
+    return {
+        "offered_qps": rec.arrived / last_arrival_s if last_arrival_s > 0 else math.nan,
+        "throughput_qps": rec.measured_completed / span if span > 0 else math.nan,
+        "goodput_qps": rec.good / span if span > 0 else math.nan,
+    }
+
+
+def _model_row(rec: Recorder, m: int, unfinished: int, unfinished_late: int) -> dict[str, float]:
+    """Model ``m``'s measured counts and rates (see ``Summary.by_model``)."""
+    done, late, lat_sum, rejected = rec.model_stats[m]
+    measured = done + rejected + unfinished
+    violations = late + rejected + unfinished_late
+    return {
+        "measured": float(measured),
+        "completed": float(done),
+        "rejected": float(rejected),
+        "unfinished": float(unfinished),
+        "unfinished_late": float(unfinished_late),
+        "violations": float(violations),
+        "sla_violation_rate": violations / measured if measured else 0.0,
+        "latency_mean_ms": lat_sum / done * 1e3 if done else math.nan,
+    }
+
+
+def _utilization(rec: Recorder, in_service: dict[int, float]) -> tuple[float, dict[int, float]]:
+    """Busy over available GPC-seconds, overall and per partition size (sizes that offered any)."""
+    busy = dict(rec.busy_s)
+    for k, v in in_service.items():
+        busy[k] += v
+    total = sum(busy.values()) / rec.avail_s if rec.avail_s > 0 else 0.0
+    by_size = {k: busy[k] / rec.size_avail_s[k] for k in rec.sizes if rec.size_avail_s[k] > 0}
+    return total, by_size
 
 
 def strict_json(x: object) -> object:

@@ -127,37 +127,7 @@ def _ray_map(
     tick: Callable[[], None],
 ) -> list[R]:
     ray = _import_ray()
-    started = False
-    if not ray.is_initialized():
-        # No address: the cluster of RAY_ADDRESS (set by `ray job submit`), else a private local
-        # instance ("local": never a stale /tmp/ray/ray_current_cluster of a crashed cluster).
-        target = address or os.environ.get("RAY_ADDRESS") or "local"
-        kwargs: dict[str, Any] = {
-            "runtime_env": ray_runtime_env(),
-            "include_dashboard": False,
-            "log_to_driver": True,
-        }
-        if target == "local" and jobs is not None:
-            kwargs["num_cpus"] = jobs
-        _probe(target)  # Ray itself retries an unreachable address for many minutes
-        try:
-            ray.init(address=target, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            where = (
-                "start a local Ray instance"
-                if target == "local"
-                else f"connect to the Ray cluster at {target!r}"
-            )
-            raise BackendError(
-                f"cannot {where}: {e} (a cluster with token authentication also needs "
-                "RAY_AUTH_MODE=token and its token on this machine; see docs/ray.md)"
-            ) from None
-        started = True
-    elif address is not None:
-        raise BackendError(
-            f"Ray is already initialised in this process; cannot also join "
-            f"{address!r} (call ray.shutdown() first)"
-        )
+    started = _ray_init(ray, jobs, address)
     # Ray initialised by the caller: its runtime env applies (Ray uploads local directories
     # only at the job level): ray.init(..., runtime_env=ray_runtime_env()) ships this package.
     remote = ray.remote(fn).options(num_cpus=1, max_retries=3, retry_exceptions=False)
@@ -185,6 +155,41 @@ def _ray_map(
         if started:
             ray.shutdown()
     return results
+
+
+def _ray_init(ray: Any, jobs: int | None, address: str | None) -> bool:
+    """Join or start Ray unless the caller already did; True if this call started it."""
+    if ray.is_initialized():
+        if address is not None:
+            raise BackendError(
+                f"Ray is already initialised in this process; cannot also join "
+                f"{address!r} (call ray.shutdown() first)"
+            )
+        return False
+    # No address: the cluster of RAY_ADDRESS (set by `ray job submit`), else a private local
+    # instance ("local": never a stale /tmp/ray/ray_current_cluster of a crashed cluster).
+    target = address or os.environ.get("RAY_ADDRESS") or "local"
+    kwargs: dict[str, Any] = {
+        "runtime_env": ray_runtime_env(),
+        "include_dashboard": False,
+        "log_to_driver": True,
+    }
+    if target == "local" and jobs is not None:
+        kwargs["num_cpus"] = jobs
+    _probe(target)  # Ray itself retries an unreachable address for many minutes
+    try:
+        ray.init(address=target, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        where = (
+            "start a local Ray instance"
+            if target == "local"
+            else f"connect to the Ray cluster at {target!r}"
+        )
+        raise BackendError(
+            f"cannot {where}: {e} (a cluster with token authentication also needs "
+            "RAY_AUTH_MODE=token and its token on this machine; see docs/ray.md)"
+        ) from None
+    return True
 
 
 _CURRENT_CLUSTER = Path("/tmp/ray/ray_current_cluster")  # where `ray start` notes its address

@@ -233,7 +233,8 @@ class Run:
 
     def summary(self) -> Summary:
         s = self.sim
-        return self.recorder.summary(
+        return Summary.from_run(
+            self.recorder,
             scenario=self.scenario.name,
             policy=self.policy.label,
             seed=self.seed,
@@ -261,36 +262,23 @@ def build(
 ) -> Run:
     """Build (but do not run) a simulation. Arguments as for :func:`simulate`; ``plan`` replaces
     the partitioner's initial plan; ``external_dispatch`` makes every arrival a ``Decision``."""
-    sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
-    if load is not None:
-        sc = dataclasses.replace(sc, workload=dataclasses.replace(sc.workload, load=load))
-    if num_queries is not None:
-        warm = min(sc.run.warmup_queries, num_queries // 10)
-        sc = dataclasses.replace(
-            sc, run=dataclasses.replace(sc.run, num_queries=num_queries, warmup_queries=warm)
-        )
+    sc = _overridden(scenario, load, num_queries)
     seed = sc.seed if seed is None else seed
     spec = hardware.gpu_spec(sc.cluster.gpu)
     prof = load_profiles(sc)
     tables = latency_tables(sc, prof, spec)
     trs = workload.read_traces(sc.workload, sc.base_dir)  # each trace file parsed once
     ctx = plan_context(sc, prof, seed, traces=trs)
-    pol = make_policy(
-        parse_policy(policy, sc), sc, rng_for(seed, _DISPATCH), rng_for(seed, _PARTITION)
-    )
+    rngs = rng_for(seed, _DISPATCH), rng_for(seed, _PARTITION)
+    pol = make_policy(parse_policy(policy, sc), sc, *rngs)
     if isinstance(pol.partitioner, PARISTuned):
         pol.partitioner.scorer = functools.partial(_trial_score, sc, seed)
     if plan is None:
         plan = pol.partitioner.plan(ctx)
     stream = workload.QueryStream(
-        sc.workload,
-        sc.model_names,
-        [m.share for m in sc.models],
-        seed,
-        sc.run.num_queries,
-        base_dir=sc.base_dir,
-        traces=trs,
-    )
+        sc.workload, sc.model_names, [m.share for m in sc.models], seed, sc.run.num_queries,
+        base_dir=sc.base_dir, traces=trs,
+    )  # fmt: skip
     blocks: Iterator[workload.QueryBlock] = BlockSource(stream)
     if progress:
         blocks = Progress.wrap_blocks(blocks, sc.run.num_queries, f"{sc.name} {pol.label}")
@@ -320,6 +308,21 @@ def build(
         progress=progress, plan=plan, fast=False,
     )  # fmt: skip
     return Run(sc, pol, seed, sim, rec, ctx, stream, fast=fast, rebuild=rebuild)
+
+
+def _overridden(
+    scenario: C.Scenario | str | dict | None, load: float | None, num_queries: int | None
+) -> C.Scenario:
+    """The scenario with ``load`` and ``num_queries`` overridden (warm-up capped at 10 %)."""
+    sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
+    if load is not None:
+        sc = dataclasses.replace(sc, workload=dataclasses.replace(sc.workload, load=load))
+    if num_queries is not None:
+        warm = min(sc.run.warmup_queries, num_queries // 10)
+        sc = dataclasses.replace(
+            sc, run=dataclasses.replace(sc.run, num_queries=num_queries, warmup_queries=warm)
+        )
+    return sc
 
 
 def _trial_score(sc: C.Scenario, seed: int, plan: Plan, n: int) -> tuple[float, float]:
