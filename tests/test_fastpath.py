@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import mig_gym
 from mig_gym.hardware import valid_layouts
-from mig_gym.metrics import Completions, Recorder, Rejections
+from mig_gym.metrics import Completions, Recorder, Rejections, Summary
 from mig_gym.policies.dispatch.baselines import FirstFree
 from mig_gym.policies.dispatch.elsa import ELSA
 from mig_gym.policies.dispatch.fastform import FastRule
@@ -248,7 +248,7 @@ def test_bulk_recording_equals_per_event_calls(events, window_s, warmup):
     for r in (one, two):
         r.finish(end)
     kw = dict(scenario="s", policy="p", seed=0, now=end, queued=0, running=0, last_arrival_s=1.0)
-    _close(one.summary(**kw).to_dict(), two.summary(**kw).to_dict())
+    _close(Summary.from_run(one, **kw).to_dict(), Summary.from_run(two, **kw).to_dict())
     assert len(one.series) == len(two.series)
     for a, b in zip(one.series, two.series, strict=True):
         _close(a, b)
