@@ -2,6 +2,8 @@
 
 * ``mig_gym/Dispatch-v0`` (:class:`DispatchEnv`): one step per arriving query.
 * ``mig_gym/Partition-v0`` (:class:`PartitionEnv`): one step per decision epoch.
+* the benchmark tasks of :mod:`mig_gym.envs.tasks` (``mig_gym/Dispatch-resnet50-90-v0``, ...):
+  those environments on fixed scenarios, rates and horizons (``docs/tasks.md``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from mig_gym.envs.common import EVAL_SEED_BASE
 from mig_gym.envs.dispatch import DispatchEnv
 from mig_gym.envs.partition import PartitionEnv
 from mig_gym.envs.reference import reference_policy
+from mig_gym.envs.tasks import register_tasks
 
 __all__ = ["EVAL_SEED_BASE", "DispatchEnv", "PartitionEnv", "reference_policy", "register_envs"]
 
@@ -27,3 +30,4 @@ def register_envs() -> None:
 
 
 register_envs()
+register_tasks()
