@@ -138,3 +138,20 @@ def test_the_size_check_measures_what_it_claims(tmp_path: Path):
     src = "class A:\n    @staticmethod\n    def f():\n" + body + "\ndef g():\n    pass\n"
     (tmp_path / "m.py").write_text(src)
     assert _functions(tmp_path / "m.py") == {"A.f": 62, "g": 2}
+
+
+def test_readme_layout_matches_the_tree():
+    """README's "Layout of the code" names every module and sub-folder of each sub-package."""
+    text = (PKG.parent / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Layout of the code", 1)[1].split("```")[1]
+    listed = {}
+    for line in block.splitlines():
+        parts = line.split("#", 1)[0].split()
+        if parts and parts[0].endswith("/") and line.startswith("  "):
+            listed[parts[0].rstrip("/")] = set(parts[1:])
+    actual = {}
+    for d in sorted(p for p in PKG.iterdir() if (p / "__init__.py").is_file()):
+        mods = {f.stem for f in d.glob("*.py") if f.stem != "__init__"}
+        subs = {f"{s.name}/" for s in d.iterdir() if s.is_dir() and s.name != "__pycache__"}
+        actual[d.name] = mods | subs
+    assert listed == actual
