@@ -355,3 +355,20 @@ def test_a_scenario_runs_on_every_catalogued_gpu_with_builtin_profiles(gpu):
     }
     s = mig_gym.simulate(sc, "paris+elsa", seed=0)
     assert s.conserved and s.completed > 1000
+
+
+@pytest.mark.parametrize(
+    ("preset", "seconds"), [("driver", 1.0), ("reload", 5.0), ("orchestrated", 120.0)]
+)
+def test_reconfiguration_presets_set_reconfig_s(preset, seconds):
+    from mig_gym import load_scenario
+    from mig_gym.scenario import ScenarioError
+
+    assert load_scenario(cluster={"reconfig": preset}).cluster.reconfig_s == seconds
+    assert load_scenario(cluster={"reconfig_s": 7.5}).cluster.reconfig_s == 7.5  # still works
+    again = load_scenario(load_scenario(cluster={"reconfig": preset}))
+    assert again.cluster.reconfig_s == seconds
+    with pytest.raises(ScenarioError, match=r"cluster.reconfig_s.*give one"):
+        load_scenario(cluster={"reconfig": preset, "reconfig_s": seconds + 1})
+    with pytest.raises(ScenarioError, match=r"cluster\.reconfig"):
+        load_scenario(cluster={"reconfig": "instant"})

@@ -24,6 +24,18 @@ class ClusterConfig:
     gpu: str = "A100-80GB"
     num_gpus: int = field(default=8, metadata=_lim(1, 100_000))
     reconfig_s: float = field(default=3.0, metadata=_lim(0.0, 3600.0))
+    # A named reconfiguration cost (RECONFIG_PRESETS); the loader sets reconfig_s from it.
+    reconfig: Literal["driver", "reload", "orchestrated"] | None = None
+
+
+# Downtime of one GPU's re-partitioning, seconds (docs/results.md, "Reconfiguration cost").
+# driver: tearing down and creating the instances at driver level, about 0.05-0.25 s per
+#   GPU/compute-instance operation on A100 (public measurements, as summarised in issue 12), some
+#   7-14 operations for a full layout: about 1 s. reload: the same plus loading the model into the
+#   new instances: seconds (the catalogue's 3 s default is such a figure; we take 5 s).
+#   orchestrated: a Kubernetes GPU operator re-templating a node's MIG configuration (drain the
+#   node's pods, apply the new profile, restart the device plugin): about 2 minutes.
+RECONFIG_PRESETS = {"driver": 1.0, "reload": 5.0, "orchestrated": 120.0}
 
 
 @dataclass(frozen=True)

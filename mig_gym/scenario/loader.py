@@ -329,6 +329,15 @@ def load_scenario(
         data["profiles"] = {}
     probs = _Problems()
     sc = _convert_dataclass(C.Scenario, data, "", probs)
+    if not probs.items and sc.cluster.reconfig is not None:
+        preset = C.RECONFIG_PRESETS[sc.cluster.reconfig]
+        if "reconfig_s" in data.get("cluster", {}) and sc.cluster.reconfig_s != preset:
+            probs.add(
+                "cluster.reconfig_s",
+                f"got {sc.cluster.reconfig_s}, but cluster.reconfig {sc.cluster.reconfig!r} "
+                f"means {preset} s: give one of the two",
+            )
+        sc = dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, reconfig_s=preset))
     if not probs.items:
         sc = dataclasses.replace(sc, base_dir=base_dir)
         _check(sc, probs)
