@@ -41,7 +41,8 @@ train: $(STAMP)
 	$(BIN)/mig-gym train scenarios/paper_resnet50.yaml --env dispatch --algo maskable_ppo \
 	    --bc-steps 10000 --logdir runs/
 
-# docs/results.md: policy sweeps (~1 min on 2 cores) and learned agents (~40 min more).
+# docs/results.md: policies (LBT bisection, 7 settings + sensitivity: ~5 min on 2 busy cores)
+# and learned agents (~40 min more).
 results: $(STAMP)
 	$(BIN)/python tools/make_results.py --section all
 

@@ -234,6 +234,42 @@ def migperf_table(cv_csv: Path, yaml_path: Path) -> str:
     return "\n".join(out)
 
 
+PLOT_MODELS = ("resnet50", "mobilenetv2", "bert")  # the paper scenarios' models
+
+
+def plot_fits(prof_dir: Path, yaml_path: Path, img_dir: Path) -> list[Path]:
+    """Fit against measurements per size (log-log), one PNG per paper model; OOM batches marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prof = load_fitted_yaml(yaml_path, extrapolate=True)
+    img_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for model in PLOT_MODELS:
+        ran, oom = read_parvagpu_csv(prof_dir / f"{model}.csv")
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        b = np.arange(1, 257)
+        for i, g in enumerate(sorted(ran)):
+            color = f"C{i}"
+            ax.plot(b, [prof.latency_s(model, g, int(x)) * 1e3 for x in b], color=color, lw=1)
+            xs = sorted(ran[g])
+            ax.plot(xs, [ran[g][x] * 1e3 for x in xs], "o", color=color, ms=4, label=f"{g}g")
+            for x in oom.get(g, []):
+                ax.plot(x, prof.latency_s(model, g, x) * 1e3, "x", color=color, ms=6)
+        title = f"{model}: fit (lines) vs ParvaGPU measurements (dots; x = out of memory)"
+        ax.set(xscale="log", yscale="log", xlabel="batch", ylabel="latency (ms)", title=title)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = img_dir / f"fit_{model}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        out.append(path)
+    return out
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->``."""
     pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.DOTALL)
@@ -253,10 +289,19 @@ def main() -> None:
     parser.add_argument(
         "--docs", type=Path, help="rewrite the generated blocks of this markdown file"
     )
+    parser.add_argument(
+        "--plots-only",
+        action="store_true",
+        help="only draw docs/img/fit_<model>.png from the shipped YAML (no refit)",
+    )
     args = parser.parse_args()
     prof_dir = args.data / "parvagpu_a100_mig_profiles" / "prof_data"
     if not prof_dir.is_dir():
         raise SystemExit(f"ParvaGPU data not found: {prof_dir}")
+    if args.plots_only:
+        for path in plot_fits(prof_dir, args.out, REPO / "docs" / "img"):
+            print(f"wrote {path}")
+        return
     spec = hardware.gpu_spec(GPU)
     mem = {g: spec.profile_for(g).mem_gb for g in spec.sizes}
     text, data, notes = fit_all(prof_dir, mem)

@@ -1,7 +1,8 @@
 """Learned agents against the reference policies (the ``learned`` section of docs/results.md).
 
 Called by ``tools/make_results.py --section learned``. Needs the train extra and the cached
-policy sweeps (docs/results/paper_*.json) for PARIS+ELSA's latency-bounded throughput.
+policy results (docs/results/policies.json) for PARIS+ELSA's latency-bounded throughput
+(serve-all, eager profiles, measured admission).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from mig_gym.scenario import replace_in
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ("paper_resnet50", "paper_mobilenet", "paper_bert")
-DEFAULT = "paris[knee=sla]+elsa"
+DEFAULT = "paris+elsa"  # the scenarios' PARIS (knee=sla) + ELSA
 SEEDS = [training.EVAL_SEED_BASE + i for i in range(5)]
 BUDGET = {
     "dispatch_steps": 60_000,
@@ -37,10 +38,11 @@ def _mean_sd(xs: list[float], d: int = 3) -> str:
 
 
 def _lbt(cache: Path, name: str) -> float:
-    data = json.loads((cache / f"{name}.json").read_text())
-    from make_results import lbt
-
-    return float(np.mean(lbt(data, DEFAULT)))
+    datas = json.loads((cache / "policies.json").read_text())["datas"]
+    rs = datas[f"{name} / parvagpu_eager / measured"]["results"]
+    return float(
+        np.mean([r["load"] for r in rs if (r["policy"], r["criterion"]) == (DEFAULT, "serve_all")])
+    )
 
 
 def dispatch_results(cache: Path, budget: dict, out_dir: Path) -> tuple[list[str], dict]:
