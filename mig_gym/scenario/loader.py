@@ -329,21 +329,29 @@ def load_scenario(
         data["profiles"] = {}
     probs = _Problems()
     sc = _convert_dataclass(C.Scenario, data, "", probs)
-    if not probs.items and sc.cluster.reconfig is not None:
-        preset = C.RECONFIG_PRESETS[sc.cluster.reconfig]
-        if "reconfig_s" in data.get("cluster", {}) and sc.cluster.reconfig_s != preset:
-            probs.add(
-                "cluster.reconfig_s",
-                f"got {sc.cluster.reconfig_s}, but cluster.reconfig {sc.cluster.reconfig!r} "
-                f"means {preset} s: give one of the two",
-            )
-        sc = dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, reconfig_s=preset))
+    if not probs.items:
+        sc = _reconfig_preset(sc, data, probs)
     if not probs.items:
         sc = dataclasses.replace(sc, base_dir=base_dir)
         _check(sc, probs)
     if probs.items:
         raise ScenarioError(label, probs.items)
     return sc
+
+
+def _reconfig_preset(sc: C.Scenario, data: dict, probs: _Problems) -> C.Scenario:
+    """``cluster.reconfig`` (a named cost) sets ``cluster.reconfig_s``; both at odds is an error."""
+    if sc.cluster.reconfig is None:
+        return sc
+    preset = C.RECONFIG_PRESETS[sc.cluster.reconfig]
+    given = data.get("cluster")
+    if isinstance(given, dict) and "reconfig_s" in given and sc.cluster.reconfig_s != preset:
+        probs.add(
+            "cluster.reconfig_s",
+            f"got {sc.cluster.reconfig_s}, but cluster.reconfig {sc.cluster.reconfig!r} "
+            f"means {preset} s: give one of the two",
+        )
+    return dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, reconfig_s=preset))
 
 
 def scenario_to_dict(sc: C.Scenario) -> dict[str, Any]:
