@@ -15,6 +15,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from mig_gym.envs.dispatch import DispatchEnv
+from mig_gym.envs.partition import PartitionEnv
 from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario
 
@@ -173,8 +175,6 @@ PARTITION_TASKS: tuple[PartitionTask, ...] = (
 
 def make_dispatch_task(task: str, **kwargs: Any) -> gym.Env:
     """Entry point of the Dispatch tasks: ``DispatchEnv`` on the task's scenario and horizon."""
-    from mig_gym.envs.dispatch import DispatchEnv
-
     t = _BY_ID[task]
     assert isinstance(t, DispatchTask)
     kwargs.setdefault("num_queries", t.horizon)
@@ -183,8 +183,6 @@ def make_dispatch_task(task: str, **kwargs: Any) -> gym.Env:
 
 def make_partition_task(task: str, **kwargs: Any) -> gym.Env:
     """Entry point of the Partition tasks: ``PartitionEnv`` on the task's scenario."""
-    from mig_gym.envs.partition import PartitionEnv
-
     return PartitionEnv(scenario=_BY_ID[task].load(), **kwargs)
 
 
