@@ -18,13 +18,44 @@ from mig_gym.envs.common import (
     with_run,
 )
 from mig_gym.envs.render import RENDER_MODES, check_render_mode, frame_shape, rgb_frame
-from mig_gym.runs.build import Run, build
+from mig_gym.policies.partition.baselines import homogeneous_layout
+from mig_gym.runs.build import Run, build, max_batch
+from mig_gym.runs.context import time_average_rate
 from mig_gym.scenario import config as C
 
-__all__ = ["PartitionEnv", "BATCH_BINS"]
+__all__ = ["PartitionEnv", "BATCH_BINS", "env_layouts"]
+
+# The stream is generated lazily: this many queries is "as many as the epochs consume".
+UNBOUNDED_QUERIES = 10**10
+TREND_FEATURES = "rate, mix, mean log2 batch"
 
 # Batch-size histogram bins (upper edges, log2): 1, 2, 4, ..., 128, then everything larger.
 BATCH_BINS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+def env_layouts(sc: C.Scenario) -> list[hardware.Layout]:
+    """The layouts Partition-v0's actions index: the catalogue's maximal layouts first (indices
+    0..L-1 as in ``valid_layouts``), then the non-maximal ones the partitioners produce (the
+    homogeneous servers' 3 x 2g and 4g, a ``fixed`` partitioner's layouts), so that ``encode``
+    can express every plan the environment may start from."""
+    spec = hardware.gpu_spec(sc.cluster.gpu)
+    out = list(hardware.valid_layouts(spec.name))
+    extra = [homogeneous_layout(spec, k) for k in spec.sizes]
+    part = sc.policy.partitioner
+    for sizes in getattr(part, "layouts", ()) or ():
+        extra.append(hardware.layout_from_sizes(spec.name, sizes))
+    for lay in extra:
+        if lay not in out:
+            out.append(lay)
+    return out
+
+
+def _mean_log2_batch(counts: dict[int, int], top: int) -> float:
+    """Mean log2 batch of the counts over log2 of the largest batch (0 when none arrived)."""
+    n = sum(counts.values())
+    if not n or top <= 1:
+        return 0.0
+    return sum(c * np.log2(b) for b, c in counts.items()) / n / np.log2(top)
 
 
 def batch_histogram(counts: dict[int, int]) -> np.ndarray:
@@ -47,36 +78,56 @@ class PartitionEnv(gym.Env):
 
     ## Action Space
     ``MultiDiscrete([L * M] * G)``: for GPU g, ``a[g] = layout * M + model`` where ``layout``
-    indexes ``mig_gym.hardware.valid_layouts(gpu)`` (L = 19 on A100/H100) and ``model`` the
-    scenario's models. ``action_masks()`` (all True: every legal layout may be chosen) follows the
-    sb3-contrib convention for MultiDiscrete. An out-of-range or malformed entry keeps that GPU as
-    it is, is penalised and counted (``info["invalid_actions"]``, ``info["invalid"]``); an action
-    of the wrong shape or not made of numbers keeps every GPU as it is.
+    indexes ``env.layouts`` (:func:`env_layouts`: the 19 maximal layouts of
+    ``mig_gym.hardware.valid_layouts(gpu)`` first, in that order, then the non-maximal layouts the
+    partitioners produce: 3 x 2g, 1 x 4g and a ``fixed`` partitioner's; L = 21 on A100/H100) and
+    ``model`` the scenario's models. ``encode(layout, model)`` and ``decode(a)`` convert; every
+    plan the environment can start from is expressible. ``action_masks()`` (all True: every
+    listed layout may be chosen) follows the sb3-contrib convention for MultiDiscrete. An
+    out-of-range or malformed entry keeps that GPU as it is, is penalised and counted
+    (``info["invalid_actions"]``, ``info["invalid"]``); an action of the wrong shape (anything but
+    ``(G,)``: a ``(1, G)`` array too) or not made of numbers (booleans included) keeps every GPU
+    as it is.
 
     ## Observation Space
-    ``Box(0, 10, (M * 9 + 1 + M + S + 3 + S + G,), float32)``, S = partition sizes of the GPU (5;
-    3 on an A30):
+    ``Box(0, 10, (M * 9 + 1 + M + S + 3 + S + 1 + 1 + 2 M + G,), float32)``, S = partition sizes
+    of the GPU (5; 3 on an A30). "Last epoch" is the epoch that just ended; the observation
+    returned by ``reset`` (t = 0, nothing simulated yet) shows the scenario's own expectations
+    there instead: its batch-size distribution, rate at t = 0 and model mix, zero utilization and
+    latency, flat trends.
 
     | part | features |
     |---|---|
     | per model | last epoch's batch-size histogram over log2 bins 1, 2, ..., 128, >128 |
-    | 1 | last epoch's arrival rate / scenario mean rate |
+    | 1 | last epoch's arrival rate / the scenario's time-average rate over the episode |
     | M | last epoch's model mix |
     | S | per-size utilization (busy / available GPC-s) in the last epoch |
     | 3 | last epoch's p95 latency / SLA (smallest SLA), violation rate, mean latency / SLA |
     | S | partitions of each size / (7 G) in the current plan |
+    | 1 | position in the episode: epochs done / ``env.epochs_per_episode`` |
+    | 1 + 2 M | trends (below) of the rate, of each model's mix share and mean batch size |
     | G | each GPU's current action index / (L M - 1) |
+
+    A trend is ``0.5 + change / 2`` clipped to [0, 1], the change being from the epoch before the
+    last to the last one: of the rate feature, of each model's mix share, and of each model's mean
+    log2 batch / log2 of the largest batch the workload can produce (kept when a model had no
+    arrivals). With the position they let a memoryless policy time a schedule.
 
     ## Rewards
     ``reward = w_v * sla_violation + w_l * latency + w_r * reconfig + w_i * invalid_action`` with
     the scenario's ``env.reward_weights``; terms in ``info["reward_terms"]``: minus the epoch's
     violation rate (late or rejected over queries that ended), minus the mean latency / SLA of the
     epoch's completions, minus the number of GPUs reconfigured by the action, minus one if any entry
-    was invalid. The episode return is the sum of these per-epoch terms.
+    was invalid. The episode return is the sum of these per-epoch terms over every epoch of the
+    episode (the first action is taken at t = 0, before any arrival).
 
     ## Episode End
-    Truncation after ``env.epochs_per_episode`` epochs (or when the scenario's arrivals run out).
-    ``info["summary"]`` then holds the episode's ``Summary`` fields.
+    Truncation after exactly ``env.epochs_per_episode`` steps, each simulating one epoch of
+    ``env.epoch_s`` after its action (``epochs_per_episode * epoch_s`` simulated seconds in all).
+    Arrivals are generated as the epochs need them, whatever ``run.num_queries`` says; only a
+    non-looped trace that ends can end an episode early. ``recorder.series`` then holds one row
+    per epoch and ``info["summary"]`` the episode's ``Summary`` fields. A step after the episode
+    ended raises ``RuntimeError``.
 
     ## Arguments
     ``gym.make("mig_gym/Partition-v0", scenario=..., render_mode=None | "ansi" | "rgb_array",
@@ -84,7 +135,8 @@ class PartitionEnv(gym.Env):
     ``reset(options={"episode_seed": s})`` runs the arrivals of seed ``s`` exactly.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version; episodes of exactly ``epochs_per_episode`` epochs from t = 0,
+      non-maximal layouts in the action list, position and trend features (issue 13).
     """
 
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": 1}  # noqa: RUF012
@@ -97,19 +149,30 @@ class PartitionEnv(gym.Env):
     ) -> None:
         sc = prepare_scenario(scenario)
         epochs = sc.env.epochs_per_episode
-        self.scenario = with_run(sc, drain=False, window_s=sc.env.epoch_s, warmup_queries=0)
+        # Arrivals are generated as the epochs consume them, whatever run.num_queries says.
+        self.scenario = with_run(
+            sc,
+            drain=False,
+            window_s=sc.env.epoch_s,
+            warmup_queries=0,
+            num_queries=UNBOUNDED_QUERIES,
+        )
         self.policy = policy
         self.render_mode = check_render_mode(render_mode)
         self.epochs = epochs
         self.spec_ = hardware.gpu_spec(sc.cluster.gpu)
-        self.layouts = hardware.valid_layouts(self.spec_.name)
+        self.layouts = env_layouts(sc)
         self.num_models = len(sc.models)
         self.num_gpus = sc.cluster.num_gpus
         self.choices = len(self.layouts) * self.num_models
         self.action_space = spaces.MultiDiscrete([self.choices] * self.num_gpus)
         sizes = len(self.spec_.sizes)
-        n = self.num_models * (len(BATCH_BINS) + 1) + 1 + self.num_models + sizes + 3 + sizes
+        m = self.num_models
+        n = m * (len(BATCH_BINS) + 1) + 1 + m + sizes + 3 + sizes + 1 + (1 + 2 * m)
         self.observation_space = spaces.Box(0.0, OBS_CLIP, (n + self.num_gpus,), np.float32)
+        self.horizon_s = self.epochs * sc.env.epoch_s
+        self._mean_rate = max(time_average_rate(sc, self.horizon_s), 1e-9)
+        self._top_batch = max_batch(sc)
         self.run: Run | None = None
         self.invalid_actions = 0
 
@@ -128,11 +191,22 @@ class PartitionEnv(gym.Env):
         return out
 
     def encode(self, layout: hardware.Layout, model: int) -> int:
-        if layout in self.layouts:
+        """The action index of ``layout`` hosting ``model`` (``self.layouts[i]`` is ``layout``).
+
+        Raises:
+            ValueError: ``layout`` is not in the environment's layout list (see
+                :func:`env_layouts`).
+        """
+        try:
             i = self.layouts.index(layout)
-        else:  # a non-maximal layout from the initial plan: nearest by size multiset
-            i = next((k for k, lay in enumerate(self.layouts) if lay.sizes == layout.sizes), 0)
+        except ValueError:
+            raise ValueError(f"layout {layout} is not one of Partition-v0's layouts") from None
         return i * self.num_models + model
+
+    def decode(self, action: int) -> tuple[hardware.Layout, int]:
+        """``(layout, model)`` of one GPU's action index."""
+        li, model = divmod(int(action), self.num_models)
+        return self.layouts[li], model
 
     def observed_pmfs(self) -> list[dict[int, float]]:
         """Batch-size pmf per model over the last epoch (the partitioner's view of drift)."""
@@ -149,17 +223,35 @@ class PartitionEnv(gym.Env):
         ep_seed = episode_seed(self.np_random, options)
         self.run = build(self.scenario, self.policy, ep_seed, epoch_s=self.scenario.env.epoch_s)
         self.book = RewardBook(self.run.recorder, self.scenario.env.reward_weights)
-        self._mean_rate = max(self.run.context.rate_qps, 1e-9)
-        self.epoch = 0
         self.invalid_actions = 0
-        self._pmfs = [dict(p) for p in self.run.context.batch_pmfs]
-        self._epoch_stats = np.zeros(1 + self.num_models)
+        self._begin_episode()  # the episode starts at t = 0, before any arrival
+        return self._obs(), {"action_mask": self.action_masks(), "episode_seed": ep_seed}
+
+    def _begin_episode(self) -> None:
+        run = self.run
+        assert run is not None
+        ctx = run.context
+        self.epoch = 0
+        self._pmfs = [dict(p) for p in ctx.batch_pmfs]
+        # Before the first epoch the "last epoch" features are the scenario's own expectations.
+        mix = [s / sum(ctx.shares) for s in ctx.shares]
+        self._epoch_stats = np.array([ctx.rate_qps / self._mean_rate, *mix])
+        self._hist = [self._pmf_hist(p) for p in ctx.batch_pmfs]
+        self._sizes_now = [self._log2_mean(p) for p in ctx.batch_pmfs]
+        self._trend = np.full(1 + 2 * self.num_models, 0.5)
         self._snap = self._snapshot()
-        self._hist: list[np.ndarray] = []
-        done = self._advance()
-        self.book.step()  # the first epoch ran before any action: not the agent's reward
-        obs = self._obs() if not done else np.zeros(self.observation_space.shape, np.float32)
-        return obs, {"action_mask": self.action_masks(), "episode_seed": ep_seed}
+
+    def _pmf_hist(self, pmf: dict[int, float]) -> np.ndarray:
+        h = np.zeros(len(BATCH_BINS) + 1)
+        for b, p in pmf.items():
+            h[int(np.searchsorted(BATCH_BINS, b))] += p
+        return h / h.sum() if h.sum() else h
+
+    def _log2_mean(self, pmf: dict[int, float]) -> float:
+        total = sum(pmf.values())
+        if not total or self._top_batch <= 1:
+            return 0.0
+        return sum(p * np.log2(b) for b, p in pmf.items()) / total / np.log2(self._top_batch)
 
     def _snapshot(self) -> tuple[dict[int, float], dict[int, float], int, float, int]:
         r = self.run.recorder  # type: ignore[union-attr]
@@ -171,7 +263,10 @@ class PartitionEnv(gym.Env):
         d = sim.run_until_decision()
         if d is None:
             return True
-        counts = sim.batch_counts or []
+        self.run.recorder.finish(sim.now)  # type: ignore[union-attr]  # the epoch's series row
+        counts = [dict(c) for c in sim.batch_counts or []]
+        for c in sim.batch_counts or []:
+            c.clear()
         for m, c in enumerate(counts):
             if c:
                 n = sum(c.values())
@@ -179,12 +274,17 @@ class PartitionEnv(gym.Env):
         self._hist = [batch_histogram(c) for c in counts]
         arrivals = [sum(c.values()) for c in counts]
         total = sum(arrivals)
+        before = np.concatenate([self._epoch_stats, self._sizes_now])
         self._epoch_stats = np.array(
             [total / self.scenario.env.epoch_s / self._mean_rate]
             + [a / total if total else 0.0 for a in arrivals]
         )
-        for c in counts:
-            c.clear()
+        self._sizes_now = [
+            _mean_log2_batch(c, self._top_batch) if c else self._sizes_now[m]
+            for m, c in enumerate(counts)
+        ]
+        now = np.concatenate([self._epoch_stats, self._sizes_now])
+        self._trend = np.clip(0.5 + (now - before) / 2, 0.0, 1.0)
         return False
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -229,12 +329,7 @@ class PartitionEnv(gym.Env):
         sim = self.run.sim  # type: ignore[union-attr]
         busy0, avail0, _, lat0, done0 = self._snap
         busy1, avail1, _, lat1, done1 = self._snapshot()
-        # No epoch has ended yet when the arrivals run out before the first one: empty histograms.
-        parts = [
-            np.concatenate(self._hist)
-            if self._hist
-            else np.zeros(self.num_models * (len(BATCH_BINS) + 1))
-        ]
+        parts = [np.concatenate(self._hist)]
         parts.append(np.minimum(self._epoch_stats, OBS_CLIP))
         util = [
             (busy1[k] - busy0[k]) / (avail1[k] - avail0[k]) if avail1[k] - avail0[k] > 0 else 0.0
@@ -260,6 +355,8 @@ class PartitionEnv(gym.Env):
             for k in lay.sizes if lay is not None else ():
                 counts[k] += 1
         parts.append(np.array([counts[k] / (7 * self.num_gpus) for k in self.spec_.sizes]))
+        parts.append(np.array([self.epoch / self.epochs]))
+        parts.append(self._trend)
         parts.append(self.current_action() / max(self.choices - 1, 1))
         obs = np.concatenate(parts).astype(np.float32)
         return np.clip(obs, 0.0, OBS_CLIP)

@@ -17,7 +17,7 @@ from mig_gym.policies.partition.baselines import PlanContext
 from mig_gym.scenario import config as C
 from mig_gym.workload import traces
 
-__all__ = ["plan_context", "phase_starts"]
+__all__ = ["plan_context", "phase_starts", "time_average_rate"]
 
 
 def _trace_for(sc: C.Scenario, b: C.Batch, trs: workload.Traces) -> traces.Trace | None:
@@ -85,3 +85,15 @@ def plan_context(
         rate_qps=workload.mean_rate_qps(sc.workload, at_s=at_s, traces=trs),
         seed=seed,
     )
+
+
+def time_average_rate(sc: C.Scenario, horizon_s: float) -> float:
+    """The offered rate (queries/s) averaged over ``[0, horizon_s]``: each workload window's
+    long-run rate weighted by the time it covers (the scale of Partition-v0's rate feature)."""
+    starts = [*phase_starts(sc), math.inf]
+    total = 0.0
+    for lo, hi in zip(starts, starts[1:]):
+        span = max(0.0, min(hi, horizon_s) - lo)
+        if span > 0:
+            total += span * workload.mean_rate_qps(sc.workload, at_s=lo, base_dir=sc.base_dir)
+    return total / horizon_s if horizon_s > 0 else 0.0

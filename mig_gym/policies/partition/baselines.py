@@ -25,6 +25,7 @@ __all__ = [
     "RandomLayouts",
     "split_gpus",
     "plan_from_sizes",
+    "homogeneous_layout",
 ]
 
 
@@ -92,16 +93,20 @@ class Homogeneous:
         self.name = f"homo{gpcs}"
 
     def plan(self, ctx: PlanContext) -> Plan:
-        prof = ctx.spec.profile_for(self.gpcs)
-        n = min(prof.max_count, ctx.spec.gpcs // self.gpcs)
-        while n > 0:
-            try:
-                hardware.layout_from_sizes(ctx.spec.name, [self.gpcs] * n)
-                break
-            except ValueError:
-                n -= 1
+        n = len(homogeneous_layout(ctx.spec, self.gpcs).placements)
         sizes = [[self.gpcs] * n] * ctx.num_gpus
         return plan_from_sizes(ctx.spec, sizes, _models_by_gpu(ctx), f"{n} x {self.gpcs}g per GPU")
+
+
+def homogeneous_layout(spec: GPUSpec, gpcs: int) -> Layout:
+    """As many ``gpcs``-GPC partitions as fit one GPU (3 x 2g, 1 x 4g: not always maximal)."""
+    n = min(spec.profile_for(gpcs).max_count, spec.gpcs // gpcs)
+    while n > 1:
+        try:
+            return hardware.layout_from_sizes(spec.name, [gpcs] * n)
+        except ValueError:
+            n -= 1
+    return hardware.layout_from_sizes(spec.name, [gpcs])
 
 
 class FixedLayouts:
