@@ -99,8 +99,9 @@ def model_act(model: Any) -> Act:
     # logits, categorical): a policy that overrides it goes through predict.
     direct = (
         isinstance(model.action_space, gym.spaces.Discrete)
-        and type(policy).get_distribution in _LIBRARY_GET_DISTRIBUTION
-        and type(policy)._get_action_dist_from_latent is _LIBRARY_DIST_FROM_LATENT.get(masked)
+        and getattr(type(policy), "get_distribution", None) in _LIBRARY_GET_DISTRIBUTION
+        and getattr(type(policy), "_get_action_dist_from_latent", None)
+        is _LIBRARY_DIST_FROM_LATENT[masked]
     )
     policy.set_training_mode(False)  # as predict() does
 
