@@ -11,6 +11,8 @@ Benchmarks (``--only NAME`` runs one):
   lengths, to show memory stays bounded (see ``bench_memory.py``);
 - ``envs``: Dispatch-v0 and Partition-v0 steps/s with random valid actions next to CartPole-v1
   (see ``bench_envs.py``);
+- ``eval``: seconds to evaluate a saved MaskablePPO Dispatch-v0 agent on 100,000 queries as
+  ``mig-gym compare`` does, in a fresh process (see ``bench_eval.py``);
 - ``scale``: PARIS+ELSA queries/s on 8 and on 1,000 GPUs, and PARIS planning time for 1,000 GPUs
   (see ``bench_scale.py``);
 - ``soak``: a 10M-query run with GPU failures and periodic re-partitioning in its own process:
@@ -40,6 +42,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import (  # noqa: E402
     bench_envs,
+    bench_eval,
     bench_fast,
     bench_memory,
     bench_scale,
@@ -63,12 +66,15 @@ SIZES = {
     "mem_small": (1_000_000, 100_000),
     "mem_large": (10_000_000, 1_000_000),
     "env_seconds": (3.0, 0.5),
+    "eval_queries": (100_000, 5_000),
     "scale_small": (200_000, 20_000),
     "scale_large": (1_000_000, 50_000),
     "scale_repeats": (2, 1),
     "soak": (10_000_000, 200_000),
 }
-TARGET_ENV_RATIO = 0.2  # Dispatch-v0 steps/s vs CartPole-v1
+TARGET_ENV_RATIO = 0.5  # Dispatch-v0 steps/s vs CartPole-v1
+TARGET_EVENTS_RATIO = 2.0  # event loop (fast=False) vs SimPy lean
+TARGET_EVAL_S = 120.0  # evaluating a saved Dispatch-v0 agent on 100,000 queries
 TARGET_SCALE_RATIO = 0.5  # 1,000-GPU vs 8-GPU queries/s
 TARGET_PLAN_S = 1.0  # PARIS plan for 1,000 GPUs
 
@@ -154,7 +160,7 @@ def _rows_sim(r: dict[str, Any]) -> list[list[str]]:
             _qps(q["mig_gym_events"]),
             _qps(q["lean"]),
             f"{spe['lean']:.2f}x",
-            "(no target)",
+            _verdict(spe["lean"] >= TARGET_EVENTS_RATIO, f">= {TARGET_EVENTS_RATIO:g}x"),
         ],
         [
             "simpy",
@@ -277,6 +283,21 @@ def _rows_envs(r: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def _rows_eval(r: dict[str, Any]) -> list[list[str]]:
+    n = r["num_queries"]
+    target = TARGET_EVAL_S * n / 100_000  # the target scaled to the run's length (--quick)
+    return [
+        [
+            "eval",
+            f"saved MaskablePPO on Dispatch-v0, {n:,} queries ({_qps(r['qps'])})",
+            f"{r['seconds']:.1f} s",
+            "",
+            "",
+            _verdict(r["seconds"] < target, f"< {target:g} s"),
+        ]
+    ]
+
+
 def _rows_scale(r: dict[str, Any]) -> list[list[str]]:
     return [
         [
@@ -359,7 +380,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="fast smoke version (< 1 min)")
     ap.add_argument(
         "--only",
-        choices=["simpy", "fast", "memory", "envs", "scale", "soak"],
+        choices=["simpy", "fast", "memory", "envs", "eval", "scale", "soak"],
         help="run just this benchmark",
     )
     ap.add_argument(
@@ -410,6 +431,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         r = bench_envs.run(scenario, size["env_seconds"])
         results["benchmarks"]["envs"] = r
         rows += _rows_envs(r)
+    if args.only in (None, "eval"):
+        print(
+            f"[eval] saved agent on {size['eval_queries']:,} queries in a subprocess ...",
+            flush=True,
+        )
+        r = bench_eval.run(scenario, size["eval_queries"])
+        results["benchmarks"]["eval"] = r
+        rows += _rows_eval(r)
     if args.only in (None, "scale"):
         print("[scale] 8 vs 1,000 GPUs ...", flush=True)
         r = bench_scale.run(size["scale_small"], size["scale_large"], size["scale_repeats"])
