@@ -173,7 +173,7 @@ def plot_sensitivity(cells: dict) -> str:
     ax.set_xticks(range(len(SENS_EXPONENT)), [f"{g:g}" for g in SENS_EXPONENT])
     ax.set_yticks(range(len(SENS_FLOOR)), [f"{f:g}" for f in SENS_FLOOR])
     ax.set(xlabel="gpc_exponent (per-item cost ~ GPCs**-a)", ylabel="floor_scale",
-           title="resnet50, parametric: PARIS+ELSA LBT / best homogeneous (serve-all)")  # fmt: skip
+           title="resnet50 (parametric): PARIS+ELSA / best homogeneous LBT")  # fmt: skip
     fig.colorbar(im, ax=ax, label="ratio (> 1: claim 1 holds)")
     fig.tight_layout()
     IMG.mkdir(parents=True, exist_ok=True)

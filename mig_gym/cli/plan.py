@@ -70,7 +70,7 @@ def _plan_dict(run: Run) -> dict:
 def _plan_text(run: Run) -> str:
     sc = run.scenario
     lines = [f"{sc.name}: {run.policy.label} on {sc.cluster.num_gpus} x {sc.cluster.gpu}"]
-    lines.append(f"profiles: admission {sc.profiles.admission}")
+    lines.append(f"profiles: {sc.profiles.family}, admission {sc.profiles.admission}")
     lines += [f"  {n}" for name in sc.model_names for n in run.context.profiles[name].notes()]
     for mp in _model_plans(run):
         lines.append(f"\nmodel {mp.model} ({mp.gpus} GPUs), SLA {sc.slo_s(mp.model) * 1e3:g} ms")
