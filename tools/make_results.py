@@ -234,11 +234,13 @@ def policies_section(datas: dict, notes: dict, sens: dict | None, meta: dict) ->
         "### Reconfiguration cost",
         "",
         "`cluster.reconfig` names the downtime of one GPU's re-partitioning "
-        "(`mig_gym/scenario/config.py`, `RECONFIG_PRESETS`): `driver` 1 s (instance "
-        "destroy/create at driver level, about 0.05-0.25 s per operation on A100), `reload` 5 s "
-        "(plus loading the model), `orchestrated` 120 s (a Kubernetes GPU operator re-templating "
-        "a node); `cluster.reconfig_s` still sets any number. The static plans above never "
-        "reconfigure; the cost matters for periodic PARIS and the Partition environment.",
+        "(`mig_gym/scenario/config.py`, `RECONFIG_PRESETS`, where each preset's sources are "
+        "cited): `driver` 1 s (destroying and creating the instances with `nvidia-smi mig`), "
+        "`reload` 5 s (plus starting the server and loading the model), `orchestrated` 120 s "
+        "(the GPU operator's MIG manager re-templating a cordoned, drained node). These are "
+        "order-of-magnitude estimates, not measurements (no timing of MIG operations is in the "
+        "data at hand); `cluster.reconfig_s` sets any measured number. The static plans above "
+        "never reconfigure; the cost matters for periodic PARIS and the Partition environment.",
         "",
     ]
     return "\n".join(out)

@@ -29,12 +29,18 @@ class ClusterConfig:
 
 
 # Downtime of one GPU's re-partitioning, seconds (docs/results.md, "Reconfiguration cost").
-# driver: tearing down and creating the instances at driver level, about 0.05-0.25 s per
-#   GPU/compute-instance operation on A100 (public measurements, as summarised in issue 12), some
-#   7-14 operations for a full layout: about 1 s. reload: the same plus loading the model into the
-#   new instances: seconds (the catalogue's 3 s default is such a figure; we take 5 s).
-#   orchestrated: a Kubernetes GPU operator re-templating a node's MIG configuration (drain the
-#   node's pods, apply the new profile, restart the device plugin): about 2 minutes.
+# These are order-of-magnitude estimates, not measurements: no timing of MIG operations is in
+# ../shared/data, so set `cluster.reconfig_s` from your own measurement where it matters.
+# driver: destroying and creating the GPU and compute instances (`nvidia-smi mig -dci/-dgi/-cgi/
+#   -cci`, NVIDIA MIG User Guide, "Getting started with MIG"); the GPU must have no processes
+#   attached. Some 7-14 operations for a full layout, commonly reported at a fraction of a second
+#   each: we take 1 s. reload: the same plus starting the server process and loading the model
+#   into the new instances: seconds; we take 5 s (the catalogue's 3 s default is of this kind).
+# orchestrated: the GPU operator's MIG manager re-templating a node (NVIDIA GPU Operator docs,
+#   "MIG support", reconfiguring profiles: it stops the GPU clients, applies the new
+#   configuration and restarts the device plugin, which must restart to see new devices,
+#   NVIDIA/k8s-device-plugin issue 992), after the operator cordons and drains the node
+#   (NVIDIA/gpu-operator issue 262): we take 2 minutes.
 RECONFIG_PRESETS = {"driver": 1.0, "reload": 5.0, "orchestrated": 120.0}
 
 
