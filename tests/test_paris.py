@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -528,14 +527,35 @@ def test_paris_tuned_needs_a_scorer():
 
 
 # --------------------------------------------------------------------------- periodic PARIS
+class _ArrivalSource:
+    """The part of a Simulator that a re-planning partitioner attaches to."""
+
+    def __init__(self, num_models: int) -> None:
+        self.num_models = num_models
+        self.observers: list = []
+
+    def observe(self, observer) -> None:
+        self.observers.append(observer)
+
+    def arrive(self, counts: list[dict[int, int]]) -> None:
+        for m, c in enumerate(counts):
+            for b, n in c.items():
+                for _ in range(n):
+                    for o in self.observers:
+                        o.on_arrival(m, b)
+
+
 def test_periodic_replan_uses_observed_batches_and_clears_them():
     ctx = _ctx(_knee_profile(), [{1: 1.0}], [1.0], num_gpus=4)
     periodic = PeriodicPARIS(10.0, PARIS("utilization", 0.9), prior=0.0)
     first = periodic.plan(ctx)
     assert all(lay.sizes == (1,) * 7 for lay in first.layouts)
-    sim = SimpleNamespace(batch_counts=[{40: 30, 50: 10}])
+    sim = _ArrivalSource(1)
+    assert periodic.replan(ctx, sim) is None  # not attached: nothing observed
+    periodic.attach(sim)
+    sim.arrive([{40: 30, 50: 10}])
     plan = periodic.replan(ctx, sim)
-    assert sim.batch_counts == [{}]
+    assert periodic.counts is not None and periodic.counts.counts == [{}]
     assert periodic.pmfs == [{40: 0.75, 50: 0.25}]
     assert plan is not None and all(lay.sizes == (7,) for lay in plan.layouts)
     assert periodic.replan(ctx, sim) is None  # nothing observed since
@@ -545,17 +565,22 @@ def test_periodic_replan_keeps_the_distribution_of_an_unseen_model():
     ctx = _two_models(1.0, [1.0, 1.0], 4)
     periodic = PeriodicPARIS(10.0, prior=0.0)
     periodic.plan(ctx)
-    sim = SimpleNamespace(batch_counts=[{}, {8: 2, 16: 2}])
+    sim = _ArrivalSource(2)
+    periodic.attach(sim)
+    sim.arrive([{}, {8: 2, 16: 2}])
     periodic.replan(ctx, sim)
     assert periodic.pmfs == [{1: 1.0}, {8: 0.5, 16: 0.5}]
-    assert sim.batch_counts == [{}, {}]
+    assert periodic.counts is not None and periodic.counts.counts == [{}, {}]
 
 
 def test_periodic_prior_keeps_the_scenario_distribution_in_view():
     ctx = _ctx(_knee_profile(), [{1: 0.5, 64: 0.5}], [1.0], num_gpus=4)
     periodic = PeriodicPARIS(10.0, prior=0.1)
     periodic.plan(ctx)
-    periodic.replan(ctx, SimpleNamespace(batch_counts=[{2: 10}]))
+    sim = _ArrivalSource(1)
+    periodic.attach(sim)
+    sim.arrive([{2: 10}])
+    periodic.replan(ctx, sim)
     assert periodic.pmfs[0] == pytest.approx({1: 0.05, 2: 0.9, 64: 0.05})
     with pytest.raises(ValueError, match="prior"):
         PeriodicPARIS(10.0, prior=1.0)

@@ -22,6 +22,7 @@ from mig_gym.policies.partition.baselines import homogeneous_layout
 from mig_gym.runs.build import Run, build, max_batch
 from mig_gym.runs.context import time_average_rate
 from mig_gym.scenario import config as C
+from mig_gym.sim.observers import BatchCounts
 
 __all__ = ["PartitionEnv", "BATCH_BINS", "env_layouts"]
 
@@ -222,6 +223,8 @@ class PartitionEnv(gym.Env):
         super().reset(seed=seed)
         ep_seed = episode_seed(self.np_random, options)
         self.run = build(self.scenario, self.policy, ep_seed, epoch_s=self.scenario.env.epoch_s)
+        self._batches = BatchCounts(self.num_models)  # this episode's arrivals, per epoch
+        self.run.sim.observe(self._batches)
         self.book = RewardBook(self.run.recorder, self.scenario.env.reward_weights)
         self.invalid_actions = 0
         self._begin_episode()  # the episode starts at t = 0, before any arrival
@@ -264,9 +267,7 @@ class PartitionEnv(gym.Env):
         if d is None:
             return True
         self.run.recorder.finish(sim.now)  # type: ignore[union-attr]  # the epoch's series row
-        counts = [dict(c) for c in sim.batch_counts or []]
-        for c in sim.batch_counts or []:
-            c.clear()
+        counts = self._batches.take()
         for m, c in enumerate(counts):
             if c:
                 n = sum(c.values())

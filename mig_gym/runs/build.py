@@ -283,7 +283,6 @@ def build(
     if progress:
         blocks = Progress.wrap_blocks(blocks, sc.run.num_queries, f"{sc.name} {pol.label}")
     rec = Recorder(spec.sizes, sc.run.window_s, sc.run.warmup_queries, sc.model_names)
-    replan_epoch = getattr(pol.partitioner, "epoch_s", None)
     sim = Simulator(
         gpu=spec,
         num_gpus=sc.cluster.num_gpus,
@@ -299,10 +298,11 @@ def build(
         service_cv=sc.workload.service_cv,
         noise_rng=rng_for(seed, _NOISE),
         faults=[(f.gpu, f.down_at_s, f.up_at_s) for f in sc.faults],
-        epoch_s=epoch_s if epoch_s is not None else replan_epoch,
+        epoch_s=epoch_s if epoch_s is not None else getattr(pol.partitioner, "epoch_s", None),
         drain=sc.run.drain,
-        track_batches=replan_epoch is not None or epoch_s is not None,
     )
+    if (attach := getattr(pol.partitioner, "attach", None)) is not None:
+        attach(sim)  # a re-planning partitioner counts the arrivals it re-plans from
     rebuild = functools.partial(
         build, sc, policy, seed, external_dispatch=external_dispatch, epoch_s=epoch_s,
         progress=progress, plan=plan, fast=False,

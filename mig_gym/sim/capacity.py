@@ -1,8 +1,9 @@
 """Capacity changes of a running simulation: planned re-partitioning and GPU failures.
 
-:class:`CapacityChanges` is a mixin of :class:`mig_gym.sim.simulator.Simulator` (it works on the
-simulator's state). A reconfiguration stops the GPU taking work, re-dispatches its queued queries,
-lets running ones drain, then takes the GPU down for ``reconfig_s`` before the new partitions come
+:class:`CapacityChanges` extends the :class:`~mig_gym.sim.server.Server` (the state and the path
+of a query) and is extended by the event loop, :class:`mig_gym.sim.simulator.Simulator`.
+A reconfiguration stops the GPU taking work, re-dispatches its queued queries, lets running ones
+drain, then takes the GPU down for ``reconfig_s`` before the new partitions come
 online. A failure aborts the GPU's running queries and re-dispatches them with its queued ones
 (counted as retries); on recovery the GPU comes back with its layout, or with a layout requested
 while it was down (after the reconfiguration downtime).
@@ -22,10 +23,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from mig_gym.hardware import Layout
 from mig_gym.sim.entities import GPU, Query
 from mig_gym.sim.events import ReconfigDone
+from mig_gym.sim.server import Server
 
 __all__ = ["CapacityChanges", "merge_faults"]
 
@@ -49,11 +52,16 @@ def merge_faults(
     return out
 
 
-class CapacityChanges:
-    """Re-partitioning and failure handling; see the module docstring. Uses the simulator's
-    state (``gpus``, ``rec``, ``now``, queues, ``_displaced``, ``_fresh``, ``_settle_due``) and
-    its helpers ``_take_offline``, ``_install``, ``_became_idle``, ``_route``, ``_reject``,
-    ``_push`` and ``_servable_batches``."""
+class CapacityChanges(Server):
+    """Re-partitioning and failure handling on the server's state; see the module docstring.
+
+    ``reconfig_s`` is the downtime of a reconfiguration; the other arguments are the
+    :class:`~mig_gym.sim.server.Server`'s."""
+
+    def __init__(self, *, reconfig_s: float, **server: Any) -> None:
+        super().__init__(**server)
+        self.reconfig_s = reconfig_s
+        self._gen = [0] * len(self.gpus)  # a ReconfigDone of an older generation is stale
 
     def reconfigure(self, gpu: int, layout: Layout, models: Sequence[int]) -> bool:
         """Start re-partitioning ``gpu``. Returns False if it already has (or is getting) that plan.

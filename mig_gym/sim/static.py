@@ -29,7 +29,7 @@ class StaticRunInfo:
 
     Attributes:
         not_static: why the run is not static (service noise, scheduled faults or epochs, no
-            drain, tracked batch counts, already started, a GPU not up), or None if it is.
+            drain, arrival observers, already started, a GPU not up), or None if it is.
         central: pull dispatch (FIFS's central queue).
         dispatcher: the attached push dispatcher (None: pull, or an outside policy dispatches).
         slo_s: the SLA of each model, seconds.
@@ -63,8 +63,8 @@ def describe(
         why = "faults or decision epochs are scheduled"
     elif not sim.drain:
         why = "run.drain is false"
-    elif sim.batch_counts is not None:
-        why = "batch counts are tracked (a re-planning partitioner)"
+    elif sim.observers:
+        why = "arrival observers are registered (batch counts of a re-planning partitioner)"
     elif started:
         why = "the run has already started"
     elif any(g.state != GPU.UP for g in sim.gpus):

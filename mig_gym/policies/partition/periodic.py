@@ -8,6 +8,9 @@ re-plan). The split of GPUs between models follows the model mix observed in the
 blended with the same weight ``prior`` of the scenario's mix (so a model that fell silent keeps a
 foothold for its return). GPUs whose layout changes pay the reconfiguration (drain, downtime) in
 the simulator. An epoch with no arrivals of a model keeps that model's previous distribution.
+
+The partitioner counts the arrivals itself: ``attach(sim)`` (called by the run's builder) registers
+its :class:`~mig_gym.sim.observers.BatchCounts` with the simulator, and each re-plan takes them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from mig_gym.policies.partition.baselines import PlanContext
 from mig_gym.policies.partition.paris import PARIS
 from mig_gym.sim.entities import Plan
+from mig_gym.sim.observers import BatchCounts
 
 __all__ = ["PeriodicPARIS"]
 
@@ -36,6 +40,7 @@ class PeriodicPARIS:
         self.pmfs: list[dict[int, float]] | None = None
         self.base: list[dict[int, float]] = []
         self.mix: tuple[float, ...] = ()  # the model mix of the last plan
+        self.counts: BatchCounts | None = None  # arrivals since the last re-plan, once attached
 
     @property
     def home_of(self) -> Any:
@@ -47,11 +52,17 @@ class PeriodicPARIS:
         self.mix = ctx.shares
         return self.paris.plan(ctx, self.pmfs)
 
+    def attach(self, sim: Any) -> None:
+        """Count the arrivals of ``sim`` (a Simulator) from now on."""
+        self.counts = BatchCounts(sim.num_models)
+        sim.observe(self.counts)
+
     def replan(self, ctx: PlanContext, sim: Any) -> Plan | None:
-        """A new plan from ``sim.batch_counts`` (then cleared), or None if nothing was seen."""
-        counts = sim.batch_counts
-        if counts is None or not any(counts):
+        """A new plan from the batch counts since the last re-plan (then cleared), or None if
+        nothing was seen (or the partitioner was never attached to a simulator)."""
+        if self.counts is None or not self.counts.seen():
             return None
+        counts = self.counts.take()
         assert self.pmfs is not None
         seen = [sum(c.values()) for c in counts]
         base = [s / sum(ctx.shares) for s in ctx.shares]
@@ -66,5 +77,4 @@ class PeriodicPARIS:
                 for b, v in c.items():
                     mix[b] = mix.get(b, 0.0) + (1.0 - self.prior) * v / n
                 self.pmfs[m] = dict(sorted(mix.items()))
-            c.clear()
         return self.paris.plan(dataclasses.replace(ctx, shares=self.mix), self.pmfs)
