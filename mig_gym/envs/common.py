@@ -1,10 +1,10 @@
-"""Shared pieces of the environments: scenario preparation, reward bookkeeping and the adapter that
-lets reference policies act through an environment with an SB3-style ``predict``."""
+"""Shared pieces of the environments: scenario preparation, action parsing and reward
+bookkeeping. (The SB3 ``predict`` adapter of reference policies is
+:class:`mig_gym.policies.predict.Predictor`.)"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,6 @@ __all__ = [
     "prepare_scenario",
     "numeric_action",
     "RewardBook",
-    "ReferencePolicy",
     "OBS_CLIP",
     "EVAL_SEED_BASE",
 ]
@@ -104,40 +103,3 @@ class RewardBook:
             + w.invalid_action * terms["invalid_action"]
         )
         return reward, terms
-
-
-class ReferencePolicy:
-    """An SB3-style policy wrapping a reference decision rule that reads the environment's
-    read-only view. Works on a single environment or on a vector env whose sub-environments are
-    reachable (``DummyVecEnv.envs`` or ``gymnasium.vector.SyncVectorEnv.envs``).
-
-    Args:
-        env: the environment (or vector env) the policy acts in.
-        decide: ``decide(unwrapped_env) -> action`` for one environment.
-    """
-
-    def __init__(self, env: Any, decide: Callable[[Any], Any], name: str = "") -> None:
-        self.env = env
-        self.decide = decide
-        self.name = name
-
-    def _subenvs(self) -> list[Any]:
-        envs = getattr(self.env, "envs", None)
-        if envs is None:
-            return [self.env.unwrapped]
-        return [e.unwrapped for e in envs]
-
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = True,
-    ) -> tuple[np.ndarray, Any]:
-        subs = self._subenvs()
-        acts = [self.decide(e) for e in subs]
-        obs = np.asarray(observation)
-        single = getattr(self.env, "envs", None) is None
-        if single and obs.ndim == len(subs[0].observation_space.shape):
-            return np.asarray(acts[0]), state
-        return np.stack([np.asarray(a) for a in acts]), state

@@ -5,19 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from mig_gym.envs.common import (
-    OBS_CLIP,
-    RewardBook,
-    episode_seed,
-    numeric_action,
-    prepare_scenario,
-    with_run,
-)
-from mig_gym.envs.render import RENDER_MODES, check_render_mode, frame_shape, rgb_frame
+from mig_gym.envs.base import MigEnv
+from mig_gym.envs.common import OBS_CLIP, RewardBook, numeric_action
+from mig_gym.envs.render import RENDER_MODES
 from mig_gym.policies.dispatch.baselines import EarliestFinish
 from mig_gym.runs.build import Run, build, max_batch
 from mig_gym.scenario import config as C
@@ -30,7 +23,7 @@ _GLOBAL = ("rate", "in_system", "progress")
 _RATE_TAU_S = 1.0  # time constant of the exponentially decaying arrival-rate estimate
 
 
-class DispatchEnv(gym.Env):
+class DispatchEnv(MigEnv):
     """## Description
     One step per arriving query: the agent picks the partition that serves it. The layout is fixed
     for the episode, chosen by the scenario's partitioner (PARIS by default); the simulator is the
@@ -98,35 +91,29 @@ class DispatchEnv(gym.Env):
         num_queries: int | None = None,
         drain: bool = False,
     ) -> None:
-        sc = prepare_scenario(scenario)
-        n = num_queries if num_queries is not None else sc.env.queries_per_episode
-        self.scenario = with_run(
-            sc, num_queries=n, drain=drain, warmup_queries=min(sc.run.warmup_queries, n // 10)
-        )
-        self.policy = policy
-        self.render_mode = check_render_mode(render_mode)
-        self.num_models = len(sc.models)
-        self.slots = sc.cluster.num_gpus * 7
-        self.max_batch = max_batch(sc)
-        n = self.slots * len(PART_FEATURES) + 3 + self.num_models + len(_GLOBAL)
-        self.observation_space = spaces.Box(0.0, OBS_CLIP, (n,), np.float32)
-        self.action_space = spaces.Discrete(self.slots)
+        self._num_queries, self._drain = num_queries, drain
+        super().__init__(scenario, render_mode, policy)
         self._mean_rate = 1.0
-        self.run: Run | None = None
         self.pending_query: Query | None = None
-        self.invalid_actions = 0
-        self._end_reported = False
         self._mask = np.zeros(self.slots, dtype=bool)
         self._obs = np.zeros(self.observation_space.shape, np.float32)
         self._topology = -1
 
-    # ------------------------------------------------------------------ read-only view
-    @property
-    def view(self) -> Any:
-        """The simulator's read-only ``ClusterView`` (for reference policies)."""
-        assert self.run is not None, "call reset() first"
-        return self.run.sim.view
+    def _run_settings(self, sc: C.Scenario) -> dict[str, Any]:
+        n = self._num_queries if self._num_queries is not None else sc.env.queries_per_episode
+        return {
+            "num_queries": n,
+            "drain": self._drain,
+            "warmup_queries": min(sc.run.warmup_queries, n // 10),
+        }
 
+    def _make_spaces(self, sc: C.Scenario) -> tuple[spaces.Discrete, spaces.Box]:
+        self.slots = sc.cluster.num_gpus * 7
+        self.max_batch = max_batch(sc)
+        n = self.slots * len(PART_FEATURES) + 3 + self.num_models + len(_GLOBAL)
+        return spaces.Discrete(self.slots), spaces.Box(0.0, OBS_CLIP, (n,), np.float32)
+
+    # ------------------------------------------------------------------ read-only view
     def slot_partition(self, slot: int) -> Partition | None:
         g, j = divmod(int(slot), 7)
         gpus = self.run.sim.gpus  # type: ignore[union-attr]
@@ -142,27 +129,26 @@ class DispatchEnv(gym.Env):
         """Valid slots for the pending query (all False when there is none)."""
         return self._mask.copy()
 
-    # ------------------------------------------------------------------ gym API
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
-        ep_seed = episode_seed(self.np_random, options)
-        self.run = build(self.scenario, self.policy, ep_seed, external_dispatch=True)
-        self._mean_rate = max(self.run.context.rate_qps, 1e-9)
-        self.book = RewardBook(self.run.recorder, self.scenario.env.reward_weights)
+    # ------------------------------------------------------------------ step hooks
+    def _build(self, seed: int) -> Run:
+        return build(self.scenario, self.policy, seed, external_dispatch=True)
+
+    def _begin(self) -> None:
+        self._mean_rate = max(self.run.context.rate_qps, 1e-9)  # type: ignore[union-attr]
+        self.book = RewardBook(self.run.recorder, self.scenario.env.reward_weights)  # type: ignore[union-attr]
         self._rate = self._mean_rate
         self._last_t = 0.0
-        self.invalid_actions = 0
         self.pending_query = None
-        self._end_reported = False
         self._topology = -1
-        done = self._advance()
-        obs = self._obs if not done else np.zeros(self.observation_space.shape, np.float32)
-        return obs, {"action_mask": self.action_masks(), "episode_seed": ep_seed}
+        self._next_query()
 
     def _advance(self) -> bool:
-        """Run to the next query that needs a choice; True if the episode is over."""
+        """True if the episode is over; the first step of an episode in which no query needed a
+        choice at all (none could be served) ends it without acting."""
+        return self.pending_query is None or self._next_query()
+
+    def _next_query(self) -> bool:
+        """Run to the next query that needs a choice; True if the simulation is over."""
         sim = self.run.sim  # type: ignore[union-attr]
         while True:
             d = sim.run_until_decision()
@@ -177,53 +163,36 @@ class DispatchEnv(gym.Env):
             self._last_t = q.arrival_s
             self._rate = self._rate * math.exp(-dt / _RATE_TAU_S) + 1.0 / _RATE_TAU_S
             self.pending_query = q
-            self._observe()
+            self._features()
             if self._mask.any():
                 return False
             sim.dispatch(q, None)  # nothing can take it now: held until capacity returns
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self.run is None or (self.pending_query is None and self._end_reported):
-            raise RuntimeError("step() called before reset() or after the episode ended")
-        if self.pending_query is None:  # no query needed a choice at all (e.g. none can be
-            self._end_reported = True  # served): the first step ends the empty episode
-            info0: dict[str, Any] = {
-                "reward_terms": self.book.step()[1],
-                "invalid": False,
-                "invalid_actions": self.invalid_actions,
-                "action_mask": self.action_masks(),
-                "summary": self.run.summary().to_dict(),
-            }
-            return np.zeros(self.observation_space.shape, np.float32), 0.0, False, True, info0
-        q = self.pending_query
+    def _validate(self, action: Any) -> tuple[int, bool]:
         if isinstance(action, int | np.integer) and not isinstance(action, bool):
             a = int(action)  # the common case, without array conversion
         else:  # one finite integral number (any shape of size 1), else invalid
             x = numeric_action(action)
             ok = x is not None and x.size == 1 and np.isfinite(x[0]) and x[0] == np.floor(x[0])
             a = int(x[0]) if ok and -1 <= x[0] <= self.slots else -1  # type: ignore[index]
-        invalid = not 0 <= a < self.slots or not self._mask[a]
-        if invalid:
-            self.invalid_actions += 1
-            p = EarliestFinish().choose(q, self.view)
-        else:
-            p = self.slot_partition(a)
-        self.run.sim.dispatch(q, p)
-        done = self._advance()
-        reward, terms = self.book.step(invalid=invalid)
-        info: dict[str, Any] = {
-            "reward_terms": terms,
-            "invalid_actions": self.invalid_actions,
-            "action_mask": self.action_masks(),
-            "invalid": invalid,
-        }
-        if done:
-            self._end_reported = True
-            info["summary"] = self.run.summary().to_dict()
-            obs = np.zeros(self.observation_space.shape, np.float32)
-        else:
-            obs = self._obs
-        return obs, float(reward), False, done, info
+        if self.pending_query is None:  # the empty episode: nothing to decide
+            return a, False
+        return a, not 0 <= a < self.slots or not self._mask[a]
+
+    def _apply(self, slot: int, invalid: bool) -> dict[str, Any]:
+        q = self.pending_query
+        if q is not None:
+            p = EarliestFinish().choose(q, self.view) if invalid else self.slot_partition(slot)
+            self.run.sim.dispatch(q, p)  # type: ignore[union-attr]
+        return {}
+
+    def _observe(self) -> np.ndarray:
+        if self.pending_query is None:
+            return np.zeros(self.observation_space.shape, np.float32)
+        return self._obs
+
+    def _reward(self, applied: dict[str, Any], invalid: bool) -> tuple[float, dict[str, float]]:
+        return self.book.step(invalid=invalid)
 
     # ------------------------------------------------------------------ observation / render
     def _slots_layout(self) -> None:
@@ -259,7 +228,7 @@ class DispatchEnv(gym.Env):
             self._lat_over_slo.append(np.where(ok, lat, np.inf) / sim.slo_s[m])
         self._topology = sim.topology
 
-    def _observe(self) -> None:
+    def _features(self) -> None:
         """Observation and action mask for the pending query (vectorised over the partitions)."""
         sim, q = self.run.sim, self.pending_query  # type: ignore[union-attr]
         assert q is not None
@@ -302,16 +271,8 @@ class DispatchEnv(gym.Env):
         self._obs = obs
         self._mask = mask
 
-    def render(self) -> str | np.ndarray | None:
-        """``"ansi"``: a text line per GPU; ``"rgb_array"``: :func:`mig_gym.envs.render.rgb_frame`
-        (blank before ``reset``); None without a render mode."""
-        if self.render_mode == "rgb_array":
-            if self.run is None:
-                return np.zeros(frame_shape(self.scenario.cluster.num_gpus), np.uint8)
-            return rgb_frame(self.run.sim, self.scenario.cluster.num_gpus)
-        if self.render_mode != "ansi" or self.run is None:
-            return None
-        sim, q = self.run.sim, self.pending_query
+    def _render_text(self) -> str:
+        sim, q = self.run.sim, self.pending_query  # type: ignore[union-attr]
         lines = [
             f"t={sim.now:.3f}s  in system {sim.active}  held {len(sim.held)}"
             + (f"  next: query {q.id} model {q.model} batch {q.batch}" if q else "")

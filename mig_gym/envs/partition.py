@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from mig_gym import hardware
-from mig_gym.envs.common import (
-    OBS_CLIP,
-    RewardBook,
-    episode_seed,
-    numeric_action,
-    prepare_scenario,
-    with_run,
-)
-from mig_gym.envs.render import RENDER_MODES, check_render_mode, frame_shape, rgb_frame
+from mig_gym.envs.base import MigEnv
+from mig_gym.envs.common import OBS_CLIP, RewardBook, numeric_action
+from mig_gym.envs.render import RENDER_MODES
 from mig_gym.policies.partition.baselines import homogeneous_layout
 from mig_gym.runs.build import Run, build, max_batch
 from mig_gym.runs.context import time_average_rate
@@ -68,7 +61,7 @@ def batch_histogram(counts: dict[int, int]) -> np.ndarray:
     return h / total if total else h
 
 
-class PartitionEnv(gym.Env):
+class PartitionEnv(MigEnv):
     """## Description
     One step per decision epoch (``env.epoch_s`` simulated seconds): the agent picks a layout and a
     hosted model for every GPU. Keeping a GPU's current choice costs nothing; changing it pays the
@@ -148,40 +141,32 @@ class PartitionEnv(gym.Env):
         render_mode: str | None = None,
         policy: str | None = None,
     ) -> None:
-        sc = prepare_scenario(scenario)
-        epochs = sc.env.epochs_per_episode
-        # Arrivals are generated as the epochs consume them, whatever run.num_queries says.
-        self.scenario = with_run(
-            sc,
-            drain=False,
-            window_s=sc.env.epoch_s,
-            warmup_queries=0,
-            num_queries=UNBOUNDED_QUERIES,
-        )
-        self.policy = policy
-        self.render_mode = check_render_mode(render_mode)
-        self.epochs = epochs
-        self.spec_ = hardware.gpu_spec(sc.cluster.gpu)
-        self.layouts = env_layouts(sc)
-        self.num_models = len(sc.models)
-        self.num_gpus = sc.cluster.num_gpus
-        self.choices = len(self.layouts) * self.num_models
-        self.action_space = spaces.MultiDiscrete([self.choices] * self.num_gpus)
-        sizes = len(self.spec_.sizes)
-        m = self.num_models
-        n = m * (len(BATCH_BINS) + 1) + 1 + m + sizes + 3 + sizes + 1 + (1 + 2 * m)
-        self.observation_space = spaces.Box(0.0, OBS_CLIP, (n + self.num_gpus,), np.float32)
+        super().__init__(scenario, render_mode, policy)
+        sc = self.scenario
+        self.epochs = sc.env.epochs_per_episode
         self.horizon_s = self.epochs * sc.env.epoch_s
         self._mean_rate = max(time_average_rate(sc, self.horizon_s), 1e-9)
         self._top_batch = max_batch(sc)
-        self.run: Run | None = None
-        self.invalid_actions = 0
 
-    # ------------------------------------------------------------------ read-only view
-    @property
-    def view(self) -> Any:
-        assert self.run is not None, "call reset() first"
-        return self.run.sim.view
+    def _run_settings(self, sc: C.Scenario) -> dict[str, Any]:
+        # Arrivals are generated as the epochs consume them, whatever run.num_queries says.
+        return {
+            "drain": False,
+            "window_s": sc.env.epoch_s,
+            "warmup_queries": 0,
+            "num_queries": UNBOUNDED_QUERIES,
+        }
+
+    def _make_spaces(self, sc: C.Scenario) -> tuple[spaces.MultiDiscrete, spaces.Box]:
+        self.layouts = env_layouts(sc)
+        self.choices = len(self.layouts) * self.num_models
+        sizes = len(self.spec_.sizes)
+        m = self.num_models
+        n = m * (len(BATCH_BINS) + 1) + 1 + m + sizes + 3 + sizes + 1 + (1 + 2 * m)
+        return (
+            spaces.MultiDiscrete([self.choices] * self.num_gpus),
+            spaces.Box(0.0, OBS_CLIP, (n + self.num_gpus,), np.float32),
+        )
 
     def current_action(self) -> np.ndarray:
         """The action that keeps every GPU as it is (target layout if one is pending)."""
@@ -216,24 +201,19 @@ class PartitionEnv(gym.Env):
     def action_masks(self) -> np.ndarray:
         return np.ones(self.choices * self.num_gpus, dtype=bool)
 
-    # ------------------------------------------------------------------ gym API
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
-        ep_seed = episode_seed(self.np_random, options)
-        self.run = build(self.scenario, self.policy, ep_seed, epoch_s=self.scenario.env.epoch_s)
+    # ------------------------------------------------------------------ step hooks
+    def _build(self, seed: int) -> Run:
+        run = build(self.scenario, self.policy, seed, epoch_s=self.scenario.env.epoch_s)
         self._batches = BatchCounts(self.num_models)  # this episode's arrivals, per epoch
-        self.run.sim.observe(self._batches)
-        self.book = RewardBook(self.run.recorder, self.scenario.env.reward_weights)
-        self.invalid_actions = 0
-        self._begin_episode()  # the episode starts at t = 0, before any arrival
-        return self._obs(), {"action_mask": self.action_masks(), "episode_seed": ep_seed}
+        run.sim.observe(self._batches)
+        return run
 
-    def _begin_episode(self) -> None:
+    def _begin(self) -> None:
+        """The episode starts at t = 0, before any arrival."""
         run = self.run
         assert run is not None
         ctx = run.context
+        self.book = RewardBook(run.recorder, self.scenario.env.reward_weights)
         self.epoch = 0
         self._pmfs = [dict(p) for p in ctx.batch_pmfs]
         # Before the first epoch the "last epoch" features are the scenario's own expectations.
@@ -288,10 +268,7 @@ class PartitionEnv(gym.Env):
         self._trend = np.clip(0.5 + (now - before) / 2, 0.0, 1.0)
         return False
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self.run is None:
-            raise RuntimeError("step() called before reset()")
-        sim = self.run.sim
+    def _validate(self, action: Any) -> tuple[np.ndarray, bool]:
         keep = self.current_action()
         a = numeric_action(action)  # None: not numbers (None, strings, objects, huge ints)
         invalid = a is None or a.shape != (self.num_gpus,)
@@ -299,9 +276,11 @@ class PartitionEnv(gym.Env):
             a = keep.astype(np.float64)
         bad = ~np.isfinite(a) | (a < 0) | (a >= self.choices) | (a != np.floor(a))
         invalid = invalid or bool(bad.any())
-        acts = np.where(bad, keep, np.nan_to_num(a)).astype(np.int64)
-        if invalid:
-            self.invalid_actions += 1
+        return np.where(bad, keep, np.nan_to_num(a)).astype(np.int64), invalid
+
+    def _apply(self, acts: np.ndarray, invalid: bool) -> dict[str, Any]:
+        sim = self.run.sim  # type: ignore[union-attr]
+        keep = self.current_action()
         changed = 0
         for g, act in enumerate(acts):
             if act == keep[g]:
@@ -311,22 +290,16 @@ class PartitionEnv(gym.Env):
             changed += sim.reconfigure(g, lay, [model] * len(lay.placements))
         self._snap = self._snapshot()
         self.epoch += 1
-        done = self._advance() or self.epoch >= self.epochs
-        reward, terms = self.book.step(reconfigured=changed, invalid=invalid, per_query=True)
-        info: dict[str, Any] = {
-            "reward_terms": terms,
-            "invalid_actions": self.invalid_actions,
-            "reconfigured": changed,
-            "action_mask": self.action_masks(),
-            "invalid": invalid,
-        }
-        if done:
-            info["summary"] = self.run.summary().to_dict()
-        obs = self._obs()
-        return obs, float(reward), False, done, info
+        return {"reconfigured": changed}
+
+    def _truncated(self, over: bool) -> bool:
+        return over or self.epoch >= self.epochs
+
+    def _reward(self, applied: dict[str, Any], invalid: bool) -> tuple[float, dict[str, float]]:
+        return self.book.step(reconfigured=applied["reconfigured"], invalid=invalid, per_query=True)
 
     # ------------------------------------------------------------------ observation / render
-    def _obs(self) -> np.ndarray:
+    def _observe(self) -> np.ndarray:
         sim = self.run.sim  # type: ignore[union-attr]
         busy0, avail0, _, lat0, done0 = self._snap
         busy1, avail1, _, lat1, done1 = self._snapshot()
@@ -362,16 +335,8 @@ class PartitionEnv(gym.Env):
         obs = np.concatenate(parts).astype(np.float32)
         return np.clip(obs, 0.0, OBS_CLIP)
 
-    def render(self) -> str | np.ndarray | None:
-        """``"ansi"``: a text line per GPU; ``"rgb_array"``: :func:`mig_gym.envs.render.rgb_frame`
-        (blank before ``reset``); None without a render mode."""
-        if self.render_mode == "rgb_array":
-            if self.run is None:
-                return np.zeros(frame_shape(self.scenario.cluster.num_gpus), np.uint8)
-            return rgb_frame(self.run.sim, self.scenario.cluster.num_gpus)
-        if self.render_mode != "ansi" or self.run is None:
-            return None
-        sim = self.run.sim
+    def _render_text(self) -> str:
+        sim = self.run.sim  # type: ignore[union-attr]
         lines = [f"epoch {self.epoch}/{self.epochs}  t={sim.now:.1f}s  in system {sim.active}"]
         for g in sim.gpus:
             tgt = f" -> {g.target[0]}" if g.target is not None else ""

@@ -13,9 +13,9 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from mig_gym.envs.common import ReferencePolicy
 from mig_gym.envs.dispatch import DispatchEnv
 from mig_gym.envs.partition import PartitionEnv
+from mig_gym.policies.predict import Predictor
 from mig_gym.policies.registry import DISPATCHERS, PARTITIONERS, STATIC, reference_names
 
 __all__ = ["reference_policy", "DISPATCH_POLICIES", "PARTITION_POLICIES"]
@@ -34,7 +34,7 @@ def _unknown(kind: str, name: str, known: tuple[str, ...]) -> ValueError:
     return ValueError(f"unknown {kind} policy {name!r}{why} (known: {known})")
 
 
-def reference_policy(env: Any, name: str, seed: int = 0, **params: Any) -> ReferencePolicy:
+def reference_policy(env: Any, name: str, seed: int = 0, **params: Any) -> Predictor:
     """An SB3-style policy for ``env`` following reference rule ``name``.
 
     Dispatch-v0: every dispatcher of :mod:`mig_gym.policies.registry` with a push form: ``elsa``
@@ -57,11 +57,11 @@ def reference_policy(env: Any, name: str, seed: int = 0, **params: Any) -> Refer
                 rule = rules[e] = make(seed, **params)  # type: ignore[misc]
             return rule.decide(e)
 
-        return ReferencePolicy(env, decide, name)
+        return Predictor(env, decide, name)
     if isinstance(probe, PartitionEnv):
         if name not in PARTITION_POLICIES:
             raise _unknown("Partition-v0", name, PARTITION_POLICIES)
         if name == STATIC:
-            return ReferencePolicy(env, lambda e: e.current_action(), name)
-        return ReferencePolicy(env, PARTITIONERS[name].reference(**params).decide, name)  # type: ignore[misc]
+            return Predictor(env, lambda e: e.current_action(), name)
+        return Predictor(env, PARTITIONERS[name].reference(**params).decide, name)  # type: ignore[misc]
     raise TypeError(f"reference_policy needs a mig_gym environment, got {type(probe).__name__}")

@@ -1,38 +1,53 @@
 """SB3-style ``predict`` for the reference rules themselves.
 
-``ELSA().bind(env).predict(obs)`` answers what ELSA would do in ``env`` (a ``Dispatch-v0`` or a
-vector env of them); ``PARIS().bind(env).predict(obs)`` re-plans a ``Partition-v0`` from the last
-epoch's batch sizes. The rules need more than the observation, so they read the environment's
-documented read-only view (``unwrapped.view``, ``pending_query``, ``partition_slot``,
-``observed_pmfs``, ``encode``, ``current_action``); this module only knows those names, not the
-environment classes, so policies stay independent of the environments.
+:class:`Predictor` is the one SB3 ``predict`` adapter of the package (``reference_policy``
+returns one too). ``ELSA().bind(env).predict(obs)`` answers what ELSA would do in ``env`` (a
+``Dispatch-v0`` or a vector env of them); ``PARIS().bind(env).predict(obs)`` re-plans a
+``Partition-v0`` from the last epoch's batch sizes. The rules need more than the observation, so
+they read the environment's documented read-only view (``unwrapped.view``, ``pending_query``,
+``partition_slot``, ``observed_pmfs``, ``encode``, ``current_action``); this module only knows
+those names, not the environment classes, so policies stay independent of the environments.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from mig_gym.sim.entities import match_assignment
 
-__all__ = ["DispatchPredict", "PartitionPredict"]
+__all__ = ["Predictor", "DispatchPredict", "PartitionPredict"]
 
 
-def _subenvs(env: Any) -> tuple[list[Any], bool]:
-    envs = getattr(env, "envs", None)
-    if envs is None:
-        return [env.unwrapped], True
-    return [e.unwrapped for e in envs], False
+class Predictor:
+    """The one SB3-style ``predict`` adapter for rules that read an environment's view: what
+    ``reference_policy(env, name)`` and ``rule.bind(env)`` return, so that
+    ``stable_baselines3.common.evaluation.evaluate_policy`` scores heuristics and learned agents
+    alike.
 
+    Works on a single environment or on a vector env whose sub-environments are reachable
+    (``DummyVecEnv.envs`` or ``gymnasium.vector.SyncVectorEnv.envs``): ``predict`` returns one
+    action for a single environment's observation and a stacked batch for a vector env (or a
+    batched observation).
 
-class _Bound:
-    _env: Any = None
+    Args:
+        env: the environment (or vector env) the policy acts in.
+        decide: ``decide(unwrapped_env) -> action`` for one environment.
+        name: a label (the rule's name).
+    """
 
-    def bind(self, env: Any) -> Any:
-        """Attach the environment (or vector env) whose view ``predict`` reads; returns self."""
-        self._env = env
-        return self
+    def __init__(self, env: Any, decide: Callable[[Any], Any], name: str = "") -> None:
+        self.env = env
+        self.decide = decide
+        self.name = name
+
+    def _subenvs(self) -> list[Any]:
+        envs = getattr(self.env, "envs", None)
+        if envs is None:
+            return [self.env.unwrapped]
+        return [e.unwrapped for e in envs]
 
     def predict(
         self,
@@ -41,16 +56,25 @@ class _Bound:
         episode_start: np.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[np.ndarray, Any]:
-        if self._env is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.predict needs bind(env) first: the rule "
-                "reads the environment's view, not only the observation"
-            )
-        subs, single = _subenvs(self._env)
+        subs = self._subenvs()
         acts = [self.decide(e) for e in subs]
-        if single:
+        obs = np.asarray(observation)
+        single = getattr(self.env, "envs", None) is None
+        if single and obs.ndim == len(subs[0].observation_space.shape):
             return np.asarray(acts[0]), state
         return np.stack([np.asarray(a) for a in acts]), state
+
+
+class _Bound:
+    def bind(self, env: Any) -> Predictor:
+        """A :class:`Predictor` of this rule acting in ``env`` (or a vector env of them)."""
+        return Predictor(env, self.decide, getattr(self, "name", type(self).__name__))
+
+    def predict(self, observation: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(
+            f"{type(self).__name__}.predict needs bind(env) first: the rule "
+            "reads the environment's view, not only the observation"
+        )
 
     def decide(self, env: Any) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
