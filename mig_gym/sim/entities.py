@@ -18,16 +18,22 @@ __all__ = ["Query", "Partition", "GPU", "Plan", "ClassIndex", "ClusterView", "ma
 
 
 class Query:
-    """One inference request: ``batch`` items of model index ``model``, arrived at ``arrival_s``."""
+    """One inference request: ``batch`` items of model index ``model``, arrived at ``arrival_s``.
 
-    __slots__ = ("id", "arrival_s", "model", "batch", "retries")
+    ``noise`` multiplies its profiled service time (service-time noise, drawn at arrival; 1.0
+    without noise)."""
 
-    def __init__(self, qid: int, arrival_s: float, model: int, batch: int) -> None:
+    __slots__ = ("id", "arrival_s", "model", "batch", "retries", "noise")
+
+    def __init__(
+        self, qid: int, arrival_s: float, model: int, batch: int, noise: float = 1.0
+    ) -> None:
         self.id = qid
         self.arrival_s = arrival_s
         self.model = model
         self.batch = batch
         self.retries = 0
+        self.noise = noise
 
     def __repr__(self) -> str:
         return f"Query(id={self.id}, t={self.arrival_s:.6f}, model={self.model}, b={self.batch})"

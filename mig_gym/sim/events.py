@@ -1,7 +1,9 @@
 """What the simulator's event heap holds, and what it hands to outside policies.
 
-Heap entries are ``(time_s, seq, event)``; ``seq`` is a per-simulator counter, so events at the
-same time are handled in the order they were scheduled.
+Heap entries are ``(time_s, seq, event, None)``, and a service's completion is
+``(end_s, seq, partition, query)`` (no event object: the hot path allocates none); ``seq`` is a
+per-simulator counter, so events at the same time are handled in the order they were scheduled,
+and a completion whose partition no longer runs that query (a failure aborted it) is stale.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from typing import Literal, Protocol
 from mig_gym.sim.entities import ClusterView, Partition, Query
 
 __all__ = [
-    "Completion",
     "Decision",
     "EpochTick",
     "GPUFail",
@@ -26,12 +27,6 @@ class PushDispatcher(Protocol):
     """Picks a partition for a query; ``None`` means no available partition can take it."""
 
     def choose(self, query: Query, view: ClusterView) -> Partition | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    partition: Partition
-    query: Query
 
 
 @dataclass(frozen=True, slots=True)

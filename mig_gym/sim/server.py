@@ -20,7 +20,7 @@ import numpy as np
 from mig_gym.hardware import GPUSpec, Layout
 from mig_gym.metrics import Recorder, Unfinished
 from mig_gym.sim.entities import GPU, ClassIndex, ClusterView, Partition, Query
-from mig_gym.sim.events import Completion, PushDispatcher
+from mig_gym.sim.events import PushDispatcher
 
 __all__ = ["Server", "REJECT_NOT_HOSTED", "REJECT_MEMORY"]
 
@@ -74,7 +74,6 @@ class Server:
         self._uid = 0
         self._cv = service_cv
         self._noise_rng = noise_rng
-        self._noise: dict[int, float] = {}  # per query id, drawn at arrival
         if service_cv > 0:
             self._sigma = math.sqrt(math.log1p(service_cv**2))
             if noise_rng is None:
@@ -92,8 +91,9 @@ class Server:
         return 0
 
     def _push(self, t: float, ev: object) -> None:
+        """Schedule ``ev`` (heap entries: :mod:`.events`)."""
         self._seq += 1
-        heapq.heappush(self._heap, (t, self._seq, ev))
+        heapq.heappush(self._heap, (t, self._seq, ev, None))
 
     def _servable_batches(self) -> list[int]:
         """Largest batch per model that some partition of the plan (or pending plan) can serve."""
@@ -156,15 +156,15 @@ class Server:
 
     # ------------------------------------------------------------------ service
     def _start(self, p: Partition, q: Query) -> None:
+        now = self.now
         est = p.lat[q.batch]
-        actual = est * self._noise[q.id] if self._cv > 0 else est
         p.running = q
-        p.run_start_s = self.now
-        p.run_end_s = self.now + actual
-        p.est_free_s = self.now + est + p.queued_s
+        p.run_start_s = now
+        p.run_end_s = end = now + est * q.noise  # (x * 1.0 == x: no noise, no change)
+        p.est_free_s = now + est + p.queued_s
         self.running += 1
-        self._seq += 1
-        heapq.heappush(self._heap, (p.run_end_s, self._seq, Completion(p, q)))
+        self._seq = seq = self._seq + 1
+        heapq.heappush(self._heap, (end, seq, p, q))  # a completion (see .events)
         p.index.push(p)  # type: ignore[union-attr]
 
     def _became_idle(self, p: Partition) -> None:
@@ -228,30 +228,37 @@ class Server:
         reason = REJECT_MEMORY if q.model in self._hosted else REJECT_NOT_HOSTED
         self.rec.on_reject(q.id, q.model, reason, self.now)
         self.active -= 1
-        self._noise.pop(q.id, None)
 
     def _begin_downtime(self, g: GPU) -> None:
         """A drained GPU goes down (only :class:`~mig_gym.sim.capacity.CapacityChanges` drains)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ completion
-    def _complete(self, ev: Completion) -> None:
-        p, q = ev.partition, ev.query
+    def _complete(self, p: Partition, q: Query) -> None:
+        """``q``'s service on ``p`` ends now (unless a failure aborted it); ``p`` takes its next
+        query (push: the queue's head, as ``_became_idle``) or goes idle."""
         if p.running is not q:
             return  # aborted by a failure
         p.running = None
         self.running -= 1
         self.active -= 1
         now = self.now
-        self.rec.served(now, p.gpcs, now - p.run_start_s)
-        self.rec.on_complete(q.id, q.model, q.arrival_s, now, self.slo_s[q.model])
-        if self._cv > 0:
-            del self._noise[q.id]
+        rec = self.rec
+        rec.served(now, p.gpcs, now - p.run_start_s)
+        rec.on_complete(q.id, q.model, q.arrival_s, now, self.slo_s[q.model])
         g = self.gpus[p.gpu]
-        if g.state == GPU.UP:
+        if g.state != GPU.UP:
+            if g.state == GPU.DRAINING and not any(x.running for x in g.partitions):
+                self._begin_downtime(g)
+        elif self.central:
             self._became_idle(p)
-        elif g.state == GPU.DRAINING and not any(x.running for x in g.partitions):
-            self._begin_downtime(g)
+        elif p.queue:
+            q = p.queue.popleft()
+            p.queued_s = p.queued_s - p.lat[q.batch] if p.queue else 0.0
+            self._start(p, q)
+        else:
+            p.est_free_s = now
+            p.index.push(p)  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------ accounting
     def in_service_gpc_s(self) -> dict[int, float]:

@@ -20,7 +20,6 @@ reason, queued (partition queue, central queue or held while no partition can ta
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -30,7 +29,6 @@ from mig_gym.metrics import Recorder
 from mig_gym.sim.capacity import CapacityChanges, merge_faults
 from mig_gym.sim.entities import GPU, Plan, Query
 from mig_gym.sim.events import (
-    Completion,
     Decision,
     EpochTick,
     GPUFail,
@@ -174,45 +172,62 @@ class Simulator(CapacityChanges):
     def run_until_decision(self) -> Decision | None:
         """Advance to the next decision; ``None`` when the run is over."""
         heap = self._heap
+        pop = heapq.heappop
         while True:
             if self._settle_due and not (heap and heap[0][0] <= self.now):
                 self._settle()  # every event of this instant is in
-            t_arr = self._blk_t[self._blk_i] if not self.arrivals_done else math.inf
-            if heap and heap[0][0] <= t_arr:
-                if self.arrivals_done and self._finished():
+            if self.arrivals_done:
+                if not heap or self._finished():
                     return None
-                t, _, ev = heapq.heappop(heap)
-                self.now = t
-                if type(ev) is Completion:
-                    self._complete(ev)
-                    continue
-                d = self._handle(ev)
+            elif not heap or heap[0][0] > self._blk_t[self._blk_i]:
+                d = self._arrive()
                 if d is not None:
                     return d
                 continue
-            if t_arr == math.inf:
+            t, _, ev, q = pop(heap)
+            self.now = t
+            if q is not None:  # a completion: (end, seq, partition, query)
+                self._complete(ev, q)  # type: ignore[arg-type]
+                continue
+            d = self._handle(ev)
+            if d is not None:
+                return d
+
+    def _arrive(self) -> Decision | None:
+        """The next arrival: rejected, handed to the attached dispatcher (push: inline, as
+        ``dispatch``), queued centrally (pull), or returned as a dispatch decision."""
+        i = self._blk_i
+        t = self._blk_t[i]
+        m = self._blk_m[i]
+        b = self._blk_b[i]
+        q = Query(self._next_id, t, m, b, self._blk_noise[i] if self._cv > 0 else 1.0)
+        self._next_id += 1
+        self.now = self.last_arrival_s = t
+        self._blk_i = i = i + 1
+        if i == len(self._blk_t):
+            self._load_block()
+        self.active += 1
+        self.rec.on_arrival(t)
+        if self._observers:
+            for obs in self._observers:
+                obs.on_arrival(m, b)
+        if b > self._servable[m]:
+            self._reject(q)
+            return None
+        disp = self.dispatcher
+        if disp is None or self.central:
+            if self.central:
+                self._route(q, disp)
                 return None
-            i = self._blk_i
-            q = Query(self._next_id, t_arr, self._blk_m[i], self._blk_b[i])
-            self._next_id += 1
-            self.now = t_arr
-            self.last_arrival_s = t_arr
-            if self._cv > 0:
-                self._noise[q.id] = self._blk_noise[i]
-            self._blk_i = i + 1
-            if self._blk_i == len(self._blk_t):
-                self._load_block()
-            self.active += 1
-            self.rec.on_arrival(t_arr)
-            if self._observers:
-                for obs in self._observers:
-                    obs.on_arrival(q.model, q.batch)
-            if self.dispatcher is None and not self.central:
-                if q.batch > self._servable[q.model]:
-                    self._reject(q)
-                    continue
-                return Decision("dispatch", t_arr, query=q)
-            self._route(q, self.dispatcher)
+            return Decision("dispatch", t, query=q)
+        p = disp.choose(q, self.view)
+        if p is None:
+            self.held.append(q)  # servable (checked above): held until capacity returns
+        elif p.running is None and not p.queue and p.available and p.model == m and p.fits(b):
+            self._start(p, q)
+        else:
+            self.dispatch(q, p)  # queue it (or refuse a partition that cannot take it)
+        return None
 
     def run(self) -> None:
         """Run to the end with the attached dispatcher (epoch decisions are ignored)."""
