@@ -604,9 +604,18 @@ actions = st.one_of(
 )
 
 
-def _integral(x: Any) -> list[int] | None:
-    """The entries of an action if it is made of finite integral numbers, else None."""
-    if isinstance(x, str | bytes | dict | complex) or x is None:
+def _boolish(x: Any) -> bool:
+    if isinstance(x, bool | np.bool_):
+        return True
+    if isinstance(x, list | tuple):
+        return any(_boolish(v) for v in x)
+    return isinstance(x, np.ndarray) and x.dtype.kind == "b"
+
+
+def _integral(x: Any) -> tuple[list[int], tuple[int, ...]] | None:
+    """The entries and shape of an action if it is made of finite integral numbers (booleans are
+    not numbers here), else None."""
+    if isinstance(x, str | bytes | dict | complex) or x is None or _boolish(x):
         return None
     try:
         a = np.asarray(x)
@@ -617,12 +626,13 @@ def _integral(x: Any) -> list[int] | None:
             a = a.astype(np.float64)
         except (TypeError, ValueError, OverflowError):
             return None
-    if a.dtype.kind not in "biuf":
+    if a.dtype.kind not in "iuf":
         return None
+    shape = a.shape
     a = a.astype(np.float64).reshape(-1)
     if not np.all(np.isfinite(a)) or np.any(a != np.floor(a)):
         return None
-    return [int(v) for v in a]
+    return [int(v) for v in a], shape
 
 
 @FUZZ
@@ -631,8 +641,9 @@ def test_dispatch_env_any_action(acts):
     e = env("dispatch")
     for a in acts:
         mask = e.action_masks()
-        entries = _integral(a)
-        valid = (
+        got = _integral(a)
+        entries = got[0] if got is not None else None
+        valid = (  # any shape of size 1
             entries is not None
             and len(entries) == 1
             and 0 <= entries[0] < e.slots
@@ -653,11 +664,9 @@ def test_dispatch_env_any_action(acts):
 def test_partition_env_any_action(acts):
     e = env("partition")
     for a in acts:
-        entries = _integral(a)
-        valid = (
-            entries is not None
-            and len(entries) == e.num_gpus
-            and all(0 <= v < e.choices for v in entries)
+        got = _integral(a)
+        valid = (  # exactly shape (G,): nothing is flattened
+            got is not None and got[1] == (e.num_gpus,) and all(0 <= v < e.choices for v in got[0])
         )
         before = e.invalid_actions
         obs, reward, _, truncated, info = e.step(a)

@@ -27,19 +27,31 @@ OBS_CLIP = 10.0  # ratios to the SLA (or to the mean rate) are clipped here to k
 EVAL_SEED_BASE = 1_000_000
 
 
+def _has_bool(action: Any) -> bool:
+    if isinstance(action, bool | np.bool_):
+        return True
+    if isinstance(action, list | tuple):
+        return any(_has_bool(x) for x in action)
+    return isinstance(action, np.ndarray) and action.dtype.kind == "O" and _has_bool(list(action))
+
+
 def numeric_action(action: Any) -> np.ndarray | None:
-    """An action's entries as a flat float64 array, or None when it is not numbers at all
-    (None, strings, bytes, complex, objects, ragged lists, integers beyond float range). Callers
-    still check size, finiteness, integrality and range."""
+    """An action's entries as a float64 array of the action's own shape (never flattened), or
+    None when it is not numbers at all: None, strings, bytes, complex, objects, ragged lists,
+    integers beyond float range, and anything bool-like (Python or numpy booleans, boolean
+    arrays, lists holding a boolean). Callers still check shape, finiteness, integrality and
+    range."""
+    if _has_bool(action):
+        return None
     try:
         a = np.asarray(action)
         if a.dtype.kind == "O":  # Python ints beyond int64, mixed lists
             a = a.astype(np.float64)
     except (TypeError, ValueError, OverflowError):
         return None
-    if a.dtype.kind not in "biuf":
+    if a.dtype.kind not in "iuf":
         return None
-    return a.astype(np.float64).reshape(-1)
+    return a.astype(np.float64)
 
 
 def episode_seed(np_random: np.random.Generator, options: dict[str, Any] | None) -> int:

@@ -30,12 +30,15 @@ class DispatchEnv(MigEnv):
     one of ``mig_gym.simulate`` with the agent as its push dispatcher.
 
     ## Action Space
-    ``Discrete(P)``, P = ``num_gpus x 7`` partition slots (slot ``7g + j`` is placement ``j`` of GPU
-    ``g``). ``action_masks()`` and ``info["action_mask"]`` mark the valid slots: available, hosting
-    the query's model, and with memory for its batch. An invalid action is remapped to the
-    earliest-finish valid partition, penalised (``invalid_action`` term) and counted
+    ``Discrete(P)``, P = ``num_gpus x W`` partition slots, W = ``slot_width``, the GPU's GPC count
+    in the hardware catalogue (7 on A100/H100, 4 on A30: no GPU holds more partitions than GPCs);
+    slot ``W g + j`` is placement ``j`` of GPU ``g``. ``action_masks()`` and
+    ``info["action_mask"]`` mark the valid slots: available, hosting the query's model, and with
+    memory for its batch. An invalid action is remapped to the earliest-finish valid partition,
+    penalised (``invalid_action`` term) and counted
     (``info["invalid_actions"]``); so is a malformed one (not a single finite integral number:
-    None, a string, NaN, a float with a fraction, a list of several entries). Queries that no
+    None, a string, NaN, a float with a fraction, a list of several entries, and anything
+    bool-like: ``True``, ``np.bool_(False)``, a boolean array). Queries that no
     partition can take at the moment (all down) are held by the simulator without a step.
 
     ## Observation Space
@@ -44,7 +47,7 @@ class DispatchEnv(MigEnv):
 
     | index | feature |
     |---|---|
-    | ``6i+0`` | slot i size / 7 (0 for an empty slot) |
+    | ``6i+0`` | slot i size / W (0 for an empty slot) |
     | ``6i+1`` | slot i hosts the query's model (0/1) |
     | ``6i+2`` | slot i estimated backlog / SLA |
     | ``6i+3`` | estimated completion of this query on slot i / SLA (10 if it cannot run there) |
@@ -65,7 +68,9 @@ class DispatchEnv(MigEnv):
     ## Episode End
     Truncation after ``env.queries_per_episode`` arrivals (``terminated`` is always False).
     ``info["summary"]`` then holds the episode's ``Summary`` fields. If no query needs a choice at
-    all (none can be served), the first step ends the episode without acting.
+    all (none can be served), the first step ends the episode without acting. A step before
+    ``reset`` or after the episode ended raises ``EpisodeEndedError`` (a ``RuntimeError``,
+    :mod:`mig_gym.envs.base`), as in every mig_gym environment.
 
     ## Arguments
     ``gym.make("mig_gym/Dispatch-v0", scenario=PATH | dict | Scenario | None, render_mode=None |
@@ -108,14 +113,15 @@ class DispatchEnv(MigEnv):
         }
 
     def _make_spaces(self, sc: C.Scenario) -> tuple[spaces.Discrete, spaces.Box]:
-        self.slots = sc.cluster.num_gpus * 7
+        self.slot_width = self.spec_.gpcs  # at most one partition per GPC
+        self.slots = sc.cluster.num_gpus * self.slot_width
         self.max_batch = max_batch(sc)
         n = self.slots * len(PART_FEATURES) + 3 + self.num_models + len(_GLOBAL)
         return spaces.Discrete(self.slots), spaces.Box(0.0, OBS_CLIP, (n,), np.float32)
 
     # ------------------------------------------------------------------ read-only view
     def slot_partition(self, slot: int) -> Partition | None:
-        g, j = divmod(int(slot), 7)
+        g, j = divmod(int(slot), self.slot_width)
         gpus = self.run.sim.gpus  # type: ignore[union-attr]
         if g >= len(gpus) or j >= len(gpus[g].partitions):
             return None
@@ -123,7 +129,7 @@ class DispatchEnv(MigEnv):
 
     def partition_slot(self, p: Partition) -> int:
         g = self.run.sim.gpus[p.gpu]  # type: ignore[union-attr]
-        return p.gpu * 7 + g.partitions.index(p)
+        return p.gpu * self.slot_width + g.partitions.index(p)
 
     def action_masks(self) -> np.ndarray:
         """Valid slots for the pending query (all False when there is none)."""
@@ -173,6 +179,7 @@ class DispatchEnv(MigEnv):
             a = int(action)  # the common case, without array conversion
         else:  # one finite integral number (any shape of size 1), else invalid
             x = numeric_action(action)
+            x = x.reshape(-1) if x is not None else None
             ok = x is not None and x.size == 1 and np.isfinite(x[0]) and x[0] == np.floor(x[0])
             a = int(x[0]) if ok and -1 <= x[0] <= self.slots else -1  # type: ignore[index]
         if self.pending_query is None:  # the empty episode: nothing to decide
@@ -204,7 +211,7 @@ class DispatchEnv(MigEnv):
         for g in sim.gpus:
             for j, p in enumerate(g.partitions):
                 parts.append(p)
-                idx.append(g.index * 7 + j)
+                idx.append(g.index * self.slot_width + j)
         self._parts = parts
         self._idx = np.array(idx, dtype=np.int64)
         self._full = idx == list(range(self.slots))
@@ -219,7 +226,7 @@ class DispatchEnv(MigEnv):
         for m in range(self.num_models):
             same = model == m
             t = np.zeros((len(parts), len(PART_FEATURES)))
-            t[:, 0] = [p.gpcs / 7.0 for p in parts]
+            t[:, 0] = [p.gpcs / self.slot_width for p in parts]
             t[:, 1] = same
             t[:, 4] = avail
             ok = (avail & same)[:, None] & (lat < np.inf)

@@ -97,7 +97,7 @@ class PartitionEnv(MigEnv):
     | M | last epoch's model mix |
     | S | per-size utilization (busy / available GPC-s) in the last epoch |
     | 3 | last epoch's p95 latency / SLA (smallest SLA), violation rate, mean latency / SLA |
-    | S | partitions of each size / (7 G) in the current plan |
+    | S | partitions of each size / (GPCs per GPU x G) in the current plan |
     | 1 | position in the episode: epochs done / ``env.epochs_per_episode`` |
     | 1 + 2 M | trends (below) of the rate, of each model's mix share and mean batch size |
     | G | each GPU's current action index / (L M - 1) |
@@ -120,8 +120,9 @@ class PartitionEnv(MigEnv):
     ``env.epoch_s`` after its action (``epochs_per_episode * epoch_s`` simulated seconds in all).
     Arrivals are generated as the epochs need them, whatever ``run.num_queries`` says; only a
     non-looped trace that ends can end an episode early. ``recorder.series`` then holds one row
-    per epoch and ``info["summary"]`` the episode's ``Summary`` fields. A step after the episode
-    ended raises ``RuntimeError``.
+    per epoch and ``info["summary"]`` the episode's ``Summary`` fields. A step before ``reset`` or
+    after the episode ended raises ``EpisodeEndedError`` (a ``RuntimeError``,
+    :mod:`mig_gym.envs.base`), as in every mig_gym environment.
 
     ## Arguments
     ``gym.make("mig_gym/Partition-v0", scenario=..., render_mode=None | "ansi" | "rgb_array",
@@ -328,7 +329,9 @@ class PartitionEnv(MigEnv):
             lay = g.target[0] if g.target is not None else g.layout
             for k in lay.sizes if lay is not None else ():
                 counts[k] += 1
-        parts.append(np.array([counts[k] / (7 * self.num_gpus) for k in self.spec_.sizes]))
+        parts.append(
+            np.array([counts[k] / (self.spec_.gpcs * self.num_gpus) for k in self.spec_.sizes])
+        )
         parts.append(np.array([self.epoch / self.epochs]))
         parts.append(self._trend)
         parts.append(self.current_action() / max(self.choices - 1, 1))
