@@ -160,23 +160,34 @@ class ClassIndex:
     entries outnumber live ones.
     """
 
-    __slots__ = ("heap", "members", "idle")
+    __slots__ = ("heap", "members", "idle", "limit")
 
     def __init__(self) -> None:
         self.heap: list[tuple[float, int, int, Partition]] = []
         self.members: dict[int, Partition] = {}
         self.idle: dict[int, Partition] = {}
+        self.limit = 16  # heap length above which it is rebuilt without its stale entries
 
     def push(self, p: Partition) -> None:
         """Record a change of ``p``'s ``est_free_s`` or of its idle/busy state."""
-        p.version += 1
         if p.running is None and not p.queue:
-            self.idle.pop(p.uid, None)  # re-inserted at the end: idle since now
-            self.idle[p.uid] = p
-            return
+            self.went_idle(p)
+        else:
+            self.busy(p)
+
+    def went_idle(self, p: Partition) -> None:
+        """``p`` has nothing running or queued (``push`` of an idle partition)."""
+        p.version += 1
+        self.idle.pop(p.uid, None)  # re-inserted at the end: idle since now
+        self.idle[p.uid] = p
+
+    def busy(self, p: Partition) -> None:
+        """``p`` has work; its ``est_free_s`` changed (``push`` of a busy partition)."""
+        p.version += 1
         self.idle.pop(p.uid, None)
-        heapq.heappush(self.heap, (p.est_free_s, p.uid, p.version, p))
-        if len(self.heap) > 4 * len(self.members) + 16:
+        heap = self.heap
+        heapq.heappush(heap, (p.est_free_s, p.uid, p.version, p))
+        if len(heap) > self.limit:
             self.heap = [
                 (q.est_free_s, q.uid, q.version, q)
                 for q in self.members.values()
@@ -186,10 +197,12 @@ class ClassIndex:
 
     def add(self, p: Partition) -> None:
         self.members[p.uid] = p
+        self.limit = 4 * len(self.members) + 16
         self.push(p)
 
     def remove(self, p: Partition) -> None:
         self.members.pop(p.uid, None)
+        self.limit = 4 * len(self.members) + 16
         self.idle.pop(p.uid, None)
         p.version += 1
 

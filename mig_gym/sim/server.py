@@ -165,7 +165,7 @@ class Server:
         self.running += 1
         self._seq = seq = self._seq + 1
         heapq.heappush(self._heap, (end, seq, p, q))  # a completion (see .events)
-        p.index.push(p)  # type: ignore[union-attr]
+        p.index.busy(p)  # type: ignore[union-attr]
 
     def _became_idle(self, p: Partition) -> None:
         """``p`` has nothing running: start its next query or mark it idle."""
@@ -178,7 +178,7 @@ class Server:
                     return
             self.idle[p.model][p.uid] = p
             p.est_free_s = self.now
-            p.index.push(p)  # type: ignore[union-attr]
+            p.index.went_idle(p)  # type: ignore[union-attr]
             return
         if p.queue:
             q = p.queue.popleft()
@@ -186,7 +186,7 @@ class Server:
             self._start(p, q)
         else:
             p.est_free_s = self.now
-            p.index.push(p)  # type: ignore[union-attr]
+            p.index.went_idle(p)  # type: ignore[union-attr]
 
     def dispatch(self, q: Query, p: Partition | None) -> None:
         """Send ``q`` to partition ``p`` (push), or hold/reject it if ``p`` is None."""
@@ -203,7 +203,7 @@ class Server:
             p.queued_s += est
             # If the running query overran its estimate, the queue still lies ahead of q.
             p.est_free_s = max(p.est_free_s + est, self.now + p.queued_s)
-            p.index.push(p)  # type: ignore[union-attr]
+            p.index.busy(p)  # type: ignore[union-attr]
 
     def _route(self, q: Query, dispatcher: PushDispatcher | None) -> None:
         if q.batch > self._servable[q.model]:
@@ -258,7 +258,7 @@ class Server:
             self._start(p, q)
         else:
             p.est_free_s = now
-            p.index.push(p)  # type: ignore[union-attr]
+            p.index.went_idle(p)  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------ accounting
     def in_service_gpc_s(self) -> dict[int, float]:

@@ -20,6 +20,7 @@ reason, queued (partition queue, central queue or held while no partition can ta
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -180,7 +181,7 @@ class Simulator(CapacityChanges):
                 if not heap or self._finished():
                     return None
             elif not heap or heap[0][0] > self._blk_t[self._blk_i]:
-                d = self._arrive()
+                d = self._arrivals()
                 if d is not None:
                     return d
                 continue
@@ -193,41 +194,50 @@ class Simulator(CapacityChanges):
             if d is not None:
                 return d
 
-    def _arrive(self) -> Decision | None:
-        """The next arrival: rejected, handed to the attached dispatcher (push: inline, as
-        ``dispatch``), queued centrally (pull), or returned as a dispatch decision."""
-        i = self._blk_i
-        t = self._blk_t[i]
-        m = self._blk_m[i]
-        b = self._blk_b[i]
-        q = Query(self._next_id, t, m, b, self._blk_noise[i] if self._cv > 0 else 1.0)
-        self._next_id += 1
-        self.now = self.last_arrival_s = t
-        self._blk_i = i = i + 1
-        if i == len(self._blk_t):
-            self._load_block()
-        self.active += 1
-        self.rec.on_arrival(t)
-        if self._observers:
-            for obs in self._observers:
+    def _arrivals(self) -> Decision | None:
+        """The arrivals before the next heap event (heap events first on ties), each rejected,
+        handed to the attached dispatcher (push: inline, as ``dispatch``), queued centrally
+        (pull) or returned as a dispatch decision. Stops at the end of a block."""
+        heap = self._heap
+        nxt = heap[0][0] if heap else math.inf
+        bt, bm, bb, i = self._blk_t, self._blk_m, self._blk_b, self._blk_i
+        noise = self._blk_noise if self._cv > 0 else None
+        rec, observers, servable, disp = self.rec, self._observers, self._servable, self.dispatcher
+        choose = disp.choose if disp is not None and not self.central else None
+        view, qid, end = self.view, self._next_id, len(bt)
+        d = None
+        while i < end and bt[i] < nxt:
+            t, m, b = bt[i], bm[i], bb[i]
+            q = Query(qid, t, m, b, noise[i] if noise is not None else 1.0)
+            qid += 1
+            i += 1
+            self.now = t
+            self.active += 1
+            rec.on_arrival(t)
+            for obs in observers:
                 obs.on_arrival(m, b)
-        if b > self._servable[m]:
-            self._reject(q)
-            return None
-        disp = self.dispatcher
-        if disp is None or self.central:
-            if self.central:
-                self._route(q, disp)
-                return None
-            return Decision("dispatch", t, query=q)
-        p = disp.choose(q, self.view)
-        if p is None:
-            self.held.append(q)  # servable (checked above): held until capacity returns
-        elif p.running is None and not p.queue and p.available and p.model == m and p.fits(b):
-            self._start(p, q)
-        else:
-            self.dispatch(q, p)  # queue it (or refuse a partition that cannot take it)
-        return None
+            if b > servable[m]:
+                self._reject(q)
+            elif choose is None:
+                if self.central:
+                    self._route(q, disp)  # may start it: its completion may come first
+                    nxt = heap[0][0] if heap else math.inf
+                    continue
+                d = Decision("dispatch", t, query=q)
+                break
+            elif (p := choose(q, view)) is None:
+                self.held.append(q)  # servable (checked above): held until capacity returns
+            elif p.running is None and not p.queue and p.available and p.model == m and p.fits(b):
+                self._start(p, q)
+                if p.run_end_s < nxt:
+                    nxt = p.run_end_s
+            else:
+                self.dispatch(q, p)  # queue it (or refuse a partition that cannot take it)
+        self._blk_i, self._next_id = i, qid
+        self.last_arrival_s = self.now  # (called only when an arrival comes next)
+        if i == end:
+            self._load_block()
+        return d
 
     def run(self) -> None:
         """Run to the end with the attached dispatcher (epoch decisions are ignored)."""
