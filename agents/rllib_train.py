@@ -7,8 +7,9 @@
 Each iteration prints the mean episode return of the episodes it finished. RLlib builds its
 environments from a registered creator, so ``import mig_gym`` happens inside it and works on remote
 env runners too. The agent sees the plain ``Discrete`` action space (RLlib's default PPO module has
-no action masking): invalid choices are remapped and penalised by the environment itself (the
-``invalid_action`` reward term).
+no action masking): invalid choices are remapped by the environment itself (to the
+earliest-finish partition) and counted; a penalty is opt-in (the scenario's
+``env.reward_weights.invalid_action``; the default reward is the score alone).
 
 ``ray[rllib]`` is not in ``pyproject.toml``'s extras because Ray 2.60's RL extra pins an older
 Gymnasium than mig_gym's; install it in an environment of its own.

@@ -9,7 +9,8 @@ two streams: ``dynamics`` (observation, terminated, truncated, the action mask, 
 are the metrics layer's, checked in test_metrics.py); the test checks it is present at each episode
 end. The digests below were recorded on the tree before the refactoring; re-record with
 ``python tests/test_env_rollouts.py`` only for a deliberate change of behaviour, and say so in the
-commit.
+commit. Re-recorded so far: the ``reward`` stream once, when the default reward became the score
+(issue 15 item 2; the ``dynamics`` stream unchanged).
 """
 
 from __future__ import annotations
@@ -93,14 +94,14 @@ CASES: dict[str, tuple[str, dict | None, dict, str, int]] = {
 }
 
 EXPECTED: dict[str, tuple[str, str]] = {
-    "dispatch-bursty-random": ("9f4941c64a68685cf8137adf", "d82904545e9df6463694780f"),
-    "dispatch-default-elsa": ("4d9f750e41d11494d64681f5", "80cdac27fe8b79a796ab936f"),
-    "dispatch-default-random": ("d20bd0e945df22cc30bcf5a5", "bda34f43cd31c71f9299f33f"),
-    "dispatch-faults-ef": ("ab5d5d35af936ff4e6fa7c78", "e9bbac680181dc2f8798cdff"),
-    "dispatch-multi-jsq": ("4fd30df24d390f1439696b04", "92cb5bdfd6005fb162273c63"),
-    "partition-mixflip-paris": ("8f5f7382a4f5223264e37fd1", "bb45e2eb9afa273aad83d510"),
-    "partition-mixflip-random": ("5f009745ac940d4e49d987aa", "e7b3adb176888d21e2e2f50e"),
-    "partition-tinyhuge-static": ("b71ea162116dd9476ea04dab", "15a388573078809f6e9e2040"),
+    "dispatch-bursty-random": ("9f4941c64a68685cf8137adf", "8a51a6e80a52867f3a5462f4"),
+    "dispatch-default-elsa": ("4d9f750e41d11494d64681f5", "cfdc441806fd8f4638fcc4fa"),
+    "dispatch-default-random": ("d20bd0e945df22cc30bcf5a5", "3bcf598ff784b85b8ed9249a"),
+    "dispatch-faults-ef": ("ab5d5d35af936ff4e6fa7c78", "f4c657572be481eb226a1e85"),
+    "dispatch-multi-jsq": ("4fd30df24d390f1439696b04", "0ac49a8eeaf07579b8af8601"),
+    "partition-mixflip-paris": ("8f5f7382a4f5223264e37fd1", "6cd82e9740992cbd025295ab"),
+    "partition-mixflip-random": ("5f009745ac940d4e49d987aa", "3e775bb98081a497443c3aba"),
+    "partition-tinyhuge-static": ("b71ea162116dd9476ea04dab", "6189625e98a234e849fe6a59"),
 }
 
 

@@ -235,7 +235,7 @@ def test_evaluate_policy_on_reference_policies():
     venv = DummyVecEnv([lambda: Monitor(gym.make(IDS[0], scenario=small(IDS[0])))])
     elsa, _ = evaluate_policy(reference_policy(venv, "elsa"), venv, n_eval_episodes=2)
     rnd, _ = evaluate_policy(reference_policy(venv, "random"), venv, n_eval_episodes=2)
-    assert elsa < 0 and rnd < 0
+    assert rnd < elsa <= 0  # the return is minus the violation rate
     penv = Monitor(gym.make(IDS[1], scenario=small(IDS[1])))
     static, _ = evaluate_policy(reference_policy(penv, "static"), penv, n_eval_episodes=1)
     paris, _ = evaluate_policy(reference_policy(penv, "paris"), penv, n_eval_episodes=1)

@@ -932,8 +932,9 @@ def test_dispatch_env_episode_without_any_decision():
     obs, reward, terminated, truncated, info = e.step(0)
     assert not obs.any()
     assert truncated and not terminated and info["summary"]["conserved"]
-    # the 30 rejections count in the step that ends the episode (not a silent 0)
-    assert info["reward_terms"]["sla_violation"] == -30.0 and reward < 0
+    # every measured query was rejected: the one step's reward is the score, -1 (not a silent 0)
+    assert info["summary"]["sla_violation_rate"] == 1.0
+    assert info["reward_terms"]["sla_violation"] == -1.0 and reward == -1.0
     with pytest.raises(RuntimeError, match="after the episode ended"):
         e.step(0)
     e.reset(seed=1)  # and it can start over

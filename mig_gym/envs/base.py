@@ -12,14 +12,17 @@ A subclass says what differs and nothing else:
 * ``_validate(action) -> (decision, invalid)``: never raises for a bad action;
 * ``_apply(decision, invalid) -> dict``: act on the simulator; the dict goes into ``info``;
 * ``_advance() -> bool``: run to the next decision; True when the simulation has nothing more;
-* ``_observe() -> ndarray``, ``_reward(applied, invalid) -> (reward, terms)``,
-  ``_terminated()``, ``_truncated(over)``, ``action_masks()``, ``_render_text()``.
+* ``_observe() -> ndarray``, ``_terminated()``, ``_truncated(over)``,
+  ``_reward(applied, invalid, summary) -> (reward, terms)`` (``summary``: the episode's
+  ``Summary`` on its last step, else None; :class:`mig_gym.envs.rewards.RewardBook` turns it into
+  the score), ``action_masks()``, ``_render_text()``.
 
-``step`` is fixed: check that the episode is running, validate, apply, advance, observe, reward,
-terminated/truncated, info. Every step's ``info`` has ``reward_terms``, ``invalid`` (this action),
-``invalid_actions`` (so far in the episode), ``action_mask`` and what ``_apply`` returned; the last
-step of an episode adds ``summary`` (the episode's ``Summary`` fields). Stepping before ``reset``
-or after the episode ended raises :class:`EpisodeEndedError` (a ``RuntimeError``).
+``step`` is fixed: check that the episode is running, validate, apply, advance, observe,
+terminated/truncated, reward, info. Every step's ``info`` has ``reward_terms``, ``invalid``
+(this action), ``invalid_actions`` (so far in the episode), ``action_mask`` and what ``_apply``
+returned; the last step of an episode adds ``summary`` (the episode's ``Summary`` fields).
+Stepping before ``reset`` or after the episode ended raises :class:`EpisodeEndedError` (a
+``RuntimeError``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 from mig_gym import hardware
 from mig_gym.envs.common import episode_seed, prepare_scenario, with_run
 from mig_gym.envs.render import RENDER_MODES, check_render_mode, frame_shape, rgb_frame
+from mig_gym.metrics.summary import Summary
 from mig_gym.runs.build import Run
 from mig_gym.scenario import config as C
 
@@ -98,7 +102,9 @@ class MigEnv(gym.Env):
     def _observe(self) -> np.ndarray:
         raise NotImplementedError
 
-    def _reward(self, applied: dict[str, Any], invalid: bool) -> tuple[float, dict[str, float]]:
+    def _reward(
+        self, applied: dict[str, Any], invalid: bool, summary: Summary | None
+    ) -> tuple[float, dict[str, float]]:
         raise NotImplementedError
 
     def _terminated(self) -> bool:
@@ -148,8 +154,9 @@ class MigEnv(gym.Env):
         applied = self._apply(decision, invalid)
         over = self._advance()
         obs = self._observe()
-        reward, terms = self._reward(applied, invalid)
         terminated, truncated = self._terminated(), self._truncated(over)
+        summary = self.run.summary() if terminated or truncated else None
+        reward, terms = self._reward(applied, invalid, summary)
         info: dict[str, Any] = {
             "reward_terms": terms,
             "invalid_actions": self.invalid_actions,
@@ -157,9 +164,9 @@ class MigEnv(gym.Env):
             "invalid": invalid,
             **applied,
         }
-        if terminated or truncated:
+        if summary is not None:
             self._ended = True
-            info["summary"] = self.run.summary().to_dict()
+            info["summary"] = summary.to_dict()
         return obs, float(reward), terminated, truncated, info
 
     def render(self) -> str | np.ndarray | None:

@@ -1,5 +1,5 @@
-"""Shared pieces of the environments: scenario preparation, action parsing and reward
-bookkeeping. (The SB3 ``predict`` adapter of reference policies is
+"""Shared pieces of the environments: scenario preparation and action parsing. (The reward is in
+:mod:`mig_gym.envs.rewards`; the SB3 ``predict`` adapter of reference policies is
 :class:`mig_gym.policies.predict.Predictor`.)"""
 
 from __future__ import annotations
@@ -9,14 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from mig_gym.metrics import Recorder
 from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario
 
 __all__ = [
     "prepare_scenario",
     "numeric_action",
-    "RewardBook",
     "OBS_CLIP",
     "EVAL_SEED_BASE",
 ]
@@ -71,47 +69,3 @@ def prepare_scenario(scenario: str | dict | C.Scenario | None) -> C.Scenario:
 
 def with_run(sc: C.Scenario, **changes: Any) -> C.Scenario:
     return dataclasses.replace(sc, run=dataclasses.replace(sc.run, **changes))
-
-
-class RewardBook:
-    """Turns the recorder's cumulative counters into per-step reward terms.
-
-    Terms (before weighting): ``sla_violation`` = minus the queries that completed late or were
-    rejected since the last step; ``latency`` = minus the sum of latency / SLA of the queries that
-    completed since the last step; ``reconfig`` = minus the GPUs reconfigured by this step's action;
-    ``invalid_action`` = minus one if the action was invalid.
-    """
-
-    def __init__(self, rec: Recorder, weights: C.RewardWeights) -> None:
-        self.rec = rec
-        self.w = weights
-        self._last = self._now()
-
-    def _now(self) -> tuple[int, float, int, int]:
-        r = self.rec
-        return r.late_all, r.lat_norm_all, sum(r.rejected.values()), r.completed
-
-    def step(
-        self, reconfigured: int = 0, invalid: bool = False, per_query: bool = False
-    ) -> tuple[float, dict[str, float]]:
-        late, lat, rej, done = self._now()
-        l0, lat0, rej0, done0 = self._last
-        self._last = (late, lat, rej, done)
-        viol, latency = float(late - l0 + rej - rej0), float(lat - lat0)
-        if per_query:  # Partition-v0: rates over the epoch, comparable across loads
-            ended = max(done - done0 + rej - rej0, 1)
-            viol, latency = viol / ended, latency / max(done - done0, 1)
-        terms = {
-            "sla_violation": -viol,
-            "latency": -latency,
-            "reconfig": -float(reconfigured),
-            "invalid_action": -float(invalid),
-        }
-        w = self.w
-        reward = (
-            w.sla_violation * terms["sla_violation"]
-            + w.latency * terms["latency"]
-            + w.reconfig * terms["reconfig"]
-            + w.invalid_action * terms["invalid_action"]
-        )
-        return reward, terms

@@ -9,8 +9,10 @@ import numpy as np
 from gymnasium import spaces
 
 from mig_gym.envs.base import MigEnv
-from mig_gym.envs.common import OBS_CLIP, RewardBook, numeric_action
+from mig_gym.envs.common import OBS_CLIP, numeric_action
 from mig_gym.envs.render import RENDER_MODES
+from mig_gym.envs.rewards import RewardBook
+from mig_gym.metrics.summary import Summary
 from mig_gym.policies.dispatch.baselines import EarliestFinish
 from mig_gym.runs.build import Run, build, max_batch
 from mig_gym.scenario import config as C
@@ -35,8 +37,8 @@ class DispatchEnv(MigEnv):
     slot ``W g + j`` is placement ``j`` of GPU ``g``. ``action_masks()`` and
     ``info["action_mask"]`` mark the valid slots: available, hosting the query's model, and with
     memory for its batch. An invalid action is remapped to the earliest-finish valid partition,
-    penalised (``invalid_action`` term) and counted
-    (``info["invalid_actions"]``); so is a malformed one (not a single finite integral number:
+    counted (``info["invalid_actions"]``) and penalised only if the scenario weights the
+    ``invalid_action`` term; so is a malformed one (not a single finite integral number:
     None, a string, NaN, a float with a fraction, a list of several entries, and anything
     bool-like: ``True``, ``np.bool_(False)``, a boolean array). Queries that no
     partition can take at the moment (all down) are held by the simulator without a step.
@@ -58,12 +60,16 @@ class DispatchEnv(MigEnv):
     | last 3 | arrival rate / scenario mean rate, queries in system / P, episode progress |
 
     ## Rewards
-    ``reward = w_v * sla_violation + w_l * latency + w_i * invalid_action`` with weights
-    ``env.reward_weights`` of the scenario and terms in ``info["reward_terms"]``: minus queries that
-    finished late or were rejected since the last step, minus the sum of latency / SLA of queries
-    that finished since the last step, minus one for an invalid action. The episode return equals
-    ``-(w_v * late-or-rejected + w_l * sum(latency / SLA) + w_i * invalid actions)`` over the
-    queries that finished during the episode.
+    The reward is the score (:mod:`mig_gym.envs.rewards`): with the default
+    ``env.reward_weights`` the episode return equals ``-info["summary"]["sla_violation_rate"]``,
+    minus the fraction of the episode's measured queries (after its warm-up of
+    ``min(run.warmup_queries, queries_per_episode // 10)``) that completed late, were rejected or
+    were still unfinished past their deadline when the episode ended. Each step pays minus its new
+    violations / the number of measured queries; the last step adds the unfinished ones. In
+    general ``reward = w_v * sla_violation + w_l * latency + w_i * invalid_action`` (terms in
+    ``info["reward_terms"]``); the shaping terms ``latency`` (minus the sum of latency / SLA of the
+    measured queries completed since the last step) and ``invalid_action`` (minus one for an
+    invalid action) have weight 0 unless the scenario opts in.
 
     ## Episode End
     Truncation after ``env.queries_per_episode`` arrivals (``terminated`` is always False).
@@ -141,7 +147,14 @@ class DispatchEnv(MigEnv):
 
     def _begin(self) -> None:
         self._mean_rate = max(self.run.context.rate_qps, 1e-9)  # type: ignore[union-attr]
-        self.book = RewardBook(self.run.recorder, self.scenario.env.reward_weights)  # type: ignore[union-attr]
+        run, rc = self.run, self.scenario.run
+        assert run is not None
+        self.book = RewardBook(
+            run.recorder,
+            self.scenario.env.reward_weights,
+            run.sim.slo_s,
+            expected_measured=rc.num_queries - rc.warmup_queries,
+        )
         self._rate = self._mean_rate
         self._last_t = 0.0
         self.pending_query = None
@@ -198,8 +211,10 @@ class DispatchEnv(MigEnv):
             return np.zeros(self.observation_space.shape, np.float32)
         return self._obs
 
-    def _reward(self, applied: dict[str, Any], invalid: bool) -> tuple[float, dict[str, float]]:
-        return self.book.step(invalid=invalid)
+    def _reward(
+        self, applied: dict[str, Any], invalid: bool, summary: Summary | None
+    ) -> tuple[float, dict[str, float]]:
+        return self.book.step(invalid=invalid, summary=summary)
 
     # ------------------------------------------------------------------ observation / render
     def _slots_layout(self) -> None:

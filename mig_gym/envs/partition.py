@@ -9,8 +9,10 @@ from gymnasium import spaces
 
 from mig_gym import hardware
 from mig_gym.envs.base import MigEnv
-from mig_gym.envs.common import OBS_CLIP, RewardBook, numeric_action
+from mig_gym.envs.common import OBS_CLIP, numeric_action
 from mig_gym.envs.render import RENDER_MODES
+from mig_gym.envs.rewards import RewardBook
+from mig_gym.metrics.summary import Summary
 from mig_gym.policies.partition.baselines import homogeneous_layout
 from mig_gym.runs.build import Run, build, max_batch
 from mig_gym.runs.context import time_average_rate
@@ -78,10 +80,10 @@ class PartitionEnv(MigEnv):
     ``model`` the scenario's models. ``encode(layout, model)`` and ``decode(a)`` convert; every
     plan the environment can start from is expressible. ``action_masks()`` (all True: every
     listed layout may be chosen) follows the sb3-contrib convention for MultiDiscrete. An
-    out-of-range or malformed entry keeps that GPU as it is, is penalised and counted
-    (``info["invalid_actions"]``, ``info["invalid"]``); an action of the wrong shape (anything but
-    ``(G,)``: a ``(1, G)`` array too) or not made of numbers (booleans included) keeps every GPU
-    as it is.
+    out-of-range or malformed entry keeps that GPU as it is and is counted
+    (``info["invalid_actions"]``, ``info["invalid"]``, the ``invalid_action`` term); an action
+    of the wrong shape (anything but ``(G,)``: a ``(1, G)`` array too) or not made of numbers
+    (booleans included) keeps every GPU as it is.
 
     ## Observation Space
     ``Box(0, 10, (M * 9 + 1 + M + S + 3 + S + 1 + 1 + 2 M + G,), float32)``, S = partition sizes
@@ -108,12 +110,17 @@ class PartitionEnv(MigEnv):
     arrivals). With the position they let a memoryless policy time a schedule.
 
     ## Rewards
-    ``reward = w_v * sla_violation + w_l * latency + w_r * reconfig + w_i * invalid_action`` with
-    the scenario's ``env.reward_weights``; terms in ``info["reward_terms"]``: minus the epoch's
-    violation rate (late or rejected over queries that ended), minus the mean latency / SLA of the
-    epoch's completions, minus the number of GPUs reconfigured by the action, minus one if any entry
-    was invalid. The episode return is the sum of these per-epoch terms over every epoch of the
-    episode (the first action is taken at t = 0, before any arrival).
+    The reward is the score (:mod:`mig_gym.envs.rewards`): with the default
+    ``env.reward_weights`` the episode return equals ``-info["summary"]["sla_violation_rate"]``,
+    minus the fraction of the episode's queries that completed late, were rejected or were still
+    unfinished past their deadline at its end. Each epoch pays minus its new violations / the
+    expected number of queries (time-average rate x horizon); the last epoch settles the
+    difference (unfinished queries, the actual number of arrivals). In general ``reward = w_v *
+    sla_violation + w_l * latency + w_r * reconfig + w_i * invalid_action`` (terms in
+    ``info["reward_terms"]``); the shaping terms ``latency`` (minus the mean latency / SLA of the
+    epoch's completions), ``reconfig`` (minus the GPUs reconfigured by the action) and
+    ``invalid_action`` (minus one if any entry was invalid) have weight 0 unless the scenario opts
+    in. The first action is taken at t = 0, before any arrival.
 
     ## Episode End
     Truncation after exactly ``env.epochs_per_episode`` steps, each simulating one epoch of
@@ -214,7 +221,13 @@ class PartitionEnv(MigEnv):
         run = self.run
         assert run is not None
         ctx = run.context
-        self.book = RewardBook(run.recorder, self.scenario.env.reward_weights)
+        self.book = RewardBook(
+            run.recorder,
+            self.scenario.env.reward_weights,
+            run.sim.slo_s,
+            expected_measured=self._mean_rate * self.horizon_s,
+            per_epoch=True,
+        )
         self.epoch = 0
         self._pmfs = [dict(p) for p in ctx.batch_pmfs]
         # Before the first epoch the "last epoch" features are the scenario's own expectations.
@@ -240,7 +253,8 @@ class PartitionEnv(MigEnv):
     def _snapshot(self) -> tuple[dict[int, float], dict[int, float], int, float, int]:
         r = self.run.recorder  # type: ignore[union-attr]
         r.advance(self.run.sim.now)  # type: ignore[union-attr]
-        return (dict(r.busy_s), dict(r.size_avail_s), r.arrived, r.lat_norm_all, r.completed)
+        lat = sum(st[2] / slo for st, slo in zip(r.model_stats, self.run.sim.slo_s, strict=True))  # type: ignore[union-attr]
+        return (dict(r.busy_s), dict(r.size_avail_s), r.arrived, lat, r.measured_completed)
 
     def _advance(self) -> bool:
         sim = self.run.sim  # type: ignore[union-attr]
@@ -296,8 +310,10 @@ class PartitionEnv(MigEnv):
     def _truncated(self, over: bool) -> bool:
         return over or self.epoch >= self.epochs
 
-    def _reward(self, applied: dict[str, Any], invalid: bool) -> tuple[float, dict[str, float]]:
-        return self.book.step(reconfigured=applied["reconfigured"], invalid=invalid, per_query=True)
+    def _reward(
+        self, applied: dict[str, Any], invalid: bool, summary: Summary | None
+    ) -> tuple[float, dict[str, float]]:
+        return self.book.step(applied["reconfigured"], invalid, summary)
 
     # ------------------------------------------------------------------ observation / render
     def _observe(self) -> np.ndarray:

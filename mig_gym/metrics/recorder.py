@@ -72,8 +72,6 @@ class Recorder:
         self.reconfigurations = 0
         self.downtime_reconfig_s = 0.0  # GPU-seconds
         self.downtime_failure_s = 0.0
-        self.late_all = 0  # completed late, warm-up included
-        self.lat_norm_all = 0.0  # sum of latency / SLA, warm-up included
         self.ts = TimeSeries(sizes, window_s)
 
     @property
@@ -141,8 +139,6 @@ class Recorder:
         w.lat.append(lat)
         w.viol += late
         w.events += 1
-        self.late_all += late  # reward bookkeeping counts warm-up queries too
-        self.lat_norm_all += lat / slo_s
         if qid < self.warmup:
             return
         if self.first_measured_s is None:
@@ -220,8 +216,6 @@ class Recorder:
         w.viol += n_late
         w.events += j - i
         self.completed += j - i
-        self.late_all += n_late
-        self.lat_norm_all += float((lat / slo).sum())
         # busy time: services that started in this window in bulk, the rare longer ones one by one
         w_start = self.ts.start_s
         inside = end - service >= w_start

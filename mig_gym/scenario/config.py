@@ -274,10 +274,15 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class RewardWeights:
+    """Weights of the environments' reward terms (:mod:`mig_gym.envs.rewards`). By default only
+    ``sla_violation`` counts, and an episode's return is minus its ``sla_violation_rate`` (the
+    score the tables report); ``latency``, ``reconfig`` and ``invalid_action`` are opt-in
+    shaping terms."""
+
     sla_violation: float = 1.0
-    latency: float = 0.1
-    reconfig: float = 0.01
-    invalid_action: float = 1.0
+    latency: float = 0.0
+    reconfig: float = 0.0
+    invalid_action: float = 0.0
 
 
 @dataclass(frozen=True)
