@@ -10,7 +10,10 @@ What is timed (wall clock, best of ``repeats``, runs interleaved):
 - mig_gym: one whole ``simulate()`` call, i.e. ``build()`` (profiles, PARIS plan, simulator set-up),
   the lazily generated workload, the run and the ``Summary``. This static run takes the fast path
   (:mod:`mig_gym.sim.fast`), as every ``simulate()`` call of such a run does; ``mig_gym_events``
-  times the same call with ``fast=False`` (the general event loop);
+  times the same call with ``fast=False`` (the general event loop), and ``mig_gym_noisy`` the
+  event loop on the same queries with service-time noise (``service_cv`` 0.3) and two GPU
+  failures of a tenth of the run each (the SimPy model has neither: its row is the reference
+  speed of the static system);
 - SimPy: ``workload.generate()`` plus building and running the SimPy model (the partition plan is
   taken from a ``build()`` outside the timing).
 
@@ -28,6 +31,7 @@ from typing import Any
 import mig_gym
 from mig_gym import workload
 from mig_gym.metrics import SKETCH_RELATIVE_ERROR
+from mig_gym.scenario import config as C
 
 try:
     from benchmarks.simpy_model import VARIANTS, partitions_of, run_simpy
@@ -35,6 +39,17 @@ except ImportError:  # run as a script from benchmarks/
     from simpy_model import VARIANTS, partitions_of, run_simpy  # type: ignore[no-redef]
 
 MEAN_TOLERANCE = 1e-6
+NOISY_CV = 0.3
+
+
+def noisy(sc: Any, span_s: float) -> Any:
+    """``sc`` with service-time noise and two GPU failures (each down a tenth of ``span_s``)."""
+    faults = tuple(
+        C.FaultConfig(gpu=g, down_at_s=a * span_s, up_at_s=(a + 0.1) * span_s)
+        for g, a in ((0, 0.25), (1, 0.6))
+    )
+    wl = dataclasses.replace(sc.workload, service_cv=NOISY_CV)
+    return dataclasses.replace(sc, workload=wl, faults=faults)
 
 
 def _rel(a: float, b: float) -> float:
@@ -57,6 +72,7 @@ def run(
     parts = partitions_of(built.sim)
     warmup = bsc.run.warmup_queries
     shares = [m.share for m in bsc.models]
+    noisy_sc = noisy(bsc, num_queries / built.context.rate_qps)
 
     def gen() -> workload.QueryBlock:
         return workload.generate(
@@ -66,6 +82,7 @@ def run(
     times: dict[str, list[float]] = {
         "mig_gym": [],
         "mig_gym_events": [],
+        "mig_gym_noisy": [],
         **{v: [] for v in VARIANTS},
     }
     gen_times: list[float] = []
@@ -82,6 +99,9 @@ def run(
         summary_events = run_events.execute()
         times["mig_gym_events"].append(time.perf_counter() - t0)
         loops.add((run_fast.loop, run_events.loop))
+        t0 = time.perf_counter()
+        summary_noisy = mig_gym.build(noisy_sc, policy, seed, fast=False).execute()
+        times["mig_gym_noisy"].append(time.perf_counter() - t0)
         for v in VARIANTS:
             t0 = time.perf_counter()
             blk = gen()
@@ -119,6 +139,7 @@ def run(
         and checks["loops"] == ("fast", "events")
         and summary.conserved
         and summary_events.conserved
+        and summary_noisy.conserved
     )
     return {
         "scenario": scenario or "<default scenario>",
@@ -140,6 +161,13 @@ def run(
         "qps": qps,
         "speedup": {v: qps["mig_gym"] / qps[v] for v in VARIANTS},
         "speedup_events": {v: qps["mig_gym_events"] / qps[v] for v in VARIANTS},
+        "speedup_noisy": {v: qps["mig_gym_noisy"] / qps[v] for v in VARIANTS},
+        "noisy": {
+            "service_cv": NOISY_CV,
+            "faults": [dataclasses.asdict(f) for f in noisy_sc.faults],
+            "retried": summary_noisy.retried,
+            "conserved": summary_noisy.conserved,
+        },
         "fast_vs_events": qps["mig_gym"] / qps["mig_gym_events"],
         "utilization": summary.utilization,
         "mig_gym": {

@@ -164,6 +164,16 @@ def _rows_sim(r: dict[str, Any]) -> list[list[str]]:
         ],
         [
             "simpy",
+            "event loop, service noise + 2 GPU faults, vs SimPy lean (static)",
+            _qps(q["mig_gym_noisy"]),
+            _qps(q["lean"]),
+            f"{r['speedup_noisy']['lean']:.2f}x",
+            _verdict(
+                r["speedup_noisy"]["lean"] >= TARGET_EVENTS_RATIO, f">= {TARGET_EVENTS_RATIO:g}x"
+            ),
+        ],
+        [
+            "simpy",
             "simulate() (fast path) vs event loop",
             _qps(q["mig_gym"]),
             _qps(q["mig_gym_events"]),

@@ -227,12 +227,18 @@ class Simulator(CapacityChanges):
                 break
             elif (p := choose(q, view)) is None:
                 self.held.append(q)  # servable (checked above): held until capacity returns
-            elif p.running is None and not p.queue and p.available and p.model == m and p.fits(b):
+            elif not (p.available and p.model == m and p.fits(b)):
+                self.dispatch(q, p)  # raises: that partition cannot take it
+            elif p.running is None and not p.queue:
                 self._start(p, q)
                 if p.run_end_s < nxt:
                     nxt = p.run_end_s
-            else:
-                self.dispatch(q, p)  # queue it (or refuse a partition that cannot take it)
+            else:  # queued, as ``dispatch`` does
+                est = p.lat[b]
+                p.queue.append(q)
+                p.queued_s += est
+                p.est_free_s = max(p.est_free_s + est, t + p.queued_s)
+                p.index.busy(p)  # type: ignore[union-attr]
         self._blk_i, self._next_id = i, qid
         self.last_arrival_s = self.now  # (called only when an arrival comes next)
         if i == end:
