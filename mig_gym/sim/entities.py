@@ -157,16 +157,19 @@ class ClassIndex:
     smallest), else the busy partition with the smallest ``est_free_s``: O(1) while partitions
     are idle, O(log P) amortised otherwise. Stale heap entries (older ``version``, unavailable or
     now idle partitions) are dropped when they reach the top, and the heap is rebuilt when stale
-    entries outnumber live ones.
+    entries outnumber live ones. The answer is kept until the class next changes (every
+    change of a member's state goes through ``push``/``busy``/``went_idle``/``add``/``remove``).
     """
 
-    __slots__ = ("heap", "members", "idle", "limit")
+    __slots__ = ("heap", "members", "idle", "limit", "top", "valid")
 
     def __init__(self) -> None:
         self.heap: list[tuple[float, int, int, Partition]] = []
         self.members: dict[int, Partition] = {}
         self.idle: dict[int, Partition] = {}
         self.limit = 16  # heap length above which it is rebuilt without its stale entries
+        self.top: Partition | None = None  # best()'s answer while ``valid`` (no change since)
+        self.valid = False
 
     def push(self, p: Partition) -> None:
         """Record a change of ``p``'s ``est_free_s`` or of its idle/busy state."""
@@ -177,12 +180,14 @@ class ClassIndex:
 
     def went_idle(self, p: Partition) -> None:
         """``p`` has nothing running or queued (``push`` of an idle partition)."""
+        self.valid = False
         p.version += 1
         self.idle.pop(p.uid, None)  # re-inserted at the end: idle since now
         self.idle[p.uid] = p
 
     def busy(self, p: Partition) -> None:
         """``p`` has work; its ``est_free_s`` changed (``push`` of a busy partition)."""
+        self.valid = False
         p.version += 1
         self.idle.pop(p.uid, None)
         heap = self.heap
@@ -205,19 +210,26 @@ class ClassIndex:
         self.limit = 4 * len(self.members) + 16
         self.idle.pop(p.uid, None)
         p.version += 1
+        self.valid = False
 
     def best(self) -> Partition | None:
-        if self.idle:
-            for p in self.idle.values():
-                if p.available:
-                    return p
-        heap = self.heap
-        while heap:
-            _, _, ver, p = heap[0]
-            if ver == p.version and p.available:
-                return p
-            heapq.heappop(heap)
-        return None
+        if self.valid:
+            return self.top
+        top = None
+        for p in self.idle.values():
+            if p.available:
+                top = p
+                break
+        else:
+            heap = self.heap
+            while heap:
+                _, _, ver, p = heap[0]
+                if ver == p.version and p.available:
+                    top = p
+                    break
+                heapq.heappop(heap)
+        self.top, self.valid = top, True
+        return top
 
 
 class ClusterView:
