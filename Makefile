@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.stamp-setup
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup run test test-all bench lint results results-policies partition-tasks train clean
+.PHONY: setup run test test-all bench lint results results-policies partition-tasks baselines train clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 2; }
@@ -49,6 +49,11 @@ results: $(STAMP)
 # docs/partition_tasks.md: the drift tasks' reference scores (10 seeds, 3-9 min on 2 cores).
 partition-tasks: $(STAMP)
 	$(BIN)/python tools/partition_tasks.py --seeds 10 --jobs 2
+
+# docs/tasks.md: baseline score tables of every task but Partition-diurnal-v0 (10 held-out seeds,
+# about 9 min on 2 busy cores); add it with `mig-gym baselines --tasks Partition-diurnal-v0`.
+baselines: $(STAMP)
+	$(BIN)/mig-gym baselines --seeds 10 --jobs 2
 
 results-policies: $(STAMP)
 	$(BIN)/python tools/make_results.py --section policies

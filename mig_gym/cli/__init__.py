@@ -1,4 +1,4 @@
-"""The ``mig-gym`` command line: run, validate, plan, compare, sweep, train.
+"""The ``mig-gym`` command line: run, validate, plan, compare, sweep, train, baselines.
 
 One module per sub-command (or group); each adds its parser with ``add_parser`` and runs with
 ``cmd_<name>``. User errors (a malformed scenario or data file, a missing file, an unknown policy,
@@ -14,12 +14,12 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from mig_gym.cli import experiments, plan, run, train, validate
+from mig_gym.cli import baselines, experiments, plan, run, train, validate
 from mig_gym.cli.args import USER_ERRORS
 
 __all__ = ["main", "parser"]
 
-SUBCOMMANDS = (run, validate, plan, experiments, train)
+SUBCOMMANDS = (run, validate, plan, experiments, train, baselines)
 
 
 def parser() -> argparse.ArgumentParser:

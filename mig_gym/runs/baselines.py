@@ -1,0 +1,302 @@
+"""Baseline score tables of the registered tasks: every reference policy over held-out seeds.
+
+A task's **score** is the SLA violation rate of an episode (``Summary.sla_violation_rate``:
+completions later than the SLA, rejections and queries still unfinished past their deadline at
+the end, over the measured queries), as the task's environment reports it in
+``info["summary"]``. Dispatch tasks are scored with :func:`mig_gym.simulate` on the
+environment's own scenario (horizon, warm-up, no drain), so a seed's score is that of the
+episode ``reset(options={"episode_seed": seed})``; Partition tasks with
+:func:`mig_gym.runs.schedules.run_epochs` (exactly ``env.epochs_per_episode`` epochs).
+
+Rows (:data:`ROWS`), every one with its policy string in the table:
+
+- dispatchers on the task's own layout (its scenario's partitioner): ``random``, ``FIFS`` (the
+  central queue), ``JSQ``, ``earliest-finish``, ``ELSA`` (default ``alpha``) and ``ELSA tuned``
+  (the ``alpha`` of :data:`ALPHA_GRID` with the fewest violations on the **training seeds**);
+- partitioners with ELSA: ``static PARIS``, ``periodic PARIS`` (re-planned every
+  ``env.epoch_s`` on Partition tasks; every quarter of the expected episode on Dispatch tasks,
+  whose episodes last seconds) and ``best homogeneous`` (``homoK``, K chosen on the training
+  seeds);
+- Partition tasks only: the ``clairvoyant`` and ``reactive`` schedules of
+  :mod:`mig_gym.runs.schedules`.
+
+Training seeds are ``0 .. train_seeds - 1``, held-out seeds ``eval_base + i``: disjoint as long
+as ``train_seeds <= eval_base``. This layer does not import the environments: the caller (the
+``mig-gym baselines`` command) describes each task as a :class:`TaskSpec`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mig_gym import hardware, workload
+from mig_gym.output.progress import Progress
+from mig_gym.runs import schedules
+from mig_gym.runs.backends import run_map
+from mig_gym.runs.build import simulate
+from mig_gym.scenario import config as C
+
+__all__ = [
+    "TaskSpec",
+    "ROWS",
+    "ALPHA_GRID",
+    "task_score",
+    "run_baselines",
+    "merge_results",
+    "markdown",
+]
+
+ALPHA_GRID = (1.0, 0.25, 0.5, 2.0)  # the default first: a tie keeps it
+DISPATCHERS = {
+    "random": "random",
+    "FIFS": "fifs",
+    "JSQ": "jsq",
+    "earliest-finish": "earliest_finish",
+    "ELSA": "elsa",
+}
+ROWS = (
+    *DISPATCHERS,
+    "ELSA tuned",
+    "static PARIS",
+    "periodic PARIS",
+    "best homogeneous",
+    "reactive",
+    "clairvoyant",
+)
+HEADROOM = 0.5  # clairvoyant / best static at most this: headroom a learned schedule can find
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task as its environment runs it.
+
+    Attributes:
+        env_id: the registered id.
+        kind: ``"dispatch"`` or ``"partition"``.
+        scenario: the environment's scenario (``env.unwrapped.scenario``).
+        difficulty: the task's label.
+    """
+
+    env_id: str
+    kind: str
+    scenario: C.Scenario
+    difficulty: str
+
+
+def task_score(spec: TaskSpec, policy: str | schedules.Schedule, seed: int) -> float:
+    """One episode's score (SLA violation rate) of ``policy`` on ``spec`` with ``seed``."""
+    if spec.kind == "dispatch":
+        assert isinstance(policy, str)
+        return simulate(spec.scenario, policy, seed).sla_violation_rate
+    return schedules.run_epochs(spec.scenario, policy, seed).summary.sla_violation_rate
+
+
+def _work(specs: Sequence[TaskSpec], item: tuple) -> Any:
+    """A worker's item: ``("score", task, policy, seed)`` or ``("plans", task)``."""
+    if item[0] == "plans":
+        sc = specs[item[1]].scenario
+        return schedules.choose_plans(sc, sc.env.epochs_per_episode, sc.env.epoch_s)
+    _, i, policy, seed = item
+    return task_score(specs[i], policy, seed)
+
+
+def _periodic(spec: TaskSpec) -> str:
+    sc = spec.scenario
+    if spec.kind == "partition":
+        return f"periodic_paris[epoch_s={sc.env.epoch_s:g}]+elsa"
+    rate = workload.mean_rate_qps(sc.workload, base_dir=sc.base_dir)
+    return f"periodic_paris[epoch_s={sc.run.num_queries / rate / 4:.3g}]+elsa"
+
+
+def _candidates(spec: TaskSpec) -> dict[str, list[str]]:
+    """The tuned rows' candidates (chosen on training seeds)."""
+    sizes = hardware.gpu_spec(spec.scenario.cluster.gpu).sizes
+    return {
+        "ELSA tuned": [f"scenario+elsa[alpha={a:g}]" for a in ALPHA_GRID],
+        "best homogeneous": [f"homo{k}+elsa" for k in sizes],
+    }
+
+
+def _fixed_rows(spec: TaskSpec) -> dict[str, str]:
+    rows = {label: f"scenario+{d}" for label, d in DISPATCHERS.items()}
+    rows["static PARIS"] = "paris+elsa"
+    rows["periodic PARIS"] = _periodic(spec)
+    return rows
+
+
+def _mapped(
+    fn: Callable[[Sequence[TaskSpec], tuple], Any],
+    specs: Sequence[TaskSpec],
+    items: list[tuple],
+    jobs: int,
+    label: str,
+    progress: bool,
+) -> list[Any]:
+    with Progress(len(items), label) as bar:
+        bar.enabled = bar.enabled and progress
+        return run_map(fn, list(specs), items, jobs=jobs, on_result=bar.update)
+
+
+def _tune(
+    specs: Sequence[TaskSpec], train_seeds: int, jobs: int, progress: bool
+) -> tuple[list[dict[str, str]], dict[int, list]]:
+    """Per task: the tuned rows' chosen policy strings; per Partition task: its plans."""
+    items: list[tuple] = []
+    for i, spec in enumerate(specs):
+        if spec.kind == "partition":
+            items.append(("plans", i))
+        for pols in _candidates(spec).values():
+            items += [("score", i, p, s) for p in pols for s in range(train_seeds)]
+    out = _mapped(_work, specs, items, jobs, f"tuning on {train_seeds} training seeds", progress)
+    plans = {it[1]: res for it, res in zip(items, out, strict=True) if it[0] == "plans"}
+    train: dict[tuple[int, str], list[float]] = {}
+    for it, res in zip(items, out, strict=True):
+        if it[0] == "score":
+            train.setdefault((it[1], it[2]), []).append(res)
+    chosen = []
+    for i, spec in enumerate(specs):
+        pick = {}
+        for label, pols in _candidates(spec).items():  # min() keeps the first of equals
+            pick[label] = min(pols, key=lambda p, i=i: float(np.mean(train[(i, p)])))
+        chosen.append(pick)
+    return chosen, plans
+
+
+def run_baselines(
+    specs: Sequence[TaskSpec],
+    seeds: int = 10,
+    train_seeds: int = 5,
+    eval_base: int = 1_000_000,
+    jobs: int = 1,
+    progress: bool = True,
+) -> dict[str, dict]:
+    """Score every row of :data:`ROWS` that applies on each task; a JSON-ready dict per task id:
+    ``{"kind", "difficulty", "seeds", "train_seeds", "rows": {label: {"policy", "scores"}}}``
+    (``scores``: one violation rate per held-out seed, ``eval_base + i``)."""
+    if not 1 <= train_seeds <= eval_base:
+        raise ValueError(
+            f"train_seeds must be in [1, eval_base={eval_base}] (disjoint), got {train_seeds}"
+        )
+    chosen, plans = _tune(specs, train_seeds, jobs, progress)
+    rows: list[tuple[int, str, str | schedules.Schedule]] = []
+    for i, spec in enumerate(specs):
+        named: dict[str, str | schedules.Schedule] = {**_fixed_rows(spec), **chosen[i]}
+        if spec.kind == "partition":
+            sc = spec.scenario
+            e, s = sc.env.epochs_per_episode, sc.env.epoch_s
+            named["reactive"] = schedules.reactive(sc, e, s, plans[i])
+            named["clairvoyant"] = schedules.clairvoyant(sc, e, s, plans[i])
+        rows += [(i, label, named[label]) for label in ROWS if label in named]
+    items = [("score", i, pol, eval_base + k) for i, _, pol in rows for k in range(seeds)]
+    out = _mapped(_work, specs, items, jobs, f"{len(specs)} tasks x {seeds} seeds", progress)
+    res: dict[str, dict] = {
+        s.env_id: {"kind": s.kind, "difficulty": s.difficulty, "seeds": seeds,
+                   "eval_base": eval_base, "train_seeds": train_seeds, "rows": {}}
+        for s in specs
+    }  # fmt: skip
+    for n, (i, label, pol) in enumerate(rows):
+        name = pol if isinstance(pol, str) else f"schedule:{pol.name}"
+        scores = [float(x) for x in out[n * seeds : (n + 1) * seeds]]
+        res[specs[i].env_id]["rows"][label] = {"policy": name, "scores": scores}
+    return res
+
+
+def headroom(task: dict) -> float | None:
+    """Partition task: clairvoyant's mean violations over the best static plan's (the better of
+    static PARIS and the best homogeneous server); None without those rows."""
+    rows = task["rows"]
+    if not {"clairvoyant", "static PARIS", "best homogeneous"} <= set(rows):
+        return None
+    mean = {k: float(np.mean(v["scores"])) for k, v in rows.items()}
+    best = min(mean["static PARIS"], mean["best homogeneous"])
+    return mean["clairvoyant"] / best if best > 0 else float("nan")
+
+
+def merge_results(path: Path, new: dict[str, dict], known: Sequence[str]) -> dict[str, dict]:
+    """The results file ``path`` updated with ``new`` (tasks not run keep their rows; ids not in
+    ``known``, tasks no longer registered, are dropped). Written back, ordered as ``known``."""
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    both = {**old, **new}
+    out = {k: both[k] for k in known if k in both}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    return out
+
+
+def _cell(row: dict | None, best: float) -> str:
+    if row is None:
+        return "—"
+    xs = 100 * np.asarray(row["scores"])
+    sd = float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
+    text = f"{xs.mean():.2f} ± {sd:.2f}"
+    return f"**{text}**" if np.isclose(xs.mean(), best) else text
+
+
+def _param(row: dict | None) -> str:
+    """The tuned row's choice, e.g. ``alpha=0.5`` or ``homo7``."""
+    if row is None:
+        return ""
+    p = row["policy"]
+    return p[p.index("[") + 1 : p.index("]")] if "[" in p else p.split("+")[0]
+
+
+def _table(results: dict[str, dict], kind: str) -> list[str]:
+    labels = [r for r in ROWS if kind == "partition" or r not in ("reactive", "clairvoyant")]
+    head = ["task", "difficulty", *labels] + (["headroom"] if kind == "partition" else [])
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for env_id, t in results.items():
+        if t["kind"] != kind:
+            continue
+        rows = t["rows"]
+        means = [100 * float(np.mean(r["scores"])) for k, r in rows.items() if k != "random"]
+        best = min(means) if means else float("nan")
+        cells = []
+        for label in labels:
+            c = _cell(rows.get(label), best)
+            if label in ("ELSA tuned", "best homogeneous") and label in rows:
+                c += f" ({_param(rows[label])})"
+            cells.append(c)
+        short = env_id.removeprefix("mig_gym/")
+        if kind == "partition":
+            h = headroom(t)
+            cells.append("—" if h is None else f"{h:.2f}")
+        out.append(f"| `{short}` | {t['difficulty']} | " + " | ".join(cells) + " |")
+    return out
+
+
+def markdown(results: dict[str, dict]) -> str:
+    """The generated section of ``docs/tasks.md``: a table per task kind."""
+    any_t = next(iter(results.values()), None)
+    if any_t is None:
+        return "(no results yet: run `mig-gym baselines`)\n"
+    n, base, tr = any_t["seeds"], any_t["eval_base"], any_t["train_seeds"]
+    out = [
+        f"SLA violations % (score), mean ± sd over {n} held-out seeds ({base} .. {base + n - 1});",
+        f"tuned rows chose their parameter on training seeds 0 .. {tr - 1}. The best non-random",
+        "row of each task is in bold; each row's policy string is in the JSON file.",
+        "",
+        "### Dispatch tasks",
+        "",
+        *_table(results, "dispatch"),
+        "",
+        "### Partition tasks",
+        "",
+        *_table(results, "partition"),
+        "",
+        f"Headroom: clairvoyant over the best static plan (static PARIS or best homogeneous); at "
+        f"most {HEADROOM:g} is `medium` (a learned schedule can win), above it `hard`.",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def with_num_queries(spec: TaskSpec, n: int) -> TaskSpec:
+    """``spec`` with a shorter Dispatch horizon (tests and quick looks)."""
+    run = dataclasses.replace(spec.scenario.run, num_queries=n)
+    return dataclasses.replace(spec, scenario=dataclasses.replace(spec.scenario, run=run))
