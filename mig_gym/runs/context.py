@@ -7,6 +7,7 @@ equally weighted; a plan made for one phase (the clairvoyant schedules of
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -92,7 +93,7 @@ def time_average_rate(sc: C.Scenario, horizon_s: float) -> float:
     long-run rate weighted by the time it covers (the scale of Partition-v0's rate feature)."""
     starts = [*phase_starts(sc), math.inf]
     total = 0.0
-    for lo, hi in zip(starts, starts[1:]):
+    for lo, hi in itertools.pairwise(starts):
         span = max(0.0, min(hi, horizon_s) - lo)
         if span > 0:
             total += span * workload.mean_rate_qps(sc.workload, at_s=lo, base_dir=sc.base_dir)
