@@ -2,7 +2,7 @@
 
     pip install "ray[rllib]"          # not part of any mig_gym extra (see below)
     python agents/rllib_train.py --iterations 5
-    python agents/rllib_train.py --env mig_gym/Partition-v0 --iterations 20
+    python agents/rllib_train.py --env mig_gym/Partition-mix_flip-v0 --iterations 20
 
 Each iteration prints the mean episode return of the episodes it finished. RLlib builds its
 environments from a registered creator, so ``import mig_gym`` happens inside it and works on remote
@@ -21,6 +21,8 @@ import argparse
 import sys
 from typing import Any
 
+import gymnasium as gym
+
 try:
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.tune.registry import register_env
@@ -30,19 +32,36 @@ except ImportError as _e:  # an optional dependency: one line naming it, not a t
     sys.exit(2)
 
 
-def make_env(config: dict[str, Any]) -> Any:
-    """RLlib's env creator: ``config`` holds ``env_id`` and the environment's keyword arguments."""
-    import gymnasium as gym
+def _str_keys(x: Any) -> Any:
+    """``x`` with every dict key a string, at any depth."""
+    return {str(k): _str_keys(v) for k, v in x.items()} if isinstance(x, dict) else x
 
+
+class StringKeyInfo(gym.Wrapper):
+    """The info dicts of ``reset`` and ``step`` with string keys (:func:`_str_keys`)."""
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict]:
+        obs, info = self.env.reset(**kwargs)
+        return obs, _str_keys(info)
+
+    def step(self, action: Any) -> tuple[Any, ...]:
+        *out, info = self.env.step(action)
+        return (*out, _str_keys(info))
+
+
+def make_env(config: dict[str, Any]) -> Any:
+    """RLlib's env creator: ``config`` holds ``env_id`` and the environment's keyword arguments.
+    Info dicts get string keys at every depth (``info["summary"]["utilization_by_size"]`` is keyed
+    by partition size), as Gymnasium's vector ``DictInfoToList``, which RLlib applies, needs."""
     import mig_gym  # noqa: F401  (registers the environments in this process)
 
     kwargs = dict(config)
-    return gym.make(kwargs.pop("env_id"), **kwargs)
+    return StringKeyInfo(gym.make(kwargs.pop("env_id"), **kwargs))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--env", default="mig_gym/Dispatch-v0", help="a registered mig_gym id")
+    ap.add_argument("--env", default="mig_gym/Dispatch-resnet50-90-v0", help="a registered id")
     ap.add_argument("--scenario", default=None, help="scenario YAML (default: the env's)")
     ap.add_argument("--num-queries", type=int, default=512, help="Dispatch episode length")
     ap.add_argument("--iterations", type=int, default=3)

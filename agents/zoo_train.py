@@ -29,10 +29,11 @@ try:
     from rl_zoo3 import exp_manager, hyperparams_opt, utils
     from rl_zoo3.train import train
 except ImportError as _e:  # an optional extra: one line naming it, not a traceback
-    print(
-        f"zoo_train.py needs rl_zoo3 ({_e.name} is missing): pip install mig_gym[zoo]",
-        file=sys.stderr,
-    )
+    _MISSING = f"zoo_train.py needs rl_zoo3 ({_e.name} is missing): pip install mig_gym[zoo]"
+    if {"-h", "--help"} & set(sys.argv[1:]):  # the launcher's own help still works
+        print(f"{__doc__}\n{_MISSING}")
+        sys.exit(0)
+    print(_MISSING, file=sys.stderr)
     sys.exit(2)
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mig_gym.cli import main
-from mig_gym.output.tensorboard import read_scalars
+from mig_gym.output.tensorboard import read_layout, read_scalars
 
 from .conftest import SCENARIOS
 
@@ -117,11 +117,14 @@ def test_compare_writes_report_and_same_tags(tmp_path: Path, capsys):
     tags = [set(read_scalars(out / p)) for p in pols]
     assert tags[0] == tags[1]
     assert {
-        "serving/p95_ms",
-        "serving/sla_violation_rate",
-        "serving/goodput_qps",
-        "serving/utilization",
+        "compare/by_seed/p95_ms",
+        "compare/by_seed/sla_violation_rate",
+        "compare/over_time/p95_ms",
+        "compare/over_time/goodput_qps",
+        "compare/by_seed/utilization",
     } <= tags[0]
+    assert not any(t.startswith("serving/") for t in tags[0])  # training's charts stay its own
+    assert read_layout(out).category[0].title.startswith("compare: per seed")
 
 
 def test_sweep_writes_curves(tmp_path: Path, capsys):
@@ -148,7 +151,7 @@ def test_sweep_writes_curves(tmp_path: Path, capsys):
     for f in ("sweep.csv", "sweep.md", "latency_vs_load.png", "violation_vs_load.png", "lbt.csv"):
         assert (out / f).stat().st_size > 0
     assert all(f"LBT {c}" in (out / "lbt.md").read_text() for c in ("serve_all", "p99", "p95"))
-    steps = [s for s, _ in read_scalars(out / "paris+elsa")["serving/p95_ms"]]
+    steps = [s for s, _ in read_scalars(out / "paris+elsa")["sweep/by_load/p95_ms"]]
     assert steps == [50, 100]
 
 

@@ -25,7 +25,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mig_gym.cli import main
 from mig_gym.envs.dispatch import PART_FEATURES
 from mig_gym.learn import evaluation, training
-from mig_gym.output.tensorboard import read_scalars
+from mig_gym.output.tensorboard import read_layout, read_scalars, reference_scalars
 from mig_gym.scenario import load_scenario
 
 from .conftest import REPO
@@ -150,7 +150,8 @@ def test_train_save_load_and_compare(trained: Path, tiny_yaml: Path, tmp_path: P
     assert all(int(r["arrived"]) == 2500 and r["conserved"] == "True" for r in rows)
     learned = read_scalars(tmp_path / "tiny" / "maskable_ppo-maskable_ppo-dispatch-s0-bc")
     assert set(learned) == set(read_scalars(tmp_path / "tiny" / "paris+elsa"))
-    assert set(learned) >= MAIN_TAGS | {f"summary/{t}" for t in MAIN_TAGS}
+    by_seed = {t.replace("serving/", "compare/by_seed/") for t in MAIN_TAGS}
+    assert set(learned) >= by_seed and not set(learned) & MAIN_TAGS  # compare's own namespace
 
 
 def test_missing_model_is_a_user_error(tiny_yaml: Path, tmp_path: Path, capsys):
@@ -175,9 +176,17 @@ def test_evaluation_writes_serving_tags_beside_references(trained: Path):
     assert steps == [0, 128, 256]
     for ref in training.REFERENCES["dispatch"]:
         ref_scalars = read_scalars(trained.parent.parent / f"{ref}-eval")
-        assert set(ref_scalars) == _serving(agent), ref  # the same tags, nothing else
-        assert [s for s, _ in ref_scalars["serving/p95_ms"]] == steps
-        assert len({v for _, v in ref_scalars["serving/p95_ms"]}) == 1  # a flat line
+        tags = set(reference_scalars(ref, dict.fromkeys(_serving(agent), 0.0)))
+        assert set(ref_scalars) == tags, ref  # the same metrics, nothing else
+        p95 = "random/p95_ms" if ref == "random" else "serving/p95_ms"  # random: own charts
+        assert [s for s, _ in ref_scalars[p95]] == steps
+        assert len({v for _, v in ref_scalars[p95]}) == 1  # a flat line
+    layout = read_layout(trained.parent)
+    assert layout.category[0].title.startswith("serving") and not layout.category[0].closed
+    assert [c.multiline.tag[0] for c in layout.category[0].chart][:2] == [
+        "^serving/sla_violation_rate$",
+        "^serving/p95_ms$",
+    ]
     meta = json.loads((trained.parent / "model.json").read_text())
     assert [h["step"] for h in meta["eval_history"]] == steps
     assert meta["eval_seeds"] == [training.EVAL_SEED_BASE + i for i in range(EVAL_EPISODES)]
@@ -290,7 +299,8 @@ def test_partition_training_smoke(tmp_path: Path):
     agent = _serving(read_scalars(path.parent))
     assert agent >= MAIN_TAGS
     for ref in training.REFERENCES["partition"]:
-        assert set(read_scalars(tmp_path / "tiny" / f"{ref}-eval")) == agent
+        tags = set(reference_scalars(ref, dict.fromkeys(agent, 0.0)))
+        assert set(read_scalars(tmp_path / "tiny" / f"{ref}-eval")) == tags
     pol = evaluation.load_learned(f"maskable_ppo:{path}")
     assert pol.env_kind == "partition"
     summary, _ = pol.run(load_scenario(TINY), seed=2)

@@ -7,7 +7,10 @@ A run writes, under ``logdir/<scenario>/<algo>-<env>-s<seed>/``: SB3's own Tenso
 the periodic held-out evaluation under the same ``serving/*`` tags as ``mig-gym compare``, the
 hyperparameters, ``model.zip`` and ``model.json`` (what ``mig-gym compare --policies
 ppo:PATH/model.zip`` needs). The reference policies are evaluated once on the same held-out seeds
-and drawn as flat lines (``logdir/<scenario>/<reference>-eval/``) on the same charts.
+and drawn as flat lines (``logdir/<scenario>/<reference>-eval/``) on the same charts, except
+``random``, whose latencies would squash every other line: it has its own ``random/*`` charts.
+A custom-scalars layout (:func:`mig_gym.output.tensorboard.write_layout`) opens on the serving
+charts.
 """
 
 from __future__ import annotations
@@ -32,7 +35,12 @@ from mig_gym.learn import nets  # noqa: F401  (registers the "SlotPolicy" alias)
 from mig_gym.learn.evaluation import ALGOS, ENV_IDS, evaluate, make_env, model_act
 from mig_gym.metrics.summary import Summary
 from mig_gym.output.progress import Progress
-from mig_gym.output.tensorboard import ScalarWriter, serving_scalars
+from mig_gym.output.tensorboard import (
+    ScalarWriter,
+    reference_scalars,
+    serving_scalars,
+    write_layout,
+)
 from mig_gym.policies.registry import reference_curves
 from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario, scenario_to_dict
@@ -189,7 +197,7 @@ class ServingEvalCallback(BaseCallback):
             self.logger.record(k, v)
         self.logger.dump(step)
         for name, w in self.ref_writers.items():
-            w.add_scalars(self.refs[name], step)
+            w.add_scalars(reference_scalars(name, self.refs[name]), step)
         self.history.append((step, scal))
         self._last = step
 
@@ -258,6 +266,7 @@ def train(
     name = run_name or f"{algo}-{env_kind}-s{seed}{'-bc' if bc_steps else ''}"
     run_dir = Path(logdir) / sc.name / name
     run_dir.mkdir(parents=True, exist_ok=True)
+    write_layout(run_dir, "train")  # TensorBoard's Custom Scalars tab opens on the serving charts
     torch.manual_seed(seed)
     torch.set_num_threads(1)  # small networks: more threads only contend with the env workers
     venv = make_vec_env(sc, env_kind, n_envs, seed)

@@ -1,5 +1,6 @@
 """``compare`` and ``sweep``: many simulations on the same arrivals, reported as CSV, Markdown, PNG
-plots and TensorBoard event files (``runs/<scenario>/<policy>/``, the same tags for every policy).
+plots and TensorBoard event files (``runs/<scenario>/<policy>/``, the same tags for every policy,
+under ``compare/*`` and ``sweep/*``: see :mod:`mig_gym.output.tensorboard`).
 
 Every (policy, seed[, load]) point is an independent simulation; points fan out over a local
 process pool (``jobs``) or a Ray cluster (``backend="ray"``, :mod:`mig_gym.runs.backends`). Seed
@@ -27,7 +28,7 @@ from mig_gym import hardware
 from mig_gym.metrics.summary import Summary
 from mig_gym.output import plots, tables
 from mig_gym.output.progress import Progress
-from mig_gym.output.tensorboard import ScalarWriter, serving_scalars
+from mig_gym.output.tensorboard import ScalarWriter, namespaced, serving_scalars, write_layout
 from mig_gym.policies import PolicyError, parse_policy
 from mig_gym.runs.backends import run_map
 from mig_gym.runs.build import build
@@ -212,13 +213,16 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     tables.write_csv(out / "compare.csv", [r.row() for r in results])
     groups = _by_policy(results, policies)
-    for p, res in groups.items():  # TensorBoard: first seed's time series, summary of every seed
-        with ScalarWriter(out / _safe(p)) as w:
+    for p, res in groups.items():  # TensorBoard: compare/over_time (x = simulated s, first
+        with ScalarWriter(out / _safe(p)) as w:  # seed), compare/by_seed (x = seed index)
             for row in res[0].series:
-                w.add_scalars(serving_scalars(row), round(row["t_s"]))
+                w.add_scalars(
+                    namespaced(serving_scalars(row), "compare/over_time"), round(row["t_s"])
+                )
             for i, r in enumerate(res):
                 scal = serving_scalars(r.summary, _sizes(sc))
-                w.add_scalars({f"summary/{k}": v for k, v in scal.items()}, i)
+                w.add_scalars(namespaced(scal, "compare/by_seed"), i)
+    write_layout(out, "compare")
     summaries = {p: [r.summary for r in res] for p, res in groups.items()}
     md = tables.compare_markdown(sc.name, summaries, seeds)
     (out / "compare.md").write_text(md)
@@ -319,7 +323,8 @@ def sweep(
         with ScalarWriter(out / _safe(p)) as w:
             for ld, sums in per_load.items():
                 mean = {k: float(np.mean([getattr(s, k) for s in sums])) for k in _SWEEP_SCALARS}
-                w.add_scalars(serving_scalars(mean), round(ld * 100))
+                w.add_scalars(namespaced(serving_scalars(mean), "sweep/by_load"), round(ld * 100))
+    write_layout(out, "sweep")
     text = tables.sweep_markdown(sc.name, lbt, seeds, base_rate)
     (out / "sweep.md").write_text(text)
     plots.plot_sweep(out, sc.name, _slo_ms(sc), VIOLATION_TARGET, loads, by_load)
