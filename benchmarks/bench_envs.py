@@ -1,15 +1,22 @@
 """Environment step rates: Dispatch-v0 and Partition-v0 with random valid actions, measured side
-by side with gymnasium's CartPole-v1 (all through ``gymnasium.make``, so with the same wrappers)."""
+by side with gymnasium's CartPole-v1 (all through ``gymnasium.make``, so with the same wrappers);
+and Partition-v0 on ``scenarios/diurnal_drift.yaml`` (8 GPUs) on the epoch fast path next to the
+same environment on the event loop (``fast=False``), over the same first epochs of an episode
+with the same actions (random ones, which re-partition nearly every GPU at every epoch, and ones
+that keep the plan)."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 import mig_gym  # noqa: F401  (registers the environments)
+
+DRIFT = Path(__file__).resolve().parent.parent / "scenarios" / "diurnal_drift.yaml"
 
 
 def _rate(env: gym.Env, pick: Any, seconds: float, seed: int = 0) -> float:
@@ -21,6 +28,30 @@ def _rate(env: gym.Env, pick: Any, seconds: float, seed: int = 0) -> float:
         if term or trunc:
             env.reset()
     return n / (time.perf_counter() - t0)
+
+
+def _epochs_rate(fast: bool, mode: str, steps: int) -> tuple[float, str]:
+    """Partition-v0 steps/s over the first ``steps`` epochs of an episode on diurnal_drift."""
+    env = gym.make("mig_gym/Partition-v0", scenario=str(DRIFT), fast=fast)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    u = env.unwrapped
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        env.step(env.action_space.sample() if mode == "random" else u.current_action())
+    rate = steps / (time.perf_counter() - t0)
+    return rate, u.loop
+
+
+def run_epochs(steps: int) -> dict[str, Any]:
+    """The epoch fast path against the event loop on diurnal_drift, per kind of action."""
+    out: dict[str, Any] = {"scenario": DRIFT.name, "steps": steps}
+    for mode in ("random", "keep"):
+        fast, loop_f = _epochs_rate(True, mode, steps)
+        events, loop_e = _epochs_rate(False, mode, steps)
+        out[mode] = {"fast": fast, "events": events, "ratio": fast / events,
+                     "loops": [loop_f, loop_e]}  # fmt: skip
+    return out
 
 
 def run(scenario: str | None, seconds: float = 3.0) -> dict[str, Any]:

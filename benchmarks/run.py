@@ -66,6 +66,7 @@ SIZES = {
     "mem_small": (1_000_000, 100_000),
     "mem_large": (10_000_000, 1_000_000),
     "env_seconds": (3.0, 0.5),
+    "epoch_steps": (20, 3),
     "eval_queries": (100_000, 5_000),
     "scale_small": (200_000, 20_000),
     "scale_large": (1_000_000, 50_000),
@@ -73,6 +74,7 @@ SIZES = {
     "soak": (10_000_000, 200_000),
 }
 TARGET_ENV_RATIO = 0.5  # Dispatch-v0 steps/s vs CartPole-v1
+TARGET_EPOCHS_RATIO = 10.0  # Partition-v0 on the epoch fast path vs the event loop (diurnal_drift)
 TARGET_EVENTS_RATIO = 2.0  # event loop (fast=False) vs SimPy lean
 TARGET_EVAL_S = 120.0  # evaluating a saved Dispatch-v0 agent on 100,000 queries
 TARGET_SCALE_RATIO = 0.5  # 1,000-GPU vs 8-GPU queries/s
@@ -290,7 +292,24 @@ def _rows_envs(r: dict[str, Any]) -> list[list[str]]:
             f"{r['partition_vs_cartpole']:.1e}x",
             "one step = 60 s simulated",
         ],
+        *_rows_epochs(r["epochs"]),
     ]
+
+
+def _rows_epochs(e: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for mode, what in (("random", "random actions"), ("keep", "actions keeping the plan")):
+        m = e[mode]
+        ok = m["loops"] == ["fast", "events"]
+        rows.append([
+            "envs",
+            f"Partition-v0 {e['scenario']} fast vs event loop, {what}",
+            f"{m['fast']:,.1f}/s",
+            f"{m['events']:,.1f}/s",
+            f"{m['ratio']:.1f}x",
+            _verdict(ok and m["ratio"] >= TARGET_EPOCHS_RATIO, f">= {TARGET_EPOCHS_RATIO:g}x"),
+        ])  # fmt: skip
+    return rows
 
 
 def _rows_eval(r: dict[str, Any]) -> list[list[str]]:
@@ -439,6 +458,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.only in (None, "envs"):
         print(f"[envs] {size['env_seconds']:g} s per environment ...", flush=True)
         r = bench_envs.run(scenario, size["env_seconds"])
+        print(f"[envs] Partition-v0 epochs, fast vs event loop, {size['epoch_steps']} steps ...")
+        r["epochs"] = bench_envs.run_epochs(size["epoch_steps"])
         results["benchmarks"]["envs"] = r
         rows += _rows_envs(r)
     if args.only in (None, "eval"):

@@ -17,6 +17,8 @@ from mig_gym.policies.partition.baselines import homogeneous_layout
 from mig_gym.runs.build import Run, build, max_batch
 from mig_gym.runs.context import time_average_rate
 from mig_gym.scenario import config as C
+from mig_gym.sim import epochs
+from mig_gym.sim.epochs import EpochRunner
 from mig_gym.sim.observers import BatchCounts
 
 __all__ = ["PartitionEnv", "BATCH_BINS", "env_layouts"]
@@ -133,8 +135,17 @@ class PartitionEnv(MigEnv):
 
     ## Arguments
     ``gym.make("mig_gym/Partition-v0", scenario=..., render_mode=None | "ansi" | "rgb_array",
-    policy=None)``;
+    policy=None, fast=True)``;
     ``reset(options={"episode_seed": s})`` runs the arrivals of seed ``s`` exactly.
+
+    ## Simulation loop
+    With ``fast=True`` (the default) an episode whose dispatcher has a fast form (ELSA, earliest
+    finish, ``fifs_push``) and whose settings allow it (no service noise, no faults) runs its
+    epochs on the epoch fast path (:mod:`mig_gym.sim.epochs`: no event heap, the same
+    re-partitioning semantics, the same trajectories and rewards to floating-point rounding);
+    otherwise, or with ``fast=False``, on the event loop. ``env.loop`` (``"fast"`` or
+    ``"events"``, also ``info["loop"]``) says which ran this episode, ``env.loop_note`` why the
+    event loop did.
 
     ## Version History
     * v0: initial version; episodes of exactly ``epochs_per_episode`` epochs from t = 0,
@@ -148,9 +159,13 @@ class PartitionEnv(MigEnv):
         scenario: str | dict | C.Scenario | None = None,
         render_mode: str | None = None,
         policy: str | None = None,
+        fast: bool = True,
     ) -> None:
         super().__init__(scenario, render_mode, policy)
         sc = self.scenario
+        self.fast = fast
+        self.loop, self.loop_note = "", ""
+        self._runner: EpochRunner | None = None
         self.epochs = sc.env.epochs_per_episode
         self.horizon_s = self.epochs * sc.env.epoch_s
         self._mean_rate = max(time_average_rate(sc, self.horizon_s), 1e-9)
@@ -214,6 +229,9 @@ class PartitionEnv(MigEnv):
         run = build(self.scenario, self.policy, seed, epoch_s=self.scenario.env.epoch_s)
         self._batches = BatchCounts(self.num_models)  # this episode's arrivals, per epoch
         run.sim.observe(self._batches)
+        why = epochs.unsupported(run.sim) if self.fast else "fast=False"
+        self._runner = EpochRunner(run.sim) if why is None else None
+        self.loop, self.loop_note = ("fast", "") if why is None else ("events", why)
         return run
 
     def _begin(self) -> None:
@@ -258,7 +276,7 @@ class PartitionEnv(MigEnv):
 
     def _advance(self) -> bool:
         sim = self.run.sim  # type: ignore[union-attr]
-        d = sim.run_until_decision()
+        d = (self._runner or sim).run_until_decision()
         if d is None:
             return True
         self.run.recorder.finish(sim.now)  # type: ignore[union-attr]  # the epoch's series row
@@ -305,7 +323,7 @@ class PartitionEnv(MigEnv):
             changed += sim.reconfigure(g, lay, [model] * len(lay.placements))
         self._snap = self._snapshot()
         self.epoch += 1
-        return {"reconfigured": changed}
+        return {"reconfigured": changed, "loop": self.loop}
 
     def _truncated(self, over: bool) -> bool:
         return over or self.epoch >= self.epochs

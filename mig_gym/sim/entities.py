@@ -154,11 +154,12 @@ class ClassIndex:
     Idle partitions (nothing running or queued) sit in an insertion-ordered dict, longest idle
     first; busy ones in a lazy-deletion heap keyed by ``est_free_s``. ``best()`` returns the
     longest-idle partition if there is one (its ``est_free_s``, the time it went idle, is the
-    smallest), else the busy partition with the smallest ``est_free_s``: O(1) while partitions
-    are idle, O(log P) amortised otherwise. Stale heap entries (older ``version``, unavailable or
-    now idle partitions) are dropped when they reach the top, and the heap is rebuilt when stale
-    entries outnumber live ones. The answer is kept until the class next changes (every
-    change of a member's state goes through ``push``/``busy``/``went_idle``/``add``/``remove``).
+    smallest; among those idle since the same instant the lowest uid), else the busy partition
+    with the smallest ``est_free_s``: O(1) while partitions are idle, O(log P) amortised
+    otherwise. Stale heap entries (older ``version``, unavailable or now idle partitions) are
+    dropped when they reach the top, and the heap is rebuilt when stale entries outnumber live
+    ones. The answer is kept until the class next changes (every change of a member's state goes
+    through ``push``/``busy``/``went_idle``/``add``/``remove``).
     """
 
     __slots__ = ("heap", "members", "idle", "limit", "top", "valid")
@@ -216,11 +217,16 @@ class ClassIndex:
         if self.valid:
             return self.top
         top = None
-        for p in self.idle.values():
-            if p.available:
+        for p in self.idle.values():  # longest idle first; idle since one instant: lowest uid
+            if not p.available:
+                continue
+            if top is None:
                 top = p
+            elif p.est_free_s != top.est_free_s:
                 break
-        else:
+            elif p.uid < top.uid:
+                top = p
+        if top is None:
             heap = self.heap
             while heap:
                 _, _, ver, p = heap[0]

@@ -45,8 +45,17 @@ class BatchCounts:
         c[batch] = c.get(batch, 0) + 1
 
     def on_block(self, models: np.ndarray, batches: np.ndarray) -> None:
-        for m, b in zip(models.tolist(), batches.tolist(), strict=True):
-            self.on_arrival(m, b)
+        """As ``on_arrival`` for each (model, batch) pair in order (counted with numpy)."""
+        if len(models) == 0:
+            return
+        width = int(batches.max()) + 1
+        key = np.asarray(models, np.int64) * width + np.asarray(batches, np.int64)
+        uniq, first, n = np.unique(key, return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")  # keys in order of first arrival
+        for k, c in zip(uniq[order].tolist(), n[order].tolist(), strict=True):
+            m, b = divmod(k, width)
+            counts = self.counts[m]
+            counts[b] = counts.get(b, 0) + c
 
     def seen(self) -> bool:
         """Whether any arrival was counted since the last take/clear."""

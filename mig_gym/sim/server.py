@@ -161,7 +161,8 @@ class Server:
         p.running = q
         p.run_start_s = now
         p.run_end_s = end = now + est * q.noise  # (x * 1.0 == x: no noise, no change)
-        p.est_free_s = now + est + p.queued_s
+        if self._cv > 0 or p.est_free_s <= now:  # noise-free, a queue's end is known exactly
+            p.est_free_s = now + est + p.queued_s
         self.running += 1
         self._seq = seq = self._seq + 1
         heapq.heappush(self._heap, (end, seq, p, q))  # a completion (see .events)
@@ -201,8 +202,10 @@ class Server:
             est = p.lat[q.batch]
             p.queue.append(q)
             p.queued_s += est
-            # If the running query overran its estimate, the queue still lies ahead of q.
-            p.est_free_s = max(p.est_free_s + est, self.now + p.queued_s)
+            # If the running query overran its estimate, the queue still lies ahead of q; without
+            # noise the estimate is exact (the end of the queue), as the fast paths compute it.
+            free = p.est_free_s + est
+            p.est_free_s = free if self._cv == 0 else max(free, self.now + p.queued_s)
             p.index.busy(p)  # type: ignore[union-attr]
 
     def _route(self, q: Query, dispatcher: PushDispatcher | None) -> None:

@@ -29,6 +29,7 @@ from mig_gym.hardware import GPUSpec
 from mig_gym.metrics import Recorder
 from mig_gym.sim.capacity import CapacityChanges, merge_faults
 from mig_gym.sim.entities import GPU, Plan, Query
+from mig_gym.sim.epoch_hooks import EpochAccess
 from mig_gym.sim.events import (
     Decision,
     EpochTick,
@@ -45,7 +46,7 @@ from mig_gym.workload import QueryBlock
 __all__ = ["Simulator", "Decision", "PushDispatcher", "REJECT_NOT_HOSTED", "REJECT_MEMORY"]
 
 
-class Simulator(CapacityChanges):
+class Simulator(EpochAccess, CapacityChanges):
     """The event loop and the server state. See the module docstring for the semantics.
 
     Args:
@@ -237,7 +238,8 @@ class Simulator(CapacityChanges):
                 est = p.lat[b]
                 p.queue.append(q)
                 p.queued_s += est
-                p.est_free_s = max(p.est_free_s + est, t + p.queued_s)
+                free = p.est_free_s + est  # exact without noise (see Server.dispatch)
+                p.est_free_s = free if self._cv == 0 else max(free, t + p.queued_s)
                 p.index.busy(p)  # type: ignore[union-attr]
         self._blk_i, self._next_id = i, qid
         self.last_arrival_s = self.now  # (called only when an arrival comes next)

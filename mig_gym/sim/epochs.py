@@ -1,0 +1,382 @@
+"""Epochs on the fast path: a re-partitioned run simulated epoch by epoch without the event heap.
+
+Partition-v0 re-partitions only at decision epochs, so between two capacity changes the plan is
+fixed and the static fast path's reasoning holds (:mod:`mig_gym.sim.fast`): with profiled
+service times and a push rule that has a fast form, a query's end is known when it is
+dispatched, and a (model, size) class needs only the heap of its partitions' free times. An
+:class:`EpochRunner` takes over a fresh :class:`~mig_gym.sim.simulator.Simulator` whose
+conditions allow it (:func:`unsupported`) and replaces its ``run_until_decision``: it serves the
+arrivals of each stretch between capacity changes with the rule's fast loop, and records them in
+bulk (:meth:`~mig_gym.metrics.Recorder.bulk`).
+
+Capacity changes keep the event loop's semantics because the event loop's own code makes them:
+
+- at each decision the runner writes its state back into the simulator (:meth:`EpochRunner.
+  _materialize`): on every partition the query that is running (its start is at or before the
+  decision: the first query still in flight, as the one before it has ended) and the queued ones
+  (a later start), their estimated free times, the held queries and the counters, so the
+  simulator at a decision is the event loop's (its view, ``summary()``, rendering);
+- the decision is applied by ``Simulator.reconfigure`` itself (the GPU stops taking work, its
+  queued queries go back to the dispatcher, running ones drain, then it is down for
+  ``reconfig_s``);
+- a GPU's drain ends when its last running query does (known then: nothing new reaches a
+  draining GPU), and the downtime's end is the simulator's scheduled ``ReconfigDone``; at those
+  instants the runner records everything before them and lets the simulator handle them
+  (``_begin_downtime``, ``_on_reconfig_done``);
+- re-dispatching (orphans of a reconfiguration, queries held while no partition could take
+  them) is the simulator's ``_settle`` on the written-back state, and the runner reads the
+  result back (:meth:`EpochRunner._absorb`; a queue's free time is rebuilt exactly, each queued
+  query starting when the previous one ends).
+
+Within a class the runner tracks which partition serves each query (the partition free soonest,
+ties to the lowest uid, as the event loop's class index), so that a reconfigured GPU's queries
+are known. It is checked against the event loop in tests/test_epochs.py (Simulator level) and
+tests/test_partition_fast.py (Partition-v0): identical counts, floats equal to 1e-9.
+
+Not covered (the event loop runs instead, :func:`unsupported` says why): service noise, faults,
+pull dispatch (FIFS), dispatchers without a fast form (or with a parameter it does not honour), a
+separate fallback dispatcher, runs that drain after the last arrival, runs already started.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mig_gym.metrics import Completions, Rejections
+from mig_gym.sim.entities import GPU, Query
+from mig_gym.sim.epoch_hooks import DONE, DRAIN
+from mig_gym.sim.events import Decision
+from mig_gym.sim.server import REJECT_MEMORY, REJECT_NOT_HOSTED
+
+if TYPE_CHECKING:
+    from mig_gym.sim.fast import FastLoop
+    from mig_gym.sim.simulator import Simulator
+    from mig_gym.workload import QueryBlock
+
+__all__ = ["EpochRunner", "unsupported"]
+
+_INF = math.inf
+_DRAIN, _DONE = DRAIN, DONE
+
+
+def unsupported(sim: Simulator) -> str | None:
+    """Why ``sim``'s epochs cannot run on the fast path, or None if they can."""
+    return sim.epoch_blocker()
+
+
+class _Cursor:
+    """The arrival stream, taken up to a time: arrivals before ``stop``, one block at a time."""
+
+    def __init__(self, first: QueryBlock | None, blocks: Iterator[QueryBlock]) -> None:
+        self.first = first  # the block the simulator had loaded
+        self.blocks = blocks
+        self.t = np.empty(0)
+        self.m = self.b = np.empty(0, np.int64)
+        self.i = 0
+        self.exhausted = False
+
+    def take(self, stop: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The next arrivals before ``stop`` (at most a block), or None if there are none:
+        then either an arrival at or after ``stop`` is waiting or the stream has ended."""
+        if self.i == len(self.t):
+            blk, self.first = self.first, None
+            if blk is None:
+                blk = next(self.blocks, None)
+                while blk is not None and len(blk.arrival_s) == 0:
+                    blk = next(self.blocks, None)
+            if blk is None:
+                self.exhausted = True
+                return None
+            self.t, self.i = blk.arrival_s, 0
+            self.m, self.b = blk.model.astype(np.int64), blk.batch.astype(np.int64)
+        i = self.i
+        j = i + int(np.searchsorted(self.t[i:], stop, side="left"))
+        if j == i:
+            return None
+        self.i = j
+        return self.t[i:j], self.m[i:j], self.b[i:j]
+
+
+# pending columns: end, arrival, qid, model, size, service, partition uid, batch
+_COLS = 8
+_FLOAT = (0, 1, 5)
+
+
+class _Pending:
+    """Queries dispatched and not yet recorded as completed, in dispatch order."""
+
+    def __init__(self) -> None:
+        self.cols = [np.empty(0) if c in _FLOAT else np.empty(0, np.int64) for c in range(_COLS)]
+
+    def add(self, cols: list) -> None:
+        new = [np.asarray(c, np.float64 if i in _FLOAT else np.int64) for i, c in enumerate(cols)]
+        if len(new[0]):
+            self.cols = [np.concatenate((a, b)) for a, b in zip(self.cols, new, strict=True)]
+
+    def pop_until(self, t: float, slo: np.ndarray) -> Completions:
+        """The completions ending at or before ``t``, sorted by end (ties in dispatch order)."""
+        now = self.cols[0] <= t
+        take = [c[now] for c in self.cols]
+        if len(take[0]):
+            self.cols = [c[~now] for c in self.cols]
+        order = np.argsort(take[0], kind="stable")
+        return Completions(*(take[c][order] for c in range(6)), slo)  # type: ignore[arg-type]
+
+
+def _largest_fit(table: list[float]) -> int:
+    return max((b for b, x in enumerate(table) if x < _INF), default=0)
+
+
+_REASONS = (REJECT_MEMORY, REJECT_NOT_HOSTED)
+
+
+class EpochRunner:
+    """Runs a fresh ``sim``'s epochs on the fast path: call its :meth:`run_until_decision`
+    instead of the simulator's (whose own loop must not be resumed afterwards). Between two
+    calls the simulator holds the event loop's state at the decision, and ``reconfigure`` is
+    called on the simulator as usual.
+
+    Raises:
+        ValueError: the run cannot take this path (:func:`unsupported` says why).
+    """
+
+    def __init__(self, sim: Simulator) -> None:
+        why = unsupported(sim)
+        if why is not None:
+            raise ValueError(f"this run cannot take the epoch fast path: {why}")
+        self.sim = sim
+        self.loop: FastLoop = sim.dispatcher.fast_form(sim.slo_s)  # type: ignore[union-attr]
+        self.slo = np.asarray(sim.slo_s, np.float64)
+        self.lat = {key: list(t) for key, t in sim.tables.items()}
+        self.fit_of = {key: _largest_fit(t) for key, t in self.lat.items()}
+        self.next_tick: float = sim.epoch_s  # type: ignore[assignment]
+        self.tick = 1
+        self.cursor: _Cursor | None = None
+        self.pend = _Pending()
+        self.held: list[Query] = []
+        self.events: list[tuple[float, int, int, int, int]] = []  # time, kind, seq, gpu, gen
+        self.idh: dict[int, dict[int, list[tuple[float, int]]]] = {}  # (free, uid) heaps
+        self.classes: list[list[tuple[int, list[float], list[float]]]] = []
+        self.fit = np.zeros(sim.num_models, np.int64)
+        self.next_id = 0
+        self.last_t = 0.0
+        self.over = False
+        self._no_rej = Rejections(*(np.empty(0, np.int64),) * 4, _REASONS)  # type: ignore[arg-type]
+
+    def __getstate__(self) -> dict:
+        """Picklable mid-episode: the rule's loop (a closure) is made again from the rule."""
+        state = dict(self.__dict__)
+        del state["loop"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.loop = self.sim.dispatcher.fast_form(self.sim.slo_s)  # type: ignore[union-attr]
+
+    # ------------------------------------------------------------------ the loop
+    def run_until_decision(self) -> Decision | None:
+        """Simulate up to the next epoch decision (as ``Simulator.run_until_decision``); None
+        when the arrivals have ended (the simulator then stands at the last arrival)."""
+        if self.over:
+            return None
+        sim = self.sim
+        if self.cursor is None:
+            self.cursor = _Cursor(*sim.epoch_take_stream())
+        self._schedule(sim.epoch_scheduled())
+        while self.events and self.events[0][0] <= sim.now:  # zero downtime: done at once
+            self._events_at(self.events[0][0])
+        sim.epoch_settle()  # the decision's orphans (and held queries) go back to the rule
+        self._absorb()
+        t1 = self.next_tick
+        while True:
+            te = self.events[0][0] if self.events else _INF
+            stop = te if te < t1 else t1
+            if self._serve(stop):  # the stream ended: the event loop stops at the last arrival
+                self._record(self.last_t)
+                self._materialize(self.last_t)
+                self.over = True
+                return None
+            self._record(stop)
+            if te >= t1:
+                break
+            self._at_event(te)
+        self.next_tick = t1 + sim.epoch_s  # type: ignore[operator]  # as the event loop's ticks
+        self.tick += 1
+        self._materialize(t1)
+        return Decision("epoch", t1, epoch=self.tick - 1)
+
+    def _serve(self, stop: float) -> bool:
+        """Dispatch and record the arrivals before ``stop``; True if the stream ended."""
+        sim, cursor = self.sim, self.cursor
+        assert cursor is not None
+        servable = np.asarray(sim.servable_batches, np.int64)
+        hosted = sim.hosted_models
+        code_of = np.array([0 if m in hosted else 1 for m in range(sim.num_models)], np.int64)
+        observers = sim.observers
+        while (got := cursor.take(stop)) is not None:
+            t, m, b = got
+            qid = np.arange(self.next_id, self.next_id + len(t), dtype=np.int64)
+            for obs in observers:
+                obs.on_block(m, b)
+            ok = b <= servable[m]
+            go = ok & (b <= self.fit[m])  # some available partition can take it
+            if go.all():
+                self._dispatch(t, m, b, qid)
+            elif go.any():
+                self._dispatch(t[go], m[go], b[go], qid[go])
+            for i in np.flatnonzero(ok & ~go).tolist():  # held until capacity comes online
+                self.held.append(Query(int(qid[i]), float(t[i]), int(m[i]), int(b[i])))
+            bad = ~ok
+            rej = Rejections(t[bad], qid[bad], m[bad], code_of[m[bad]], _REASONS)
+            self.next_id += len(t)
+            self.last_t = float(t[-1])
+            # every query that ends by this arrival is known: later ones arrive later
+            sim.rec.bulk(t, self.pend.pop_until(self.last_t, self.slo), rej)
+        return cursor.exhausted
+
+    def _dispatch(self, t: np.ndarray, m: np.ndarray, b: np.ndarray, qid: np.ndarray) -> None:
+        """The rule's fast loop on one block, then which partition of its class each query
+        took: the one free soonest (ties to the lowest uid), as the event loop's class index."""
+        ts, ms = t.tolist(), m.tolist()
+        end, size, serv = self.loop(ts, ms, b.tolist(), qid.tolist(), self.classes)
+        idh, replace = self.idh, heapq.heapreplace
+        uids: list[int] = []
+        u_add = uids.append
+        for mm, k, x in zip(ms, size, end, strict=True):
+            h = idh[mm][k]
+            u = h[0][1]
+            replace(h, (x, u))
+            u_add(u)
+        self.pend.add([end, t, qid, m, size, serv, uids, b])
+
+    def _record(self, t: float) -> None:
+        self.sim.rec.bulk(np.empty(0), self.pend.pop_until(t, self.slo), self._no_rej)
+
+    # ------------------------------------------------------------------ capacity changes
+    def _schedule(self, done: list[tuple[float, int, int, int]]) -> None:
+        if done:
+            self.events.extend((t, _DONE, seq, g, gen) for t, seq, g, gen in done)
+            self.events.sort()
+
+    def _events_at(self, te: float) -> list[int]:
+        """Let the simulator handle the events at ``te``; returns the GPUs that came online."""
+        sim, online = self.sim, []
+        while self.events and self.events[0][0] <= te:
+            _, kind, _, g, gen = self.events.pop(0)
+            sim.epoch_event(te, kind, g, gen)
+            if kind == _DONE and sim.gpus[g].state == GPU.UP:
+                online.append(g)
+            self._schedule(sim.epoch_scheduled())
+        return online
+
+    def _at_event(self, te: float) -> None:
+        """Everything before ``te`` is recorded: handle its events, then the instant's settle
+        (new partitions go idle; held queries are re-dispatched by the simulator itself)."""
+        online = self._events_at(te)
+        sim = self.sim
+        if self.held:
+            self._materialize(te)
+            sim.epoch_settle()
+            self._absorb()
+            return
+        sim.epoch_settle()  # nothing waits: the new partitions go idle
+        self._schedule(sim.epoch_scheduled())
+        for g in online:
+            for p in sim.gpus[g].partitions:
+                if p.available:
+                    per = self.idh.setdefault(p.model, {}).setdefault(p.gpcs, [])
+                    heapq.heappush(per, (p.est_free_s, p.uid))
+        self._rebuild_classes()
+
+    # ------------------------------------------------------------------ state exchange
+    def _absorb(self) -> None:
+        """Read the simulator's state back (after it re-dispatched or reconfigured): each
+        available partition's free time (its queue rebuilt as a chain: a queued query starts
+        when the one before it ends), the queries in flight, the held ones, drains to come."""
+        sim = self.sim
+        self._schedule(sim.epoch_scheduled())
+        self.held = sim.epoch_take_held()
+        rows: list[tuple] = []
+        add = rows.append
+        idh: dict[int, dict[int, list[tuple[float, int]]]] = {}
+        drains = []
+        for g in sim.gpus:
+            if g.state not in (GPU.UP, GPU.DRAINING):
+                continue
+            last = -_INF
+            for p in g.partitions:
+                q, f = p.running, p.est_free_s
+                if q is not None:
+                    f = p.run_end_s
+                    add((f, q.arrival_s, q.id, q.model, p.gpcs, p.lat[q.batch], p.uid, q.batch))
+                    last = max(last, f)
+                for q in p.queue:  # none on a draining GPU: they went back to the dispatcher
+                    f += p.lat[q.batch]
+                    add((f, q.arrival_s, q.id, q.model, p.gpcs, p.lat[q.batch], p.uid, q.batch))
+                if g.state == GPU.UP and p.available:
+                    idh.setdefault(p.model, {}).setdefault(p.gpcs, []).append((f, p.uid))
+            if g.state == GPU.DRAINING and last > -_INF:
+                drains.append((last, _DRAIN, -1, g.index, 0))  # its last running query ends
+        self.events = sorted([e for e in self.events if e[1] != _DRAIN] + drains)
+        for per in idh.values():
+            for h in per.values():
+                heapq.heapify(h)
+        self.idh = idh
+        self.pend = _Pending()
+        self.pend.add([list(c) for c in zip(*rows, strict=True)] if rows else [[]] * _COLS)
+        self._rebuild_classes()
+
+    def _rebuild_classes(self) -> None:
+        """The rule's view: per model, smallest size first, each class's heap of free times
+        (the (free, uid) heap's first column is itself a heap), and the largest batch that fits
+        some available partition."""
+        self.classes = []
+        for m in range(self.sim.num_models):
+            per = self.idh.get(m, {})
+            cls = [(k, self.lat[(m, k)], [f for f, _ in per[k]]) for k in sorted(per) if per[k]]
+            self.classes.append(cls)
+            self.fit[m] = max((self.fit_of[(m, k)] for k, _, _ in cls), default=0)
+
+    def _materialize(self, now: float) -> None:
+        """Write the state at ``now`` into the simulator (everything up to ``now`` is recorded,
+        so each query still pending is in flight): per partition the running query (the first
+        in flight: it started by ``now``) and the queue, free times, class indexes, counters."""
+        sim = self.sim
+        cols = self.pend.cols
+        order = np.lexsort((cols[0], cols[6]))  # by partition, then end
+        end, arr, qid, model, _, serv, uid, batch = (c[order].tolist() for c in cols)
+        chains: dict[int, list[int]] = {}
+        for i, u in enumerate(uid):
+            chains.setdefault(u, []).append(i)
+        free = {u: f for per in self.idh.values() for h in per.values() for f, u in h}
+        running = queued = 0
+        for g in sim.gpus:
+            for p in g.partitions:
+                p.queue.clear()
+                p.queued_s = 0.0
+                rows = chains.get(p.uid)
+                if not rows:
+                    p.running = None
+                    p.est_free_s = free.get(p.uid, p.est_free_s)
+                    continue
+                i = rows[0]
+                p.running = Query(qid[i], arr[i], model[i], batch[i])
+                p.run_start_s, p.run_end_s = end[i] - serv[i], end[i]  # (start to rounding)
+                for i in rows[1:]:
+                    p.queue.append(Query(qid[i], arr[i], model[i], batch[i]))
+                    p.queued_s += serv[i]
+                p.est_free_s = end[rows[-1]]
+                running += 1
+                queued += len(rows) - 1
+        for idx in sim.index.values():  # idle ones longest idle first, busy ones by free time
+            members = sorted((p for p in idx.members.values() if p.available),
+                             key=lambda p: (p.est_free_s, p.uid))  # fmt: skip
+            idx.heap, idx.idle, idx.valid = [], {}, False
+            for p in members:
+                idx.push(p)
+        sim.epoch_state(now, running, queued, self.held, self.last_t, self.next_id)

@@ -1,0 +1,180 @@
+"""The epoch fast path (mig_gym.sim.epochs) against the event loop, at the Simulator level.
+
+The same run is driven twice from decision to decision: by ``Simulator.run_until_decision`` and
+by an ``EpochRunner``, applying the same reconfigurations at each epoch decision (random layouts
+and models, so GPUs drain, go down, come back, hold and re-dispatch queries). At every decision
+the simulator's whole state must be the event loop's: each GPU's state and layout, each
+partition's running query and queue, the held queries, the counters; at the end the Summary
+and every time-series row. Integers and ids exact, floats to 1e-9.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mig_gym.hardware import valid_layouts
+from mig_gym.runs.build import build
+from mig_gym.scenario import config as C
+from mig_gym.scenario import load_scenario, replace_in
+from mig_gym.sim.epochs import EpochRunner, unsupported
+from mig_gym.sim.simulator import Simulator
+
+SCEN = Path(__file__).resolve().parent.parent / "scenarios"
+REL = 1e-9
+
+
+def _close(a: object, b: object, path: str = "") -> None:
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list | tuple):
+        assert isinstance(b, list | tuple) and len(a) == len(b), (path, a, b)
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        if math.isnan(a) or math.isnan(b):  # type: ignore[arg-type]
+            assert math.isnan(a) and math.isnan(b), (path, a, b)  # type: ignore[arg-type]
+        else:
+            assert math.isclose(a, b, rel_tol=REL, abs_tol=1e-12), (path, a, b)  # type: ignore[arg-type]
+    else:
+        assert a == b, (path, a, b)
+
+
+def _scenario(name: str, **edits: object) -> C.Scenario:
+    sc = load_scenario(SCEN / f"{name}.yaml")
+    sc = replace_in(sc, "run.drain", False)
+    sc = replace_in(sc, "run.warmup_queries", 0)
+    sc = replace_in(sc, "run.num_queries", 10**9)
+    for k, v in edits.items():
+        sc = replace_in(sc, k, v)
+    return sc
+
+
+def _state(sim: Simulator) -> dict:
+    gpus = []
+    for g in sim.gpus:
+        parts = [
+            (p.uid, p.gpcs, p.model, p.available, p.running.id if p.running else None,
+             [q.id for q in p.queue], p.est_free_s, p.run_end_s if p.running else 0.0)
+            for p in g.partitions
+        ]  # fmt: skip
+        gpus.append((g.state, str(g.layout), g.models, str(g.target), g.down_since, parts))
+    r = sim.rec
+    counters = {
+        "arrived": r.arrived, "completed": r.completed, "rejected": dict(r.rejected),
+        "redispatched": r.redispatched, "reconfigurations": r.reconfigurations,
+        "downtime": r.downtime_reconfig_s, "busy": dict(r.busy_s), "avail": dict(r.size_avail_s),
+        "violations": r.violations, "lat_sum": r.lat_sum,
+    }  # fmt: skip
+    held = [q.id for q in sim.held]
+    return {"now": sim.now, "gpus": gpus, "held": held, "counters": counters,
+            "running": sim.running, "active": sim.active, "queued": sim.queued_count()}  # fmt: skip
+
+
+def _drive(sc: C.Scenario, policy: str | None, *, fast: bool, epochs: int, change: float,
+           seed: int = 1, epoch_s: float = 5.0) -> tuple[list, dict, list]:  # fmt: skip
+    run = build(sc, policy, seed, epoch_s=epoch_s)
+    sim = run.sim
+    stepper = EpochRunner(sim) if fast else sim
+    layouts = list(valid_layouts(sc.cluster.gpu))
+    rng = np.random.default_rng(seed)
+    states = []
+    for _ in range(epochs):
+        if stepper.run_until_decision() is None:
+            break
+        run.recorder.finish(sim.now)
+        sim.check_conservation()
+        states.append(_state(sim))
+        for g in range(len(sim.gpus)):
+            if rng.random() < change:
+                lay = layouts[int(rng.integers(len(layouts)))]
+                models = rng.integers(0, sim.num_models, len(lay.placements)).tolist()
+                sim.reconfigure(g, lay, models)
+    return states, run.summary().to_dict(), run.recorder.series
+
+
+def _same(sc: C.Scenario, policy: str | None = None, **kw: object) -> list:
+    fast = _drive(sc, policy, fast=True, **kw)  # type: ignore[arg-type]
+    events = _drive(sc, policy, fast=False, **kw)  # type: ignore[arg-type]
+    assert len(fast[0]) == len(events[0]) > 0
+    _close(fast, events)
+    return events[0]
+
+
+CASES = [
+    ("diurnal_drift", None, {}),
+    ("diurnal_drift", "paris+earliest_finish", {}),
+    ("diurnal_drift", "paris+fifs_push", {}),
+    ("drift_mix_flip", None, {}),
+    ("drift_tiny_huge", None, {}),
+    ("drift_load_ramp", None, {}),
+    ("multi_model", "paris+elsa", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "policy", "edits"), CASES)
+def test_epochs_on_the_fast_path_equal_the_event_loop(name, policy, edits):
+    states = _same(_scenario(name, **edits), policy, epochs=12, change=0.4)
+    last = states[-1]["counters"]
+    assert last["reconfigurations"] > 0 and last["downtime"] > 0  # GPUs went down and came back
+
+
+def test_every_gpu_reconfigured_at_once_holds_and_redispatches():
+    # every GPU down together: arrivals are held until the first comes back
+    states = _same(_scenario("diurnal_drift", **{"workload.load": 4.0}), epochs=6, change=1.0)
+    assert any(s["counters"]["redispatched"] for s in states)
+
+
+@pytest.mark.parametrize("reconfig_s", [0.0, 12.0])
+def test_zero_downtime_and_downtime_longer_than_an_epoch(reconfig_s):
+    # 0 s: the GPU comes back at the decision itself; 12 s > 5 s epochs: GPUs still down (or
+    # draining) at the next decision are reconfigured again there
+    sc = _scenario("drift_mix_flip", **{"cluster.reconfig_s": reconfig_s})
+    states = _same(sc, epochs=10, change=0.5)
+    if reconfig_s:
+        assert any(g[0] != "up" for s in states for g in s["gpus"])
+
+
+def test_elsa_parameters_the_fast_form_honours():
+    sc = _scenario("diurnal_drift")
+    sc = replace_in(sc, "policy.dispatcher", C.ELSAConfig(alpha=0.6, scan_from="home"))
+    _same(sc, epochs=6, change=0.4)
+
+
+def test_a_stream_that_ends_stops_both_loops_at_the_last_arrival():
+    sc = replace_in(_scenario("drift_mix_flip"), "run.num_queries", 9000)
+    states = _same(sc, epochs=100, change=0.3)
+    assert len(states) < 100  # the stream ended first
+
+
+@pytest.mark.parametrize(
+    ("edits", "policy", "reason"),
+    [
+        ({"workload.service_cv": 0.3}, None, "service-time noise"),
+        ({"faults": (C.FaultConfig(gpu=0, down_at_s=1.0, up_at_s=2.0),)}, None, "faults"),
+        ({}, "paris+fifs", "pull dispatch"),
+        ({}, "paris+jsq", "no closed-form fast rule"),
+        ({"run.drain": True}, None, "run.drain"),
+    ],
+)
+def test_runs_the_epoch_path_cannot_take_say_why(edits, policy, reason):
+    sc = _scenario("drift_mix_flip", **edits)
+    sim = build(sc, policy, 0, epoch_s=5.0).sim
+    why = unsupported(sim)
+    assert why is not None and reason in why
+    with pytest.raises(ValueError, match=reason):
+        EpochRunner(sim)
+
+
+def test_a_started_run_and_a_run_without_epochs_are_refused():
+    sc = _scenario("drift_mix_flip")
+    assert "no decision epochs" in unsupported(build(sc, None, 0).sim)
+    sim = build(sc, None, 0, epoch_s=5.0).sim
+    assert unsupported(sim) is None
+    sim.run_until_decision()
+    assert "already started" in unsupported(sim)
