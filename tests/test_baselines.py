@@ -137,3 +137,18 @@ def test_docs_page_is_generated_and_partition_difficulty_follows_headroom():
         h = B.headroom(data[t.env_id]) if t.env_id in data else None
         if h is not None:
             assert t.difficulty == ("medium" if h <= B.HEADROOM else "hard"), t.env_id
+
+
+def test_reference_plans_on_a_scenario_whose_own_partitioner_replans():
+    from mig_gym.runs import schedules
+    from mig_gym.scenario import load_scenario
+
+    policy = {
+        "partitioner": {"kind": "periodic_paris", "epoch_s": 0.05},
+        "dispatcher": {"kind": "elsa"},
+    }
+    sc = load_scenario(REPO / "scenarios" / "drift_tiny_huge.yaml", policy=policy)
+    plans = schedules.choose_plans(sc, 4, 20.0, trial_queries=300)  # candidates stay fixed
+    assert len(plans) == 4 and all(len(p.layouts) == sc.cluster.num_gpus for p in plans)
+    spec = B.TaskSpec("x", "partition", sc, "medium")
+    assert B._fixed_rows(spec)["JSQ"] == "paris+jsq"  # static PARIS, not the re-planner

@@ -10,7 +10,8 @@ episode ``reset(options={"episode_seed": seed})``; Partition tasks with
 
 Rows (:data:`ROWS`), every one with its policy string in the table:
 
-- dispatchers on the task's own layout (its scenario's partitioner): ``random``, ``FIFS`` (the
+- dispatchers on the task's layout (a Dispatch task's scenario partitioner; static PARIS on
+  Partition tasks): ``random``, ``FIFS`` (the
   central queue), ``JSQ``, ``earliest-finish``, ``ELSA`` (default ``alpha``) and ``ELSA tuned``
   (the ``alpha`` of :data:`ALPHA_GRID` with the fewest violations on the **training seeds**);
 - partitioners with ELSA: ``static PARIS``, ``periodic PARIS`` (re-planned every
@@ -119,13 +120,19 @@ def _candidates(spec: TaskSpec) -> dict[str, list[str]]:
     """The tuned rows' candidates (chosen on training seeds)."""
     sizes = hardware.gpu_spec(spec.scenario.cluster.gpu).sizes
     return {
-        "ELSA tuned": [f"scenario+elsa[alpha={a:g}]" for a in ALPHA_GRID],
+        "ELSA tuned": [f"{_base(spec)}+elsa[alpha={a:g}]" for a in ALPHA_GRID],
         "best homogeneous": [f"homo{k}+elsa" for k in sizes],
     }
 
 
+def _base(spec: TaskSpec) -> str:
+    """The dispatcher rows' layout: the Dispatch environment's own (its scenario's partitioner),
+    static PARIS on Partition tasks (a scenario's own partitioner may re-plan there)."""
+    return "scenario" if spec.kind == "dispatch" else "paris"
+
+
 def _fixed_rows(spec: TaskSpec) -> dict[str, str]:
-    rows = {label: f"scenario+{d}" for label, d in DISPATCHERS.items()}
+    rows = {label: f"{_base(spec)}+{d}" for label, d in DISPATCHERS.items()}
     rows["static PARIS"] = "paris+elsa"
     rows["periodic PARIS"] = _periodic(spec)
     return rows
