@@ -247,11 +247,19 @@ class EpochRunner:
         idh, replace = self.idh, heapq.heapreplace
         uids: list[int] = []
         u_add = uids.append
-        for mm, k, x in zip(ms, size, end, strict=True):
-            h = idh[mm][k]
-            u = h[0][1]
-            replace(h, (x, u))
-            u_add(u)
+        if len(idh) == 1:  # one model has partitions: every query of the block is its
+            per = next(iter(idh.values()))
+            for k, x in zip(size, end, strict=True):
+                h = per[k]
+                u = h[0][1]
+                replace(h, (x, u))
+                u_add(u)
+        else:
+            for mm, k, x in zip(ms, size, end, strict=True):
+                h = idh[mm][k]
+                u = h[0][1]
+                replace(h, (x, u))
+                u_add(u)
         self.pend.add([end, t, qid, m, size, serv, uids, b])
 
     def _record(self, t: float) -> None:

@@ -98,6 +98,13 @@ class ELSA(FastRule, DispatchPredict):
         home = self.home_of if self.scan_from == "home" else None
         budgets = [self.alpha * s for s in slo_s]  # the budget at dispatch time, i.e. arrival
 
+        if home is None:  # the paper's scan from the smallest size: a shorter loop, same picks
+
+            def loop(ts: list, ms: list, bs: list, ids: list, classes: Classes) -> tuple:
+                return _elsa_fast_smallest(ts, ms, bs, classes, budgets)
+
+            return loop
+
         def loop(ts: list, ms: list, bs: list, ids: list, classes: Classes) -> tuple:
             return _elsa_fast(ts, ms, bs, classes, budgets, home)
 
@@ -142,6 +149,38 @@ def _elsa_fast(
             pick = first_ok if (start and not above and first_ok is not None) else cand
         h, k, ell = pick
         f = h[0]
+        x = (f if f > t else t) + ell
+        replace(h, x)
+        e_add(x)
+        k_add(k)
+        s_add(ell)
+    return end, size, serv
+
+
+def _elsa_fast_smallest(
+    ts: list, ms: list, bs: list, classes: Classes, budgets: list[float]
+) -> tuple:
+    """``_elsa_fast`` scanning from the smallest size (no home size): the first class whose best
+    partition meets the budget, else the smallest estimated time to done (ties to the smaller)."""
+    end, size, serv, e_add, k_add, s_add = loop_outputs()
+    replace = heapq.heapreplace
+    inf = math.inf
+    for t, m, b in zip(ts, ms, bs, strict=True):
+        budget = budgets[m]
+        best = inf
+        for k, lat, h in classes[m]:
+            ell = lat[b]
+            if ell == inf:
+                continue
+            f = h[0]
+            w = f - t
+            td = (w if w > 0.0 else 0.0) + ell
+            if td <= budget:
+                break
+            if td < best:
+                best, bh, bk, bl, bf = td, h, k, ell, f
+        else:
+            h, k, ell, f = bh, bk, bl, bf
         x = (f if f > t else t) + ell
         replace(h, x)
         e_add(x)
