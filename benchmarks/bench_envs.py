@@ -1,7 +1,9 @@
 """Environment step rates: Dispatch-v0 and Partition-v0 with random valid actions, measured side
 by side with gymnasium's CartPole-v1 (all through ``gymnasium.make``, so with the same wrappers);
-and Partition-v0 on ``scenarios/diurnal_drift.yaml`` (8 GPUs) on the epoch fast path next to the
-same environment on the event loop (``fast=False``), over the same first epochs of an episode
+the aggregate steps/s of Dispatch-v0's native vector environment with 8 environments in one
+process (``gymnasium.make_vec``, random valid actions drawn for all 8 at once); and Partition-v0
+on ``scenarios/diurnal_drift.yaml`` (8 GPUs) on the epoch fast path next to the same environment
+on the event loop (``fast=False``), over the same first epochs of an episode
 with the same actions (random ones, which re-partition nearly every GPU at every epoch, and ones
 that keep the plan)."""
 
@@ -54,7 +56,23 @@ def run_epochs(steps: int) -> dict[str, Any]:
     return out
 
 
-def run(scenario: str | None, seconds: float = 3.0) -> dict[str, Any]:
+def _vector_rate(scenario: str | None, num_envs: int, seconds: float, seed: int = 0) -> float:
+    """Aggregate env-steps/s of the native vector environment (autoreset included)."""
+    venv = gym.make_vec("mig_gym/Dispatch-v0", num_envs=num_envs, scenario=scenario)
+    rng = np.random.default_rng(seed)
+    _, info = venv.reset(seed=seed)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        # uniform over each row's valid slots (argmax of random keys on the mask)
+        keys = rng.random(info["action_mask"].shape) * info["action_mask"]
+        _, _, _, _, info = venv.step(keys.argmax(axis=1))
+        n += num_envs
+    rate = n / (time.perf_counter() - t0)
+    venv.close()
+    return rate
+
+
+def run(scenario: str | None, seconds: float = 3.0, num_envs: int = 8) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     cart = gym.make("CartPole-v1")
     cart.action_space.seed(0)
@@ -71,6 +89,7 @@ def run(scenario: str | None, seconds: float = 3.0) -> dict[str, Any]:
         "cartpole": _rate(cart, lambda e: e.action_space.sample(), seconds),
         "dispatch": _rate(disp, valid, seconds),
         "partition": _rate(part, lambda e: e.action_space.sample(), seconds),
+        "dispatch_vec": _vector_rate(scenario, num_envs, seconds),
     }
     # A second CartPole pass after ours, so a change of machine load shows up in the ratio.
     rates["cartpole"] = max(
@@ -81,4 +100,6 @@ def run(scenario: str | None, seconds: float = 3.0) -> dict[str, Any]:
         "seconds": seconds,
         "dispatch_vs_cartpole": rates["dispatch"] / rates["cartpole"],
         "partition_vs_cartpole": rates["partition"] / rates["cartpole"],
+        "vec_num_envs": num_envs,
+        "dispatch_vec_vs_cartpole": rates["dispatch_vec"] / rates["cartpole"],
     }

@@ -142,6 +142,13 @@ class MigEnv(gym.Env):
         return self._observe(), {"action_mask": self.action_masks(), "episode_seed": ep_seed}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        return self._step(action, full=True)  # type: ignore[return-value]
+
+    def _step(
+        self, action: Any, full: bool
+    ) -> tuple[np.ndarray | None, float, bool, bool, dict[str, Any]]:
+        """The fixed step; with ``full=False`` (a vector environment that batches observations
+        and masks itself) no observation and an info of ``invalid`` (and ``summary``) only."""
         if self.run is None or self._ended:
             raise EpisodeEndedError(
                 f"{type(self).__name__}.step() called "
@@ -153,17 +160,20 @@ class MigEnv(gym.Env):
             self.invalid_actions += 1
         applied = self._apply(decision, invalid)
         over = self._advance()
-        obs = self._observe()
+        obs = self._observe() if full else None
         terminated, truncated = self._terminated(), self._truncated(over)
         summary = self.run.summary() if terminated or truncated else None
         reward, terms = self._reward(applied, invalid, summary)
-        info: dict[str, Any] = {
-            "reward_terms": terms,
-            "invalid_actions": self.invalid_actions,
-            "action_mask": self.action_masks(),
-            "invalid": invalid,
-            **applied,
-        }
+        if full:
+            info: dict[str, Any] = {
+                "reward_terms": terms,
+                "invalid_actions": self.invalid_actions,
+                "action_mask": self.action_masks(),
+                "invalid": invalid,
+                **applied,
+            }
+        else:
+            info = {"invalid": invalid}
         if summary is not None:
             self._ended = True
             info["summary"] = summary.to_dict()

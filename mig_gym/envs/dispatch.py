@@ -12,6 +12,7 @@ from mig_gym.envs.base import MigEnv
 from mig_gym.envs.common import OBS_CLIP, numeric_action
 from mig_gym.envs.render import RENDER_MODES
 from mig_gym.envs.rewards import RewardBook
+from mig_gym.envs.slots import PART_FEATURES, SlotBank
 from mig_gym.metrics.summary import Summary
 from mig_gym.policies.dispatch.baselines import EarliestFinish
 from mig_gym.runs.build import Run, build, max_batch
@@ -20,7 +21,6 @@ from mig_gym.sim.entities import Partition, Query
 
 __all__ = ["DispatchEnv", "PART_FEATURES"]
 
-PART_FEATURES = ("size", "hosts_model", "backlog", "est_done", "available", "queue")
 _GLOBAL = ("rate", "in_system", "progress")
 _RATE_TAU_S = 1.0  # time constant of the exponentially decaying arrival-rate estimate
 
@@ -88,6 +88,15 @@ class DispatchEnv(MigEnv):
     ``reset(options={"episode_seed": s})`` runs the arrivals of seed ``s`` exactly (as
     ``mig_gym.simulate(..., seed=s)``); otherwise episode seeds derive from the reset seed.
 
+    ## Speed and vectorisation
+    The observation and mask are kept incrementally (:mod:`mig_gym.envs.slots`): layout tables are
+    rebuilt only when the partitions change, per-slot state is copied only for the partitions the
+    simulator touched since the last step, and the clock-dependent columns are one vectorised
+    pass. ``gymnasium.make_vec("mig_gym/Dispatch-v0", num_envs=N)`` builds the native
+    :class:`~mig_gym.envs.vector.DispatchVectorEnv` (N environments in one process, batched
+    observations and masks, the trajectories of N independent environments seeded ``seed + i``);
+    :class:`mig_gym.learn.vecenv.DispatchSB3VecEnv` is its SB3 ``VecEnv`` (MaskablePPO included).
+
     ## Version History
     * v0: initial version.
     """
@@ -106,9 +115,9 @@ class DispatchEnv(MigEnv):
         super().__init__(scenario, render_mode, policy)
         self._mean_rate = 1.0
         self.pending_query: Query | None = None
-        self._mask = np.zeros(self.slots, dtype=bool)
-        self._obs = np.zeros(self.observation_space.shape, np.float32)
-        self._topology = -1
+        self.bank = SlotBank(1, self.slot_width, self.slots, self.max_batch, self.num_models)
+        self._row = 0
+        self._solo = True  # False in a DispatchVectorEnv: its shared bank computes all rows
 
     def _run_settings(self, sc: C.Scenario) -> dict[str, Any]:
         n = self._num_queries if self._num_queries is not None else sc.env.queries_per_episode
@@ -133,13 +142,19 @@ class DispatchEnv(MigEnv):
             return None
         return gpus[g].partitions[j]
 
+    def share_bank(self, bank: SlotBank, row: int) -> None:
+        """Keep this environment's observation and mask in row ``row`` of ``bank`` (a
+        :class:`~mig_gym.envs.vector.DispatchVectorEnv`'s); ``bank.compute()`` is then the
+        owner's job after every step."""
+        self.bank, self._row, self._solo = bank, row, False
+
     def partition_slot(self, p: Partition) -> int:
         g = self.run.sim.gpus[p.gpu]  # type: ignore[union-attr]
         return p.gpu * self.slot_width + g.partitions.index(p)
 
     def action_masks(self) -> np.ndarray:
         """Valid slots for the pending query (all False when there is none)."""
-        return self._mask.copy()
+        return self.bank.mask[self._row].copy()
 
     # ------------------------------------------------------------------ step hooks
     def _build(self, seed: int) -> Run:
@@ -158,7 +173,7 @@ class DispatchEnv(MigEnv):
         self._rate = self._mean_rate
         self._last_t = 0.0
         self.pending_query = None
-        self._topology = -1
+        self.bank.reset_row(self._row)
         self._next_query()
 
     def _advance(self) -> bool:
@@ -169,11 +184,12 @@ class DispatchEnv(MigEnv):
     def _next_query(self) -> bool:
         """Run to the next query that needs a choice; True if the simulation is over."""
         sim = self.run.sim  # type: ignore[union-attr]
+        bank, i, n = self.bank, self._row, self.scenario.run.num_queries
         while True:
             d = sim.run_until_decision()
             if d is None:
                 self.pending_query = None
-                self._mask = np.zeros(self.slots, dtype=bool)
+                bank.blank(i)
                 return True
             if d.kind != "dispatch":
                 continue
@@ -182,8 +198,17 @@ class DispatchEnv(MigEnv):
             self._last_t = q.arrival_s
             self._rate = self._rate * math.exp(-dt / _RATE_TAU_S) + 1.0 / _RATE_TAU_S
             self.pending_query = q
-            self._features()
-            if self._mask.any():
+            bank.sync(i, sim)
+            if bank.can_take(i, q):
+                now = sim.now
+                tail = (
+                    min(self._rate / self._mean_rate, OBS_CLIP),
+                    min(sim.active / self.slots, OBS_CLIP),
+                    min(sim.rec.arrived / n, 1.0),
+                )
+                bank.stage(i, q, now, sim.slo_s[q.model], tail)
+                if self._solo:
+                    bank.compute()
                 return False
             sim.dispatch(q, None)  # nothing can take it now: held until capacity returns
 
@@ -197,102 +222,27 @@ class DispatchEnv(MigEnv):
             a = int(x[0]) if ok and -1 <= x[0] <= self.slots else -1  # type: ignore[index]
         if self.pending_query is None:  # the empty episode: nothing to decide
             return a, False
-        return a, not 0 <= a < self.slots or not self._mask[a]
+        return a, not 0 <= a < self.slots or not self.bank.mask[self._row, a]
 
     def _apply(self, slot: int, invalid: bool) -> dict[str, Any]:
         q = self.pending_query
         if q is not None:
-            p = EarliestFinish().choose(q, self.view) if invalid else self.slot_partition(slot)
+            if invalid:
+                p = EarliestFinish().choose(q, self.view)
+            else:
+                p = self.bank.rows[self._row].slot_part[slot]
             self.run.sim.dispatch(q, p)  # type: ignore[union-attr]
         return {}
 
     def _observe(self) -> np.ndarray:
-        if self.pending_query is None:
-            return np.zeros(self.observation_space.shape, np.float32)
-        return self._obs
+        return self.bank.obs[self._row].copy()
 
     def _reward(
         self, applied: dict[str, Any], invalid: bool, summary: Summary | None
     ) -> tuple[float, dict[str, float]]:
         return self.book.step(invalid=invalid, summary=summary)
 
-    # ------------------------------------------------------------------ observation / render
-    def _slots_layout(self) -> None:
-        """Per-slot constants, rebuilt only when the simulator's partitions change: for each model
-        a template block (size, hosts-model, available), the service time / SLA of every batch
-        (``inf`` where the slot cannot take it) and the resulting mask rows."""
-        sim = self.run.sim  # type: ignore[union-attr]
-        parts, idx = [], []
-        for g in sim.gpus:
-            for j, p in enumerate(g.partitions):
-                parts.append(p)
-                idx.append(g.index * self.slot_width + j)
-        self._parts = parts
-        self._idx = np.array(idx, dtype=np.int64)
-        self._full = idx == list(range(self.slots))
-        width = self.max_batch + 1
-        lat = np.full((len(parts), width), np.inf)
-        for r, p in enumerate(parts):
-            n = min(len(p.lat), width)
-            lat[r, :n] = p.lat[:n]
-        model = np.array([p.model for p in parts])
-        avail = np.array([p.available for p in parts], dtype=bool)
-        self._template, self._lat_over_slo, self._ok = [], [], []
-        for m in range(self.num_models):
-            same = model == m
-            t = np.zeros((len(parts), len(PART_FEATURES)))
-            t[:, 0] = [p.gpcs / self.slot_width for p in parts]
-            t[:, 1] = same
-            t[:, 4] = avail
-            ok = (avail & same)[:, None] & (lat < np.inf)
-            self._template.append(t)
-            self._ok.append(ok)
-            self._lat_over_slo.append(np.where(ok, lat, np.inf) / sim.slo_s[m])
-        self._topology = sim.topology
-
-    def _features(self) -> None:
-        """Observation and action mask for the pending query (vectorised over the partitions)."""
-        sim, q = self.run.sim, self.pending_query  # type: ignore[union-attr]
-        assert q is not None
-        if self._topology != sim.topology:
-            self._slots_layout()
-        parts, n, m, b = self._parts, len(self._parts), q.model, q.batch
-        now, slo = sim.now, sim.slo_s[m]
-        f = len(PART_FEATURES)
-        k = self.slots * f
-        obs = np.zeros(self.observation_space.shape, np.float32)
-        if n:
-            block = self._template[m].copy()
-            backlog = np.fromiter([p.est_free_s for p in parts], float, n)
-            backlog -= now
-            np.maximum(backlog, 0.0, out=backlog)
-            backlog /= slo
-            block[:, 2] = backlog
-            block[:, 3] = backlog + self._lat_over_slo[m][:, b]
-            block[:, 5] = np.fromiter([len(p.queue) for p in parts], float, n)
-            block[:, 5] /= 10.0
-            np.minimum(block, OBS_CLIP, out=block)
-            ok = self._ok[m][:, b]
-            if self._full:
-                obs[:k] = block.ravel()
-                mask = ok.copy()
-            else:
-                obs[:k].reshape(self.slots, f)[self._idx] = block
-                mask = np.zeros(self.slots, dtype=bool)
-                mask[self._idx] = ok
-        else:
-            mask = np.zeros(self.slots, dtype=bool)
-        obs[k] = b / self.max_batch
-        obs[k + 1] = min((now - q.arrival_s) / slo, OBS_CLIP)
-        obs[k + 2] = m / self.num_models
-        obs[k + 3 + m] = 1.0
-        k += 3 + self.num_models
-        obs[k] = min(self._rate / self._mean_rate, OBS_CLIP)
-        obs[k + 1] = min(sim.active / self.slots, OBS_CLIP)
-        obs[k + 2] = min(sim.rec.arrived / self.scenario.run.num_queries, 1.0)
-        self._obs = obs
-        self._mask = mask
-
+    # ------------------------------------------------------------------ render
     def _render_text(self) -> str:
         sim, q = self.run.sim, self.pending_query  # type: ignore[union-attr]
         lines = [
