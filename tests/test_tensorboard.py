@@ -1,4 +1,4 @@
-"""TensorBoard output: namespaces per x axis, random on its own charts, the custom-scalars layout."""
+"""TensorBoard output: namespaces per x axis, random on its own charts, custom-scalars layout."""
 
 from __future__ import annotations
 
