@@ -145,25 +145,8 @@ def search(
         math.ceil(math.log(max_load) * to_index),
     )
     jobs = [_Search(p, s, c) for p in policies for s in seeds for c in criteria]
-    cache: dict[tuple[str, int, int], dict] = {}
-    while True:
-        wanted = {}
-        for j in jobs:
-            while not j.done:
-                i = j.next_index(first, lo_cap, hi_cap)
-                if i is None:
-                    break
-                key = (j.policy, j.seed, i)
-                if key not in cache:
-                    wanted[key] = None
-                    break
-                j.lo, j.hi = (i, j.hi) if meets(j.criterion, cache[key]) else (j.lo, i)
-        if not wanted:
-            break
-        keys = list(wanted)
-        for key, d in zip(keys, evaluate([(p, s, _load(i)) for p, s, i in keys]), strict=True):
-            cache[key] = d
-    n_eval = {}
+    cache = _bisect_all(jobs, evaluate, first, lo_cap, hi_cap)
+    n_eval: dict[tuple[str, int], int] = {}
     for p, s, _ in cache:
         n_eval[p, s] = n_eval.get((p, s), 0) + 1
     return [
@@ -178,6 +161,36 @@ def search(
         )
         for j in jobs
     ]
+
+
+def _bisect_all(
+    jobs: list[_Search],
+    evaluate: Callable[[list[tuple[str, int, float]]], list[dict]],
+    first: int,
+    lo_cap: int,
+    hi_cap: int,
+) -> dict[tuple[str, int, int], dict]:
+    """Advance every search until all are done; each round evaluates, in one batch, the grid
+    points some search needs next and no earlier round measured. Returns every measured point,
+    keyed ``(policy, seed, grid index)``; criteria of one (policy, seed) share their points."""
+    cache: dict[tuple[str, int, int], dict] = {}
+    while True:
+        wanted = {}
+        for j in jobs:
+            while not j.done:
+                i = j.next_index(first, lo_cap, hi_cap)
+                if i is None:
+                    break
+                key = (j.policy, j.seed, i)
+                if key not in cache:
+                    wanted[key] = None
+                    break
+                j.lo, j.hi = (i, j.hi) if meets(j.criterion, cache[key]) else (j.lo, i)
+        if not wanted:
+            return cache
+        keys = list(wanted)
+        for key, d in zip(keys, evaluate([(p, s, _load(i)) for p, s, i in keys]), strict=True):
+            cache[key] = d
 
 
 def measure(
