@@ -16,21 +16,27 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
-from mig_gym import hardware
-from mig_gym.hardware import profiles
+from mig_gym.scenario import checks
 from mig_gym.scenario import config as C
 
 __all__ = ["ScenarioError", "load_scenario", "scenario_to_dict", "replace_in"]
 
 
 class ScenarioError(ValueError):
-    """A scenario is malformed. ``problems`` holds one line per problem."""
+    """A scenario is malformed. ``problems`` holds one line per problem (``field: message``).
+
+    The message starts with the source (the file): ``source: field: message`` for one problem,
+    else ``source: N problems in scenario:`` and one indented line per problem.
+    """
 
     def __init__(self, source: str, problems: list[str]):
         self.source = source
         self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s) in scenario:\n{lines}")
+        if len(problems) == 1:
+            super().__init__(f"{source}: {problems[0]}")
+        else:
+            lines = "\n".join(f"  - {p}" for p in problems)
+            super().__init__(f"{source}: {len(problems)} problems in scenario:\n{lines}")
 
 
 # --------------------------------------------------------------------------- generic conversion
@@ -168,8 +174,12 @@ def _convert_dataclass(cls: type, value: Any, path: str, probs: _Problems) -> An
 
 
 def _convert_field(tp: Any, fld: dataclasses.Field, raw: Any, sub: str, probs: _Problems) -> Any:
-    """Convert one field's value and check its numeric limits (``fld.metadata``)."""
+    """Convert one field's value and check its numeric limits (``fld.metadata``); a value of
+    the wrong type is one problem, so its limits are not checked too."""
+    before = len(probs.items)
     conv = _convert(tp, raw, sub, probs)
+    if len(probs.items) > before:
+        return conv
     meta = fld.metadata
     if meta and isinstance(conv, int | float) and not isinstance(conv, bool):
         lo, hi = meta.get("min"), meta.get("max")
@@ -181,101 +191,92 @@ def _convert_field(tp: Any, fld: dataclasses.Field, raw: Any, sub: str, probs: _
     return conv
 
 
-# --------------------------------------------------------------------------- semantic checks
-_MAX_BATCH = C.LognormalBatch.__dataclass_fields__["max"].metadata["max"]  # as other batch maxima
+# --------------------------------------------------------------------------- YAML
+class _DuplicateKeys(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems)
+        self.problems = problems
 
 
-def _check(sc: C.Scenario, probs: _Problems) -> None:
-    try:
-        gpu = hardware.gpu_spec(sc.cluster.gpu)
-    except (KeyError, ValueError) as e:
-        probs.add("cluster.gpu", f"got {sc.cluster.gpu!r}: {e.args[0]}")
-        gpu = None
-    names = [m.name for m in sc.models]
-    if not names:
-        probs.add("models", "at least one model is required")
-    if len(set(names)) != len(names):
-        probs.add("models", f"duplicate model names in {names}")
-    if names and sum(m.share for m in sc.models) <= 0:
-        probs.add("models", "the shares must not all be zero")
-    live = sum(m.share > 0 for m in sc.models)
-    if live > sc.cluster.num_gpus:
-        probs.add(
-            "cluster.num_gpus",
-            f"got {sc.cluster.num_gpus}, but each of the {live} models "
-            "with a share > 0 needs a GPU of its own",
-        )
-    if sc.profiles.path is None:
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping key given twice, at any depth (plain YAML
+    keeps the last value and silently drops the first).
+
+    The check walks the composed node graph once before construction (iteratively, each node
+    once, so anchors, aliases and cycles cost nothing extra); keys are compared as constructed
+    values, so ``1`` and ``0x1`` or ``true`` and ``yes`` are the same key, as in the dict they
+    would build. Keys merged in with ``<<`` may be overridden, as YAML intends.
+    """
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        if dups := self._duplicate_keys(node):
+            raise _DuplicateKeys(dups)
+        return self.construct_document(node)
+
+    def _duplicate_keys(self, root: yaml.Node) -> list[str]:
+        found: list[tuple[tuple[int, int], str]] = []
+        seen: set[int] = set()
+        todo: list[tuple[yaml.Node, str]] = [(root, "")]
+        while todo:
+            node, path = todo.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, yaml.SequenceNode):
+                todo += [(v, f"{path}[{i}]") for i, v in enumerate(node.value)]
+            elif isinstance(node, yaml.MappingNode):
+                first: dict[Any, tuple[int, int]] = {}
+                for knode, vnode in node.value:
+                    key = self._key(knode)
+                    sub = f"{path}.{key}" if path else str(key)
+                    todo.append((vnode, path if key is _MERGE else sub))
+                    if key is _MERGE or key is _UNHASHABLE:
+                        continue
+                    at = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+                    if key not in first:
+                        first[key] = at
+                        continue
+                    where = _where(at, first[key])
+                    found.append((at, f"{sub}: duplicate key {key!r} on {where}"))
+        return [msg for _, msg in sorted(found)]
+
+    def _key(self, knode: yaml.Node) -> Any:
+        if knode.tag == "tag:yaml.org,2002:merge":
+            return _MERGE
+        if not isinstance(knode, yaml.ScalarNode):
+            return _UNHASHABLE  # a list or mapping key: construction refuses it
+        key = self.construct_object(knode)
         try:
-            profiles.builtin_profiles(sc.cluster.gpu, names, family=sc.profiles.family)
-        except (KeyError, ValueError) as e:
-            probs.add("models", str(e.args[0]))
-    else:
-        p = Path(sc.base_dir) / sc.profiles.path
-        if not p.is_file():
-            probs.add("profiles.path", f"file not found: {p}")
-        if sc.profiles.format == "parvagpu" and not sc.profiles.model and len(names) != 1:
-            probs.add("profiles.model", "a ParvaGPU file holds one model: name it")
-    wl = sc.workload
-    for i, ph in enumerate(wl.phases):
-        if i and ph.start_s <= wl.phases[i - 1].start_s:
-            probs.add(
-                f"workload.phases[{i}].start_s", f"got {ph.start_s}, phases must be in time order"
-            )
-        for m in ph.mix or {}:
-            if m not in names:
-                probs.add(f"workload.phases[{i}].mix.{m}", f"unknown model (models: {names})")
-    arrivals = [wl.arrivals] + [ph.arrivals for ph in wl.phases if ph.arrivals is not None]
-    for k, arr in enumerate(arrivals):
-        where = "workload.arrivals" if k == 0 else "workload.phases[].arrivals"
-        if isinstance(arr, C.TraceArrivals):
-            if not arr.path:
-                probs.add(f"{where}.path", "a trace needs a file path")
-            elif not (Path(sc.base_dir) / arr.path).is_file():
-                probs.add(f"{where}.path", f"file not found: {Path(sc.base_dir) / arr.path}")
-    batches = [wl.batch] + [ph.batch for ph in wl.phases if ph.batch is not None]
-    for b in batches:
-        if isinstance(b, C.LognormalBatch) and b.min > b.max:
-            probs.add("workload.batch", f"min {b.min} > max {b.max}")
-        if isinstance(b, C.EmpiricalBatch):
-            if (
-                not b.pmf
-                or any(not 1 <= k <= _MAX_BATCH for k in b.pmf)
-                or any(v < 0 for v in b.pmf.values())
-            ):
-                probs.add(
-                    "workload.batch.pmf",
-                    f"got {b.pmf!r}: batch sizes 1..{_MAX_BATCH}, weights >= 0",
-                )
-            elif sum(b.pmf.values()) <= 0:
-                probs.add("workload.batch.pmf", "weights sum to zero")
-        if isinstance(b, C.TraceColumnBatch) and not isinstance(wl.arrivals, C.TraceArrivals):
-            probs.add("workload.batch.kind", "trace_column needs trace arrivals")
-    part = sc.policy.partitioner
-    if gpu is not None:
-        if isinstance(part, C.HomogeneousConfig) and part.gpcs not in gpu.sizes:
-            probs.add(
-                "policy.partitioner.gpcs", f"got {part.gpcs}, {gpu.name} sizes are {gpu.sizes}"
-            )
-        if isinstance(part, C.FixedLayoutConfig):
-            if len(part.layouts) not in (1, sc.cluster.num_gpus):
-                probs.add(
-                    "policy.partitioner.layouts",
-                    f"got {len(part.layouts)} layouts: give 1 (used on every GPU) or num_gpus"
-                    f" = {sc.cluster.num_gpus}",
-                )
-            for i, sizes in enumerate(part.layouts):
-                try:
-                    hardware.layout_from_sizes(gpu.name, sizes)
-                except ValueError as e:
-                    probs.add(f"policy.partitioner.layouts[{i}]", str(e))
-    if sc.run.warmup_queries >= sc.run.num_queries:
-        probs.add("run.warmup_queries", f"got {sc.run.warmup_queries}, must be < run.num_queries")
-    for i, f in enumerate(sc.faults):
-        if f.gpu >= sc.cluster.num_gpus:
-            probs.add(f"faults[{i}].gpu", f"got {f.gpu}, cluster has {sc.cluster.num_gpus} GPUs")
-        if f.up_at_s is not None and f.up_at_s <= f.down_at_s:
-            probs.add(f"faults[{i}].up_at_s", f"got {f.up_at_s}, must be > down_at_s")
+            hash(key)
+        except TypeError:
+            return _UNHASHABLE
+        return key
+
+
+_MERGE, _UNHASHABLE = object(), object()
+
+
+def _where(at: tuple[int, int], first: tuple[int, int]) -> str:
+    """``line 9 (first given on line 8)``, with columns when both are on one line."""
+    if at[0] != first[0]:
+        return f"line {at[0]} (first given on line {first[0]})"
+    return f"line {at[0]}, column {at[1]} (first given at column {first[1]})"
+
+
+def _read_yaml(path: Path, label: str) -> Any:
+    """The plain data of a YAML file; ScenarioError if it is not UTF-8, not YAML, or gives a
+    mapping key twice."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except UnicodeDecodeError as e:
+        raise ScenarioError(label, [f"not a UTF-8 text file: {e}"]) from None
+    except _DuplicateKeys as e:
+        raise ScenarioError(label, e.problems) from None
+    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: bad !!int, date
+        raise ScenarioError(label, [f"not valid YAML: {e}"]) from None
 
 
 # --------------------------------------------------------------------------- public API
@@ -310,12 +311,7 @@ def load_scenario(
         if not path.is_file():
             raise FileNotFoundError(f"scenario file not found: {path}")
         label, base_dir = str(path), str(path.resolve().parent)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as e:
-            raise ScenarioError(label, [f"not a UTF-8 text file: {e}"]) from None
-        except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: bad !!int, date
-            raise ScenarioError(label, [f"not valid YAML: {e}"]) from None
+        data = _read_yaml(path, label)
         if data is None:
             data = {}
     if not isinstance(data, dict):
@@ -333,7 +329,8 @@ def load_scenario(
         sc = _reconfig_preset(sc, data, probs)
     if not probs.items:
         sc = dataclasses.replace(sc, base_dir=base_dir)
-        _check(sc, probs)
+        for path, msg in checks.scenario_problems(sc):
+            probs.add(path, msg)
     if probs.items:
         raise ScenarioError(label, probs.items)
     return sc
