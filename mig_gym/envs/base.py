@@ -36,6 +36,7 @@ from mig_gym import hardware
 from mig_gym.envs.common import episode_seed, prepare_scenario, with_run
 from mig_gym.envs.render import RENDER_MODES, check_render_mode, frame_shape, rgb_frame
 from mig_gym.metrics.summary import Summary
+from mig_gym.policies import parse_policy
 from mig_gym.runs.build import Run
 from mig_gym.scenario import config as C
 
@@ -55,6 +56,10 @@ class MigEnv(gym.Env):
         render_mode: None, ``"ansi"`` (``_render_text()``) or ``"rgb_array"``
             (:func:`mig_gym.envs.render.rgb_frame`).
         policy: a policy string overriding the scenario's (``"paris+elsa"``, ...).
+
+    Raises:
+        ScenarioError: a malformed scenario.
+        PolicyError: a policy string that cannot be parsed or does not fit the scenario.
     """
 
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}  # noqa: RUF012
@@ -67,6 +72,7 @@ class MigEnv(gym.Env):
     ) -> None:
         sc = prepare_scenario(scenario)
         self.scenario = with_run(sc, **self._run_settings(sc))
+        parse_policy(policy, self.scenario)  # a bad policy string fails here, not at reset()
         self.policy = policy
         self.render_mode = check_render_mode(render_mode)
         self.spec_ = hardware.gpu_spec(sc.cluster.gpu)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mig_gym import hardware
 from mig_gym.policies.dispatch.baselines import EarliestFinish
 from mig_gym.policies.registry import (
     DISPATCHERS,
@@ -25,6 +26,7 @@ from mig_gym.policies.registry import (
     partitioner_entry,
 )
 from mig_gym.scenario import config as C
+from mig_gym.scenario.checks import partitioner_problems
 from mig_gym.scenario.loader import _convert_dataclass, _Problems, scenario_to_dict
 
 __all__ = ["Policy", "parse_policy", "make_policy", "label_of", "with_params"]
@@ -129,6 +131,11 @@ def parse_policy(spec: str | None, sc: C.Scenario) -> tuple[C.Partitioner, C.Dis
     (pname, pparams), (dname, dparams) = (_split(p, spec) for p in parts)
     part = with_params(_partitioner(pname, sc.policy.partitioner, spec), pparams, spec)
     disp = with_params(_dispatcher(dname, sc.policy.dispatcher, spec), dparams, spec)
+    gpu = hardware.gpu_spec(sc.cluster.gpu)
+    if probs := partitioner_problems(part, gpu, sc.cluster.num_gpus):  # as the YAML is checked
+        raise PolicyError(
+            f"policy {spec!r}: " + "; ".join(f"partitioner.{f}: {m}" for f, m in probs)
+        )
     return part, disp
 
 

@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from mig_gym import hardware, workload
-from mig_gym.hardware import profiles
 from mig_gym.metrics import Recorder, Summary
 from mig_gym.output.progress import Progress
 from mig_gym.policies import Policy, make_policy, parse_policy
 from mig_gym.policies.partition.baselines import PlanContext
 from mig_gym.policies.partition.tuned import PARISTuned
 from mig_gym.runs.context import phase_starts, plan_context
-from mig_gym.scenario import ScenarioError, load_scenario
+from mig_gym.runs.service import latency_tables, load_profiles, max_batch
 from mig_gym.scenario import config as C
+from mig_gym.scenario import load_scenario
 from mig_gym.sim import fast as fastpath
 from mig_gym.sim.entities import Plan, match_assignment
 from mig_gym.sim.simulator import Decision, Simulator
@@ -52,106 +50,6 @@ _NOISE, _DISPATCH, _PARTITION = 101, 102, 103
 
 def rng_for(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
-
-
-def load_profiles(sc: C.Scenario) -> profiles.ProfileSet:
-    """The scenario's profile set (built-in, or loaded from its file).
-
-    Raises:
-        FileNotFoundError: the profile file does not exist.
-        ScenarioError: the file is malformed (naming its line and column), lacks a model of the
-            scenario or was measured on another GPU than ``cluster.gpu``.
-    """
-    pc = sc.profiles
-    if pc.path is None:
-        prof = profiles.builtin_profiles(
-            sc.cluster.gpu,
-            sc.model_names,
-            extrapolate=pc.extrapolate,
-            family=pc.family,
-            floor_scale=pc.floor_scale,
-            gpc_exponent=pc.gpc_exponent,
-        )
-        return prof.with_admission(pc.admission)
-    path = Path(sc.base_dir) / pc.path
-    try:
-        if pc.format == "parvagpu":
-            prof = profiles.load_parvagpu_csv(
-                path,
-                pc.model or sc.model_names[0],
-                sc.cluster.gpu,
-                interpolation=pc.interpolation,
-                extrapolate=pc.extrapolate,
-            )
-        else:
-            prof = profiles.load_mig_gym_csv(
-                path, interpolation=pc.interpolation, extrapolate=pc.extrapolate
-            )
-    except (ValueError, KeyError) as e:  # malformed file (UnicodeDecodeError is a ValueError)
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        raise ScenarioError(f"scenario {sc.name!r}", [f"profiles.path: {msg}"]) from None
-    problems = []
-    try:
-        same_gpu = hardware.gpu_spec(prof.gpu).name == hardware.gpu_spec(sc.cluster.gpu).name
-    except hardware.UnknownGPUError:
-        same_gpu = False
-    if not same_gpu:
-        problems.append(
-            f"profiles.path: {path} was measured on {prof.gpu}, but cluster.gpu is {sc.cluster.gpu}"
-        )
-    if missing := [m for m in sc.model_names if m not in prof]:
-        problems.append(
-            f"profiles.path: {path} has no profile for model(s) {missing} "
-            f"(it has {list(prof.models)})"
-        )
-    if problems:
-        raise ScenarioError(f"scenario {sc.name!r}", problems)
-    return prof.with_admission(pc.admission)
-
-
-def _batch_configs(sc: C.Scenario) -> list[C.Batch]:
-    return [sc.workload.batch] + [ph.batch for ph in sc.workload.phases if ph.batch is not None]
-
-
-def max_batch(sc: C.Scenario) -> int:
-    """Largest batch the workload can produce."""
-    top = 1
-    for b in _batch_configs(sc):
-        if isinstance(b, C.LognormalBatch | C.TraceColumnBatch):
-            top = max(top, b.max)
-        elif isinstance(b, C.FixedBatch):
-            top = max(top, b.value)
-        else:
-            top = max(top, max(b.pmf))
-    return top
-
-
-def latency_tables(
-    sc: C.Scenario, prof: profiles.ProfileSet, spec: hardware.GPUSpec
-) -> dict[tuple[int, int], list[float]]:
-    """``tables[(model, gpcs)][b]``: service time of batch b; ``inf`` where the partition does
-    not serve it (above the batch its profile's admission rule admits, see
-    :meth:`~mig_gym.hardware.profiles.LatencyProfile.admitted_max`)."""
-    top = max_batch(sc)
-    out: dict[tuple[int, int], list[float]] = {}
-    for m, name in enumerate(sc.model_names):
-        lp = prof[name]
-        for k in spec.sizes:
-            cut = lp.admitted_max(k, spec.profile_for(k).mem_gb, top)
-            try:
-                if top > lp.max_batch and not lp.extrapolate:
-                    lp.latency_curve(k, top)  # raises: no size was profiled up to ``top``
-                curve = np.full(top + 1, math.inf)
-                if cut >= 1:
-                    curve[1 : cut + 1] = lp.latency_curve(k, cut)[1:]
-            except profiles.ProfileRangeError as e:
-                raise profiles.ProfileRangeError(
-                    f"{e}; the workload can produce batches up to {top}: lower workload.batch.max "
-                    "or set profiles.extrapolate: true"
-                ) from None
-            curve[0] = math.inf
-            out[(m, k)] = curve.tolist()
-    return out
 
 
 def apply_plan(sim: Simulator, plan: Plan) -> int:
@@ -265,12 +163,12 @@ def build(
     sc = _overridden(scenario, load, num_queries)
     seed = sc.seed if seed is None else seed
     spec = hardware.gpu_spec(sc.cluster.gpu)
-    prof = load_profiles(sc)
+    cfgs = parse_policy(policy, sc)  # checked against the GPU, the profiles against its sizes:
+    prof = load_profiles(sc, [cfgs[0]])
     tables = latency_tables(sc, prof, spec)
     trs = workload.read_traces(sc.workload, sc.base_dir)  # each trace file parsed once
     ctx = plan_context(sc, prof, seed, traces=trs)
-    rngs = rng_for(seed, _DISPATCH), rng_for(seed, _PARTITION)
-    pol = make_policy(parse_policy(policy, sc), sc, *rngs)
+    pol = make_policy(cfgs, sc, rng_for(seed, _DISPATCH), rng_for(seed, _PARTITION))
     if isinstance(pol.partitioner, PARISTuned):
         pol.partitioner.scorer = functools.partial(_trial_score, sc, seed)
     if plan is None:

@@ -31,7 +31,7 @@ from mig_gym.output.progress import Progress
 from mig_gym.output.tensorboard import ScalarWriter, namespaced, serving_scalars, write_layout
 from mig_gym.policies import PolicyError, parse_policy
 from mig_gym.runs.backends import run_map
-from mig_gym.runs.build import build
+from mig_gym.runs.build import build, load_profiles
 from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario, replace_in
 
@@ -116,10 +116,12 @@ def _worker(
 
 
 def _check_policies(sc: C.Scenario, points: Sequence[Point], learned: LearnedRunner | None) -> None:
-    """Fail fast, before any work starts, on a bad policy string or a missing model."""
-    for p in {pt.policy for pt in points}:
+    """Fail fast, before any work starts, on a bad policy string, a missing model, or a profile
+    without the partition sizes a policy may use."""
+    parts = []
+    for p in dict.fromkeys(pt.policy for pt in points):
         if not is_learned(p):
-            parse_policy(p, sc)
+            parts.append(parse_policy(p, sc)[0])
             continue
         path = Path(p.partition(":")[2])
         if not path.is_file():
@@ -128,6 +130,8 @@ def _check_policies(sc: C.Scenario, points: Sequence[Point], learned: LearnedRun
             raise PolicyError(
                 f"policy {p!r} is a saved agent: pass learned=mig_gym.learn.training.run_learned"
             )
+    if parts:
+        load_profiles(sc, parts)
 
 
 def run_points(

@@ -104,7 +104,7 @@ def _key(plan: Plan) -> tuple:
 
 def _candidates(sc: C.Scenario) -> list[Plan]:
     """Distinct candidate plans over all phases, the static PARIS plan first."""
-    prof = load_profiles(sc)
+    prof = load_profiles(sc, [C.PARISConfig()])  # the candidates may use every size
     plans = [PARIS().plan(plan_context(sc, prof, SCORE_SEED))]
     for i in range(len(phase_starts(sc))):
         ctx = plan_context(sc, prof, SCORE_SEED, phase=i)
