@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.stamp-setup
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup run test test-all bench lint results results-policies partition-tasks baselines train clean
+.PHONY: setup run test test-all bench lint results results-policies partition-tasks baselines train agents clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 2; }
@@ -37,9 +37,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check mig_gym tests benchmarks tools
 
 # Train the default agent (MaskablePPO on Dispatch-v0, paper_resnet50, ELSA warm start); ~7 min.
+# one agent on one task with its shipped recipe (TASK=..., default the 90 % resnet50 Dispatch task)
+TASK ?= Dispatch-resnet50-90-v0
 train: $(STAMP)
-	$(BIN)/mig-gym train scenarios/paper_resnet50.yaml --env dispatch --algo maskable_ppo \
-	    --bc-steps 10000 --logdir runs/
+	$(BIN)/mig-gym train $(TASK) --logdir runs/
+
+# docs/tasks.md "Trained agents": one agent per task (3 Partition + 3 Dispatch tasks, each within
+# its recipe's budget) scored on the baselines' held-out seeds, with learning curves.
+agents: $(STAMP)
+	$(BIN)/python tools/agent_results.py
 
 # docs/results.md: policies (LBT bisection, 7 settings + sensitivity: ~5 min on 2 busy cores)
 # and learned agents (~40 min more).

@@ -1,6 +1,6 @@
 """Train the mig_gym environments with rl_zoo3's trainer (MaskablePPO by default).
 
-    pip install mig_gym[zoo]          # rl_zoo3 (not part of the train extra)
+    pip install 'mig_gym[zoo]'          # rl_zoo3 (not part of the train extra)
     python agents/zoo_train.py -n 512
     python agents/zoo_train.py --scenario scenarios/bursty.yaml -n 200000 --vec-env subproc
     python agents/zoo_train.py --algo ppo_mask --env mig_gym/Partition-v0 \
@@ -29,7 +29,7 @@ try:
     from rl_zoo3 import exp_manager, hyperparams_opt, utils
     from rl_zoo3.train import train
 except ImportError as _e:  # an optional extra: one line naming it, not a traceback
-    _MISSING = f"zoo_train.py needs rl_zoo3 ({_e.name} is missing): pip install mig_gym[zoo]"
+    _MISSING = f"zoo_train.py needs rl_zoo3 ({_e.name} is missing): pip install 'mig_gym[zoo]'"
     if {"-h", "--help"} & set(sys.argv[1:]):  # the launcher's own help still works
         print(f"{__doc__}\n{_MISSING}")
         sys.exit(0)

@@ -85,7 +85,7 @@ def test_missing_ray_is_a_clear_user_error(monkeypatch, capsys, tmp_path: Path):
     rc = main(["sweep", resnet, "--backend", "ray", "--loads", "1", "--seeds", "1",
                "--num-queries", "200", "--logdir", str(tmp_path)])  # fmt: skip
     err = capsys.readouterr().err
-    assert rc == 2 and "pip install mig_gym[ray]" in err and "Traceback" not in err
+    assert rc == 2 and "pip install 'mig_gym[ray]'" in err and "Traceback" not in err
 
 
 def test_runtime_env_ships_the_package():

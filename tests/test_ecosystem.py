@@ -76,7 +76,7 @@ def _without(module: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
 
 
-ZOO_LINE = "zoo_train.py needs rl_zoo3 (rl_zoo3 is missing): pip install mig_gym[zoo]"
+ZOO_LINE = "zoo_train.py needs rl_zoo3 (rl_zoo3 is missing): pip install 'mig_gym[zoo]'"
 
 
 def test_zoo_train_without_rl_zoo3_names_the_extra():
@@ -95,7 +95,7 @@ def test_zoo_train_help_works_without_rl_zoo3():
 def test_train_without_the_train_extra_names_it(tmp_path: Path):
     r = _without("torch", "train", RESNET, "--timesteps", "10", "--logdir", str(tmp_path))
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "pip install mig_gym[train]" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "pip install 'mig_gym[train]'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_rllib_example_without_rllib_names_it():

@@ -20,7 +20,14 @@ from mig_gym.envs.partition import PartitionEnv
 from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario
 
-__all__ = ["DISPATCH_TASKS", "PARTITION_TASKS", "DispatchTask", "PartitionTask", "register_tasks"]
+__all__ = [
+    "DISPATCH_TASKS",
+    "PARTITION_TASKS",
+    "DispatchTask",
+    "PartitionTask",
+    "get_task",
+    "register_tasks",
+]
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -57,6 +64,8 @@ class DispatchTask:
     def load(self) -> C.Scenario:
         """The task's scenario (rate and overrides applied)."""
         over = dict(self.overrides)
+        # The horizon in the scenario too, so that Dispatch-v0 on this scenario is the task.
+        over["env"] = {**over.get("env", {}), "queries_per_episode": self.horizon}
         if self.rate_qps is not None:
             over["workload"] = {"arrivals": {"kind": "poisson", "rate_qps": self.rate_qps}}
         return load_scenario(SCENARIOS / self.scenario, **over)
@@ -189,6 +198,14 @@ def make_partition_task(task: str, **kwargs: Any) -> gym.Env:
 _BY_ID: dict[str, DispatchTask | PartitionTask] = {
     t.env_id: t for t in (*DISPATCH_TASKS, *PARTITION_TASKS)
 }
+
+
+def get_task(name: str) -> DispatchTask | PartitionTask:
+    """The task registered as ``name`` (the ``mig_gym/`` prefix optional)."""
+    full = name if name.startswith("mig_gym/") else f"mig_gym/{name}"
+    if full not in _BY_ID:
+        raise KeyError(f"unknown task {name!r}; known: {', '.join(_BY_ID)}")
+    return _BY_ID[full]
 
 
 def register_tasks() -> None:

@@ -16,6 +16,7 @@ charts.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from mig_gym import hardware
 from mig_gym.envs import EVAL_SEED_BASE, reference_policy
-from mig_gym.learn import nets  # noqa: F401  (registers the "SlotPolicy" alias)
+from mig_gym.learn import nets  # also registers the "SlotPolicy" and "LayoutPolicy" aliases
 from mig_gym.learn.evaluation import ALGOS, ENV_IDS, evaluate, make_env, model_act
 from mig_gym.metrics.summary import Summary
 from mig_gym.output.progress import Progress
@@ -240,9 +241,10 @@ def train(
     bc_lr: float = 1e-3,
     eval_freq: int | None = None,
     eval_episodes: int = 5,
-    hyperparams: str | Path | None = None,
+    hyperparams: str | Path | dict[str, Any] | None = None,
     progress: bool = True,
     run_name: str | None = None,
+    time_limit_s: float | None = None,
 ) -> Path:
     """Train an agent and return the path of the saved ``model.zip``.
 
@@ -253,11 +255,17 @@ def train(
         bc_steps: warm start by behaviour cloning on this many reference decisions first.
         eval_freq: steps between held-out evaluations (default: timesteps / 10).
         eval_episodes: number of held-out seeds (``EVAL_SEED_BASE + i``).
-        hyperparams: an rl-zoo3-style YAML file (default: the package's ``hyperparams/<algo>.yml``).
+        hyperparams: an rl-zoo3-style YAML file (default: the package's ``hyperparams/<algo>.yml``),
+            or the hyperparameters themselves (a dict as one entry of such a file).
+        time_limit_s: stop learning after this much wall-clock time (``model.json`` then says
+            ``stopped_early`` and the steps done); the final evaluation still runs.
     """
     _check_choice(env_kind, algo)
     sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
-    hp = load_hyperparams(algo, env_kind, hyperparams)
+    if isinstance(hyperparams, dict):
+        hp = dict(hyperparams)
+    else:
+        hp = load_hyperparams(algo, env_kind, hyperparams)
     timesteps = int(timesteps if timesteps is not None else hp.pop("n_timesteps", 100_000))
     n_envs = int(n_envs if n_envs is not None else hp.pop("n_envs", 1))
     hp.pop("n_timesteps", None)
@@ -270,6 +278,8 @@ def train(
     torch.manual_seed(seed)
     torch.set_num_threads(1)  # small networks: more threads only contend with the env workers
     venv = make_vec_env(sc, env_kind, n_envs, seed)
+    if policy == "LayoutPolicy":  # its choice features come from the environment's layouts
+        hp["policy_kwargs"] = {**hp.get("policy_kwargs", {}), **_layout_kwargs(sc)}
     model = ALGOS[algo](policy, venv, seed=seed, device="cpu", verbose=0, **hp)
     model.set_logger(configure(str(run_dir), ["tensorboard", "csv"]))
     bc_losses = _warm_start(model, sc, env_kind, bc_steps, seed, bc_epochs, bc_lr)
@@ -277,16 +287,49 @@ def train(
     sizes = hardware.gpu_spec(sc.cluster.gpu).sizes
     freq = eval_freq or max(timesteps // 10, 1)
     evalcb = ServingEvalCallback(sc, env_kind, seeds, freq, Path(logdir) / sc.name, sizes)
-    cbs: list[BaseCallback] = [evalcb]
+    clock = _TimeLimit(time_limit_s)
+    cbs: list[BaseCallback] = [evalcb, clock]
     if progress:
         cbs.append(_ProgressCallback(timesteps, f"train {name}"))
     model.learn(total_timesteps=timesteps, callback=CallbackList(cbs))
     run = {"algo": algo, "env": ENV_IDS[env_kind], "timesteps": timesteps, "seed": seed}
+    run.update(steps_done=int(model.num_timesteps), stopped_early=clock.stopped)
+    run["train_s"] = round(clock.elapsed(), 1)
     hparams = {**run, "n_envs": n_envs, "bc_steps": bc_steps, "policy": str(policy)}
     hparams.update({k: str(v) for k, v in hp.items()})
     _save(model, run_dir, sc, hparams, evalcb, bc_losses, seeds)
     venv.close()
     return run_dir / "model.zip"
+
+
+def _layout_kwargs(sc: C.Scenario) -> dict[str, Any]:
+    """``LayoutPolicy``'s ``choice_features`` for Partition-v0 on ``sc``."""
+    env = make_env(sc, "partition", disable_env_checker=True).unwrapped
+    sizes = hardware.gpu_spec(sc.cluster.gpu).sizes
+    phi = nets.choice_features([lay.sizes for lay in env.layouts], sizes, env.num_models)
+    env.close()
+    return {"choice_features": phi}
+
+
+class _TimeLimit(BaseCallback):
+    """Stops learning once ``limit_s`` of wall-clock time has passed (None: never)."""
+
+    def __init__(self, limit_s: float | None) -> None:
+        super().__init__()
+        self.limit_s, self.stopped = limit_s, False
+        self._t0 = time.monotonic()
+
+    def _on_training_start(self) -> None:
+        self._t0 = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._t0
+
+    def _on_step(self) -> bool:
+        if self.limit_s is not None and self.elapsed() > self.limit_s:
+            self.stopped = True
+            return False
+        return True
 
 
 def _check_choice(env_kind: str, algo: str) -> None:

@@ -107,7 +107,7 @@ def _import_ray() -> Any:
         import ray  # optional dependency, imported only for this backend
     except ImportError as e:
         raise BackendError(
-            f"the ray backend needs the ray extra ({e.name} is missing): pip install mig_gym[ray]"
+            f"the ray backend needs the ray extra ({e.name} is missing): pip install 'mig_gym[ray]'"
         ) from None
     return ray
 
