@@ -55,9 +55,7 @@ def load_recipe(task_id: str, path: str | Path | None = None) -> Recipe:
     merged = {**base, **own, "hyperparams": hp}
     known = ["algo", "time_limit_min", "bc_steps", "bc_epochs", "hyperparams"]
     if bad := sorted(set(merged) - set(known)):
-        raise ValueError(
-            f"{path}: {task.env_id}: unknown recipe keys {bad} (known: {known})"
-        )
+        raise ValueError(f"{path}: {task.env_id}: unknown recipe keys {bad} (known: {known})")
     if "algo" not in merged or "time_limit_min" not in merged:
         raise ValueError(f"{path}: {task.env_id}: a recipe needs algo and time_limit_min")
     return Recipe(**merged)

@@ -16,7 +16,6 @@ charts.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +32,11 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 from mig_gym import hardware
 from mig_gym.envs import EVAL_SEED_BASE, reference_policy
 from mig_gym.learn import nets  # also registers the "SlotPolicy" and "LayoutPolicy" aliases
-from mig_gym.learn.evaluation import ALGOS, ENV_IDS, evaluate, make_env, model_act
-from mig_gym.metrics.summary import Summary
-from mig_gym.output.progress import Progress
+from mig_gym.learn.callbacks import REFERENCES, ProgressCallback, ServingEvalCallback, TimeLimit
+from mig_gym.learn.evaluation import ALGOS, ENV_IDS, make_env
 from mig_gym.output.tensorboard import (
-    ScalarWriter,
-    reference_scalars,
-    serving_scalars,
     write_layout,
 )
-from mig_gym.policies.registry import reference_curves
 from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario, scenario_to_dict
 
@@ -54,9 +48,9 @@ __all__ = [
     "record_demonstrations",
     "behaviour_clone",
     "ServingEvalCallback",
+    "REFERENCES",
 ]
 
-REFERENCES = {kind: reference_curves(kind) for kind in ("dispatch", "partition")}
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"  # package data
 
 
@@ -149,84 +143,6 @@ def behaviour_clone(
     return losses
 
 
-# --------------------------------------------------------------------------- evaluation
-def _mean_scalars(summaries: list[Summary], sizes: tuple[int, ...]) -> dict[str, float]:
-    rows = [serving_scalars(s, sizes) for s in summaries]
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-
-class ServingEvalCallback(BaseCallback):
-    """Every ``eval_freq`` steps, evaluate the model (masked, deterministic) on held-out seeds and
-    log the mean serving metrics under the ``serving/*`` tags; reference policies are evaluated
-    once on the same seeds and logged as flat lines at the same steps."""
-
-    def __init__(
-        self,
-        sc: C.Scenario,
-        env_kind: str,
-        eval_seeds: list[int],
-        eval_freq: int,
-        ref_dir: Path,
-        sizes: tuple[int, ...],
-    ) -> None:
-        super().__init__()
-        self.sc, self.env_kind, self.seeds, self.freq = sc, env_kind, eval_seeds, eval_freq
-        self.sizes = sizes
-        self.refs: dict[str, dict[str, float]] = {}
-        self.ref_writers: dict[str, ScalarWriter] = {}
-        self.ref_dir = ref_dir
-        self.history: list[tuple[int, dict[str, float]]] = []
-        self._last = -1
-
-    def _on_training_start(self) -> None:
-        probe = make_env(self.sc, self.env_kind)
-        probe.reset(seed=0)
-        for name in REFERENCES[self.env_kind]:
-            pol = reference_policy(probe, name)
-            res = evaluate(
-                self.sc, self.env_kind, lambda e, _obs, p=pol: p.decide(e.unwrapped), self.seeds
-            )
-            self.refs[name] = _mean_scalars([s for s, _ in res], self.sizes)
-            self.ref_writers[name] = ScalarWriter(self.ref_dir / f"{name}-eval")
-        self._evaluate()
-
-    def _evaluate(self) -> None:
-        res = evaluate(self.sc, self.env_kind, model_act(self.model), self.seeds)
-        scal = _mean_scalars([s for s, _ in res], self.sizes)
-        step = self.num_timesteps
-        for k, v in scal.items():
-            self.logger.record(k, v)
-        self.logger.dump(step)
-        for name, w in self.ref_writers.items():
-            w.add_scalars(reference_scalars(name, self.refs[name]), step)
-        self.history.append((step, scal))
-        self._last = step
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps - self._last >= self.freq:
-            self._evaluate()
-        return True
-
-    def _on_training_end(self) -> None:
-        if self._last != self.num_timesteps:
-            self._evaluate()
-        for w in self.ref_writers.values():
-            w.close()
-
-
-class _ProgressCallback(BaseCallback):
-    def __init__(self, total: int, label: str) -> None:
-        super().__init__()
-        self.bar = Progress(total, label)
-
-    def _on_step(self) -> bool:
-        self.bar.update(self.training_env.num_envs)
-        return True
-
-    def _on_training_end(self) -> None:
-        self.bar.close()
-
-
 # --------------------------------------------------------------------------- training
 def train(
     scenario: str | Path | dict | C.Scenario | None = None,
@@ -262,44 +178,60 @@ def train(
     """
     _check_choice(env_kind, algo)
     sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
-    if isinstance(hyperparams, dict):
-        hp = dict(hyperparams)
-    else:
-        hp = load_hyperparams(algo, env_kind, hyperparams)
-    timesteps = int(timesteps if timesteps is not None else hp.pop("n_timesteps", 100_000))
-    n_envs = int(n_envs if n_envs is not None else hp.pop("n_envs", 1))
-    hp.pop("n_timesteps", None)
-    hp.pop("n_envs", None)
+    hp = dict(hyperparams) if isinstance(hyperparams, dict) else None
+    hp = hp if hp is not None else load_hyperparams(algo, env_kind, hyperparams)
+    timesteps = int(timesteps if timesteps is not None else hp.get("n_timesteps", 100_000))
+    n_envs = int(n_envs if n_envs is not None else hp.get("n_envs", 1))
+    hp.pop("n_timesteps", None), hp.pop("n_envs", None)
     policy = hp.pop("policy", "MlpPolicy")
+    logged = {k: str(v) for k, v in hp.items()}  # before the (long) layout features go in
     name = run_name or f"{algo}-{env_kind}-s{seed}{'-bc' if bc_steps else ''}"
-    run_dir = Path(logdir) / sc.name / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_layout(run_dir, "train")  # TensorBoard's Custom Scalars tab opens on the serving charts
+    run_dir = _run_dir(Path(logdir) / sc.name / name)
+    venv = make_vec_env(sc, env_kind, n_envs, seed)
+    model = _make_model(algo, policy, venv, sc, seed, hp, run_dir)
+    bc_losses = _warm_start(model, sc, env_kind, bc_steps, seed, bc_epochs, bc_lr)
+    seeds = [EVAL_SEED_BASE + i for i in range(eval_episodes)]
+    freq = eval_freq or max(timesteps // 10, 1)
+    evalcb = ServingEvalCallback(
+        sc, env_kind, seeds, freq, run_dir.parent, hardware.gpu_spec(sc.cluster.gpu).sizes
+    )
+    clock = _learn(model, timesteps, evalcb, time_limit_s, f"train {name}" if progress else None)
+    run = {"algo": algo, "env": ENV_IDS[env_kind], "timesteps": timesteps, "seed": seed}
+    run.update(steps_done=model.num_timesteps, stopped_early=clock.stopped, train_s=clock.elapsed())
+    hparams = {**run, "n_envs": n_envs, "bc_steps": bc_steps, "policy": str(policy), **logged}
+    _save(model, run_dir, sc, hparams, evalcb, bc_losses, seeds)
+    venv.close()
+    return run_dir / "model.zip"
+
+
+def _make_model(
+    algo: str, policy: str, venv: VecEnv, sc: C.Scenario, seed: int, hp: dict, run_dir: Path
+) -> Any:
     torch.manual_seed(seed)
     torch.set_num_threads(1)  # small networks: more threads only contend with the env workers
-    venv = make_vec_env(sc, env_kind, n_envs, seed)
     if policy == "LayoutPolicy":  # its choice features come from the environment's layouts
         hp["policy_kwargs"] = {**hp.get("policy_kwargs", {}), **_layout_kwargs(sc)}
     model = ALGOS[algo](policy, venv, seed=seed, device="cpu", verbose=0, **hp)
     model.set_logger(configure(str(run_dir), ["tensorboard", "csv"]))
-    bc_losses = _warm_start(model, sc, env_kind, bc_steps, seed, bc_epochs, bc_lr)
-    seeds = [EVAL_SEED_BASE + i for i in range(eval_episodes)]
-    sizes = hardware.gpu_spec(sc.cluster.gpu).sizes
-    freq = eval_freq or max(timesteps // 10, 1)
-    evalcb = ServingEvalCallback(sc, env_kind, seeds, freq, Path(logdir) / sc.name, sizes)
-    clock = _TimeLimit(time_limit_s)
+    return model
+
+
+def _run_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    write_layout(path, "train")  # TensorBoard's Custom Scalars tab opens on the serving charts
+    return path
+
+
+def _learn(
+    model: Any, timesteps: int, evalcb: BaseCallback, limit_s: float | None, label: str | None
+) -> TimeLimit:
+    """``model.learn`` with the evaluation, the wall-clock budget and a progress bar."""
+    clock = TimeLimit(limit_s)
     cbs: list[BaseCallback] = [evalcb, clock]
-    if progress:
-        cbs.append(_ProgressCallback(timesteps, f"train {name}"))
+    if label is not None:
+        cbs.append(ProgressCallback(timesteps, label))
     model.learn(total_timesteps=timesteps, callback=CallbackList(cbs))
-    run = {"algo": algo, "env": ENV_IDS[env_kind], "timesteps": timesteps, "seed": seed}
-    run.update(steps_done=int(model.num_timesteps), stopped_early=clock.stopped)
-    run["train_s"] = round(clock.elapsed(), 1)
-    hparams = {**run, "n_envs": n_envs, "bc_steps": bc_steps, "policy": str(policy)}
-    hparams.update({k: str(v) for k, v in hp.items()})
-    _save(model, run_dir, sc, hparams, evalcb, bc_losses, seeds)
-    venv.close()
-    return run_dir / "model.zip"
+    return clock
 
 
 def _layout_kwargs(sc: C.Scenario) -> dict[str, Any]:
@@ -309,27 +241,6 @@ def _layout_kwargs(sc: C.Scenario) -> dict[str, Any]:
     phi = nets.choice_features([lay.sizes for lay in env.layouts], sizes, env.num_models)
     env.close()
     return {"choice_features": phi}
-
-
-class _TimeLimit(BaseCallback):
-    """Stops learning once ``limit_s`` of wall-clock time has passed (None: never)."""
-
-    def __init__(self, limit_s: float | None) -> None:
-        super().__init__()
-        self.limit_s, self.stopped = limit_s, False
-        self._t0 = time.monotonic()
-
-    def _on_training_start(self) -> None:
-        self._t0 = time.monotonic()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self._t0
-
-    def _on_step(self) -> bool:
-        if self.limit_s is not None and self.elapsed() > self.limit_s:
-            self.stopped = True
-            return False
-        return True
 
 
 def _check_choice(env_kind: str, algo: str) -> None:
