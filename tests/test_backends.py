@@ -78,7 +78,7 @@ def test_bad_backend_arguments():
 
 def test_missing_ray_is_a_clear_user_error(monkeypatch, capsys, tmp_path: Path):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    msg = r"ray extra \(ray is missing\): pip install mig_gym\[ray\]$"
+    msg = r"ray extra \(ray is missing\): pip install 'mig_gym\[ray\]'$"
     with pytest.raises(BackendError, match=msg):
         run_map(_square, 1, [1, 2], backend="ray")
     resnet = str(REPO / "scenarios" / "paper_resnet50.yaml")

@@ -76,7 +76,8 @@ def _learned_runner(policies: list[str]) -> experiments.LearnedRunner | None:
         # Imported here, and only for saved agents: it loads torch and stable-baselines3.
         from mig_gym.learn import evaluation
     except ImportError as e:
-        msg = f"saved agents need the train extra ({e.name} is missing): pip install 'mig_gym[train]'"
+        msg = f"saved agents need the train extra ({e.name} is missing): "
+        msg += "pip install 'mig_gym[train]'"
         raise UsageError(msg) from None
     return evaluation.run_learned
 
