@@ -15,6 +15,7 @@ import numpy as np
 
 from mig_gym.metrics.histogram import SKETCH_RELATIVE_ERROR
 from mig_gym.metrics.records import Unfinished
+from mig_gym.metrics.series import utilization_of
 
 if TYPE_CHECKING:  # the recorder module needs nothing from here: no cycle at run time
     from mig_gym.metrics.recorder import Recorder
@@ -242,8 +243,12 @@ def _utilization(rec: Recorder, in_service: dict[int, float]) -> tuple[float, di
     busy = dict(rec.busy_s)
     for k, v in in_service.items():
         busy[k] += v
-    total = sum(busy.values()) / rec.avail_s if rec.avail_s > 0 else 0.0
-    by_size = {k: busy[k] / rec.size_avail_s[k] for k in rec.sizes if rec.size_avail_s[k] > 0}
+    total = utilization_of(sum(busy.values()), rec.avail_s)
+    by_size = {
+        k: utilization_of(busy[k], rec.size_avail_s[k])
+        for k in rec.sizes
+        if rec.size_avail_s[k] > 0
+    }
     return total, by_size
 
 
