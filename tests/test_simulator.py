@@ -566,6 +566,34 @@ def test_gpus_back_at_the_same_instant_share_the_held_queries(order, event):
     assert [max(p.run_end_s for p in g.partitions) for g in sim.gpus] == [5.0, 5.0]
 
 
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+@pytest.mark.parametrize(
+    ("central", "done"),
+    [
+        (True, {0: 1.2, 1: 4.0, 2: 4.2, 3: 6.0, 4: 7.0, 5: 5.0}),
+        (False, {0: 1.2, 1: 4.0, 2: 4.2, 3: 5.0, 4: 5.4, 5: 6.0}),
+    ],
+    ids=["pull", "push"],
+)
+def test_partitions_back_at_one_instant_take_work_in_gpu_order(order, central, done):
+    # The fresh partitions of GPUs that finish reconfiguring at one instant pulled waiting work
+    # in the order their events were handled (here: the order reconfigure() was called), so the
+    # oldest query went to GPU 1's 4g or GPU 0's 7g by call order. L(b) = b * (1.0 s on 7g, 1.2 on
+    # 4g, 3 on 2g, 4 on 1g). q0 is done at 1.2; both GPUs are re-partitioned at 1.5 (7g; 4g+2g+1g),
+    # down until 3.0; q1..q5 wait. At 3.0, in GPU order: 7g takes q1 (4.0), 4g q2 (4.2), ...
+    lat = tables(per_item_s={7: 1.0, 4: 1.2, 3: 1.4, 2: 3.0, 1: 4.0})
+    times, batches = [0.0, 2.0, 2.1, 2.2, 2.3, 2.4], [1] * 6
+    sim = make_sim(times, batches, gpus=((4, 3), (4, 3)), epoch_s=1.5, reconfig_s=1.5,
+                   central=central, lat=lat)  # fmt: skip
+    target = {0: layout(7), 1: layout(4, 2, 1)}
+    while (d := sim.run_until_decision()) is not None:
+        if d.epoch == 1:
+            for g in order:
+                sim.reconfigure(g, target[g], (0,) * len(target[g].placements))
+    sim.check_conservation()
+    assert sim.rec.done == pytest.approx(done)
+
+
 # --------------------------------------------------------------------------- queueing theory
 def _single_server_run(
     batch, rate_qps: float, per_item_s: float, n: int, seed: int, central: bool, fast: bool = False

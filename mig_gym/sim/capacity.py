@@ -162,9 +162,11 @@ class CapacityChanges(Server):
 
     def _settle(self) -> None:
         """After every event of the instant: partitions that came online take waiting work
-        (pull), then displaced and held queries are re-dispatched, oldest first."""
+        (pull) in GPU and placement order, as at the start (not in the order their events were
+        handled), then displaced and held queries are re-dispatched, oldest first."""
         self._settle_due = False
         fresh, self._fresh = self._fresh, []
+        fresh.sort(key=lambda p: (p.gpu, p.start))
         for p in fresh:
             if p.available and p.running is None:
                 self._became_idle(p)
