@@ -80,6 +80,13 @@ class Recorder:
         return self.ts.rows
 
     @property
+    def windows_closed(self) -> int:
+        """Time-series windows closed so far, a run of empty windows counting once: the
+        recorder's work in simulated time, bounded by the events (not by the span or
+        ``window_s``)."""
+        return self.ts.closed
+
+    @property
     def downtime_s(self) -> float:
         """Closed outages so far, GPU-seconds (reconfiguration + failure)."""
         return self.downtime_reconfig_s + self.downtime_failure_s

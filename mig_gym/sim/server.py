@@ -273,6 +273,13 @@ class Server:
                     out[p.gpcs] += p.gpcs * (self.now - p.run_start_s)
         return out
 
+    @property
+    def events_scheduled(self) -> int:
+        """Entries ever pushed on the event heap (service completions, failures, recoveries,
+        reconfigurations, epochs): the event loop's work, bounded by the queries and the
+        scheduled changes, not by the simulated span."""
+        return self._seq
+
     def queued_count(self) -> int:
         return (
             sum(len(p.queue) for g in self.gpus for p in g.partitions)
