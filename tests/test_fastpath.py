@@ -12,6 +12,7 @@ import functools
 import inspect
 import math
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 import mig_gym
 from mig_gym.hardware import valid_layouts
 from mig_gym.metrics import Completions, Recorder, Rejections, Summary
+from mig_gym.metrics import recorder as recorder_module
 from mig_gym.policies.dispatch.baselines import FirstFree
 from mig_gym.policies.dispatch.elsa import ELSA
 from mig_gym.policies.dispatch.fastform import FastRule
@@ -201,8 +203,19 @@ def _events(draw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(_events(), st.sampled_from([0.3, 1.0, 100.0]), st.integers(0, 10))
-def test_bulk_recording_equals_per_event_calls(events, window_s, warmup):
+@given(
+    _events(),
+    st.sampled_from([0.3, 1.0, 100.0]),
+    st.integers(0, 10),
+    st.sampled_from([0, 8, 10**6]),
+)
+def test_bulk_recording_equals_per_event_calls(events, window_s, warmup, few):
+    # few: windows with up to this many completions are recorded one by one (0: all in numpy)
+    with mock.patch.object(recorder_module, "_FEW", few):
+        _bulk_equals_per_event(events, window_s, warmup)
+
+
+def _bulk_equals_per_event(events, window_s, warmup) -> None:
     slo = np.array([0.5, 1.2])
     names = ("a", "b")
     # per event, in time order (completions before arrivals on ties, as the event loop)

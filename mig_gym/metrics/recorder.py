@@ -29,6 +29,8 @@ __all__ = [
     "Unfinished",
 ]
 
+_FEW = 8  # completions in a window up to which recording them one by one is quicker
+
 
 class Recorder:
     """Accumulates counters, busy/available GPC time and windowed time series.
@@ -192,7 +194,8 @@ class Recorder:
             self.arrived += ja - ia
             self.ts.window.arrived += ja - ia
             self.ts.window.events += ja - ia
-            end_c, arr_c = self._bulk_completions(done, ic, jc)
+            few = jc - ic <= _FEW
+            end_c, arr_c = (self._few_completions if few else self._bulk_completions)(done, ic, jc)
             t_r = self._bulk_rejections(rejected, ir, jr)
             if self.first_measured_s is None and min(end_c, t_r) < math.inf:
                 # a completion and a rejection at the same time: the completion came first
@@ -206,6 +209,41 @@ class Recorder:
                 rejected.t_s[ir] if ir < nr else math.inf,
             )
             self.advance(float(nxt))
+
+    def _few_completions(self, c: Completions, i: int, j: int) -> tuple[float, float]:
+        """:meth:`_bulk_completions` one by one, for a window with a few completions (numpy's
+        per-call cost would dominate: a long, sparse run has thousands of such windows)."""
+        first_end, first_arr = math.inf, math.nan
+        w, w_start, slo = self.ts.window, self.ts.start_s, c.slo_s.tolist()
+        cols = (c.end_s, c.arrival_s, c.qid, c.model, c.size, c.service_s)
+        for end, arr, qid, m, k, service in zip(*(x[i:j].tolist() for x in cols), strict=True):
+            lat = end - arr
+            late = lat > slo[m]
+            w.lat.append(lat)
+            w.viol += late
+            w.events += 1
+            self.completed += 1
+            if end - service >= w_start:
+                self.busy_s[k] += k * service
+                w.busy_by_size[k] += k * service
+            else:
+                self.served(end, k, service)
+            if qid < self.warmup:
+                continue
+            if first_end == math.inf:
+                first_end, first_arr = end, arr
+            self.last_done_s = max(self.last_done_s, end)
+            self.measured_completed += 1
+            self.violations += late
+            self.good += not late
+            self.lat_sum += lat
+            self.lat_max = max(self.lat_max, lat)
+            self.hist.add(lat)
+            st = self.model_stats[m]
+            st[0] += 1
+            st[1] += late
+            st[2] += lat
+        return first_end, first_arr
 
     def _bulk_completions(self, c: Completions, i: int, j: int) -> tuple[float, float]:
         """Completions ``i:j`` of ``c``, all in the current window. Returns the end and arrival
