@@ -17,7 +17,10 @@ Benchmarks (``--only NAME`` runs one):
 - ``scale``: PARIS+ELSA queries/s on 8 and on 1,000 GPUs, and PARIS planning time for 1,000 GPUs
   (see ``bench_scale.py``);
 - ``soak``: a 10M-query run with GPU failures and periodic re-partitioning in its own process:
-  every query accounted for, peak RSS (see ``bench_soak.py``).
+  every query accounted for, peak RSS (see ``bench_soak.py``);
+- ``span``: seconds and peak RSS of the same 2,000 queries over simulated spans from 2 s to 2e9 s
+  (and with a 1e-6 s metrics window), fast path and event loop, each run in its own process:
+  flat, since work is bounded by events (see ``bench_span.py``).
 
 ``--quick`` is a smoke version (< 1 min). Exit status 1 if the simulators disagree (mig_gym and
 SimPy, or the fast path and the event loop) or the soak loses a query.
@@ -49,6 +52,7 @@ from benchmarks import (  # noqa: E402
     bench_scale,
     bench_sim,
     bench_soak,
+    bench_span,
 )
 
 POLICY = "paris+earliest_finish"
@@ -407,6 +411,42 @@ def _rows_soak(r: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def _rows_span(r: dict[str, Any]) -> list[list[str]]:
+    def cell(x: dict[str, Any]) -> str:
+        return f"{x['seconds']:.3f} s, {x['peak_rss_mb']:.0f} MB"
+
+    def pair(what: str, c: dict[str, Any], target: str = "") -> list[str]:
+        f, e = c["fast"], c["events"]
+        return ["span", what, cell(f), cell(e), f"{f['seconds'] / e['seconds']:.2f}x", target]
+
+    n = f"{r['num_queries']:,}"
+    rows = [
+        pair(
+            f"{n} q at {s['rate_qps']:.0e} q/s, span {s['fast']['sim_time_s']:.0e} s "
+            f"({s['fast']['windows_closed']:,} windows): fast / event loop",
+            s,
+        )
+        for s in r["spans"]
+    ]
+    flat, last = r["max_over_min_seconds"], r["spans"][-1]["fast"]
+    rows.append([
+        "span", "seconds, slowest / quickest span (fast; event loop)", f"{flat['fast']:.2f}x",
+        f"{flat['events']:.2f}x", "", "flat once queries are windows apart",
+    ])  # fmt: skip
+    rows.append([
+        "span", f"windows closed vs 2 x events + 2, span {last['sim_time_s']:.0e} s",
+        f"{last['windows_closed']:,}", f"{last['window_bound']:,}", "",
+        _verdict(r["bounded_by_events"] and r["conserved"], "every run bounded, all accounted"),
+    ])  # fmt: skip
+    target = f"< {bench_span.TARGET_S:g} s, < {bench_span.TARGET_MB:g} MB"
+    for key, what in (("50q_at_1e-6qps", "50 q at 1e-6 q/s"),
+                      ("2000q_window_1e-6s", f"{n} q, window_s 1e-6 s")):  # fmt: skip
+        c = r["issue"][key]
+        met = c["fast"]["within_target"] and c["events"]["within_target"]
+        rows.append(pair(f"{what} (issue 11): fast / event loop", c, _verdict(met, target)))
+    return rows
+
+
 def _table(rows: list[list[str]]) -> str:
     head = ["bench", "figure", "mig_gym / A", "reference / B", "ratio A/B", "target"]
     rows = [head, *rows]
@@ -421,7 +461,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="fast smoke version (< 1 min)")
     ap.add_argument(
         "--only",
-        choices=["simpy", "fast", "memory", "envs", "eval", "scale", "soak"],
+        choices=["simpy", "fast", "memory", "envs", "eval", "scale", "soak", "span"],
         help="run just this benchmark",
     )
     ap.add_argument(
@@ -492,6 +532,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         r = bench_soak.run(size["soak"])
         results["benchmarks"]["soak"] = r
         rows += _rows_soak(r)
+    if args.only in (None, "span"):
+        print(f"[span] {bench_span.NUM_QUERIES:,} queries over spans, in subprocesses ...")
+        r = bench_span.run(scenario, quick=args.quick)
+        results["benchmarks"]["span"] = r
+        rows += _rows_span(r)
     results["wall_seconds"] = time.perf_counter() - t_start
     results["environment"]["loadavg_1min_at_end"] = os.getloadavg()[0]
 
@@ -524,6 +569,9 @@ if __name__ == "__main__":
     sim = res["benchmarks"].get("simpy")
     fast = res["benchmarks"].get("fast")
     soak = res["benchmarks"].get("soak")
-    lost = soak is not None and not soak["conserved"]
+    span = res["benchmarks"].get("span")
+    lost = (soak is not None and not soak["conserved"]) or (
+        span is not None and not span["conserved"]
+    )
     agree = (sim is None or sim["agree"]) and (fast is None or fast["agree"])
     sys.exit(0 if agree and not lost else 1)
