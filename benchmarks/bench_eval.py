@@ -19,22 +19,24 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = r"""
-import json, sys, time
+import sys, time
 from pathlib import Path
 import gymnasium as gym
 from sb3_contrib import MaskablePPO
 import mig_gym
 from mig_gym.learn.evaluation import run_learned
+from mig_gym.metrics import strict_dumps
 
 scenario, n, out = sys.argv[1] or None, int(sys.argv[2]), Path(sys.argv[3])
 sc = mig_gym.load_scenario(scenario)
 env = gym.make("mig_gym/Dispatch-v0", scenario=sc)
 MaskablePPO("MlpPolicy", env, seed=0, device="cpu").save(out / "model.zip")
-(out / "model.json").write_text(json.dumps({"algo": "maskable_ppo", "env": "mig_gym/Dispatch-v0"}))
+meta = {"algo": "maskable_ppo", "env": "mig_gym/Dispatch-v0"}
+(out / "model.json").write_text(strict_dumps(meta))
 t0 = time.perf_counter()
 summary, _ = run_learned(sc, f"maskable_ppo:{out / 'model.zip'}", 1, n)
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "completed": summary.completed, "rejected": summary.rejected,
+print(strict_dumps({"seconds": dt, "completed": summary.completed, "rejected": summary.rejected,
                   "conserved": summary.conserved}))
 """
 

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mig_gym.metrics import strict_dumps
+
 _KB_PER_MB = 1024  # MB here means MiB (2**20 bytes); /proc and ru_maxrss report KiB
 
 
@@ -55,7 +57,7 @@ def _child(scenario: str | None, policy: str, n: int, load: float) -> None:
         "latency_mean_ms": s.latency_mean_ms,
         "utilization": s.utilization,
     }
-    print(json.dumps(out), flush=True)
+    print(strict_dumps(out), flush=True)
 
 
 def measure(

@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:  # run as a script (the child): this tree's mig_gy
 
 import mig_gym  # noqa: E402
 from benchmarks.bench_memory import _KB_PER_MB, _proc_kb  # noqa: E402
+from mig_gym.metrics import strict_dumps  # noqa: E402
 from mig_gym.scenario import config as C  # noqa: E402
 from mig_gym.scenario import load_scenario, replace_in  # noqa: E402
 
@@ -46,7 +47,7 @@ def _child(scenario: str | None, rate_qps: float | None, n: int, window_s: float
     run = mig_gym.build(sc, None, None, n, fast=fast)
     s = run.execute()
     dt = time.perf_counter() - t0
-    print(json.dumps({
+    print(strict_dumps({
         "seconds": dt,
         "peak_rss_mb": (_proc_kb("VmHWM") or 0) / _KB_PER_MB,
         "baseline_rss_mb": (hwm0 or 0) / _KB_PER_MB,
@@ -65,7 +66,7 @@ def _child(scenario: str | None, rate_qps: float | None, n: int, window_s: float
 def measure(scenario: str | None, rate_qps: float | None, n: int, window_s: float | None,
             fast: bool) -> dict[str, Any]:  # fmt: skip
     """One run in a fresh process; its figures (see the module docstring)."""
-    args = [json.dumps([scenario, rate_qps, n, window_s, fast])]
+    args = [strict_dumps([scenario, rate_qps, n, window_s, fast])]
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import subprocess
@@ -54,6 +53,7 @@ from benchmarks import (  # noqa: E402
     bench_soak,
     bench_span,
 )
+from mig_gym.metrics import strict_dumps  # noqa: E402
 
 POLICY = "paris+earliest_finish"
 # Load (arrival-rate multiplier) at which PARIS + earliest-finish runs at ~76 % GPC utilization on
@@ -560,7 +560,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{env['loadavg_1min_at_start']:.2f} at start, {env['loadavg_1min_at_end']:.2f} at end "
         f"(other work on the machine skews speeds); results in {args.out}"
     )
-    Path(args.out).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    Path(args.out).write_text(strict_dumps(results, indent=2, sort_keys=True) + "\n")
     return results
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from mig_gym.learn import evaluation, training
 from mig_gym.output.tensorboard import read_layout, read_scalars, reference_scalars
 from mig_gym.scenario import load_scenario
 
-from .conftest import REPO
+from .conftest import REPO, strict_loads
 
 TINY = {
     "name": "tiny",
@@ -187,14 +186,14 @@ def test_evaluation_writes_serving_tags_beside_references(trained: Path):
         "^serving/sla_violation_rate$",
         "^serving/p95_ms$",
     ]
-    meta = json.loads((trained.parent / "model.json").read_text())
+    meta = strict_loads((trained.parent / "model.json").read_text())
     assert [h["step"] for h in meta["eval_history"]] == steps
     assert meta["eval_seeds"] == [training.EVAL_SEED_BASE + i for i in range(EVAL_EPISODES)]
     assert set(meta["references"]) == set(training.REFERENCES["dispatch"])
 
 
 def test_hyperparameters_logged(trained: Path):
-    meta = json.loads((trained.parent / "model.json").read_text())
+    meta = strict_loads((trained.parent / "model.json").read_text())
     assert meta["algo"] == "maskable_ppo" and meta["env"] == "mig_gym/Dispatch-v0"
     assert meta["timesteps"] == 256 and meta["bc_steps"] == 600
     assert meta["policy"] == "SlotPolicy"
@@ -222,7 +221,7 @@ def test_behaviour_cloning_imitates_elsa(trained: Path):
     the observation cannot tell apart from ELSA's (same size and estimated completion) in ~97 %
     of cases (measured 0.97; untrained 0.06), and ELSA's exact slot in ~62 % (ELSA breaks ties
     between idle partitions of a size by when they became free, which the observation clips)."""
-    meta = json.loads((trained.parent / "model.json").read_text())
+    meta = strict_loads((trained.parent / "model.json").read_text())
     assert all(b < a + 1e-3 for a, b in itertools.pairwise(meta["bc_losses"]))
     assert meta["bc_losses"][-1] < meta["bc_losses"][0]
 
@@ -266,7 +265,7 @@ def test_ppo_and_dqn_train(algo: str, tmp_path: Path):
         hyperparams=_hp_file(tmp_path, algo),
         progress=False,
     )
-    meta = json.loads((path.parent / "model.json").read_text())
+    meta = strict_loads((path.parent / "model.json").read_text())
     assert meta["algo"] == algo and meta["timesteps"] == 300
     scalars = read_scalars(path.parent)
     assert set(scalars) >= MAIN_TAGS | {"train/loss"}  # gradient steps were taken
@@ -294,7 +293,7 @@ def test_partition_training_smoke(tmp_path: Path):
         progress=False,
     )
     assert path.parent.name == "maskable_ppo-partition-s0"
-    meta = json.loads((path.parent / "model.json").read_text())
+    meta = strict_loads((path.parent / "model.json").read_text())
     assert meta["env"] == "mig_gym/Partition-v0" and meta["policy"] == "MlpPolicy"
     agent = _serving(read_scalars(path.parent))
     assert agent >= MAIN_TAGS

@@ -17,6 +17,7 @@ import numpy as np
 import mig_gym
 from mig_gym.envs import reference_policy
 from mig_gym.learn import evaluation, training
+from mig_gym.metrics import strict_dumps
 from mig_gym.scenario import replace_in
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -286,7 +287,7 @@ def run(cache: Path, quick: bool = False) -> None:
     lines += d_lines + w_lines + p_lines
     lines.append(f"Total time of this section: {(time.time() - t0) / 60:.1f} min.")
     (cache / "learned.json").write_text(
-        json.dumps(
+        strict_dumps(
             {
                 "markdown": "\n".join(lines),
                 "budget": budget,

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 import mig_gym  # noqa: E402
 from mig_gym import workload  # noqa: E402
 from mig_gym.hardware import profiles  # noqa: E402
+from mig_gym.metrics import strict_dumps  # noqa: E402
 from mig_gym.runs import lbt  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -275,7 +276,7 @@ def main() -> None:
             print(f"{key}: {datas[key]['seconds']:.0f} s", flush=True)
         sens = None if a.no_sensitivity else sensitivity(1, n // 2, a.jobs)
         meta = {"seeds": seeds, "num_queries": n, "seconds": time.time() - t0}
-        path.write_text(json.dumps({"datas": datas, "notes": notes, "sens": sens, "meta": meta}))
+        path.write_text(strict_dumps({"datas": datas, "notes": notes, "sens": sens, "meta": meta}))
         print(f"policies: {meta['seconds']:.0f} s", flush=True)
     if a.section in ("learned", "all"):
         import learned_results

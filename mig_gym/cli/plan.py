@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from mig_gym.cli.args import scenario_options
-from mig_gym.metrics import strict_json
+from mig_gym.metrics import strict_dumps
 from mig_gym.runs.build import Run, build
 
 __all__ = ["add_parser", "cmd_plan"]
@@ -23,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_plan(a: argparse.Namespace) -> int:
     run = build(a.scenario, policy=a.policy or None, seed=a.seed)
     if a.json:
-        print(json.dumps(strict_json(_plan_dict(run)), indent=2, allow_nan=False))
+        print(strict_dumps(_plan_dict(run), indent=2))
     else:
         print(_plan_text(run))
     return 0

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 
 from mig_gym.cli.args import COUNT, LOAD, scenario_options
-from mig_gym.metrics.summary import Summary, strict_json
+from mig_gym.metrics.summary import Summary, strict_dumps
 from mig_gym.runs.build import build
 
 __all__ = ["add_parser", "cmd_run", "format_summary"]
@@ -40,7 +39,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     )
     s = run.execute()
     if a.json:
-        print(json.dumps(strict_json(s.to_dict()), indent=2, allow_nan=False))
+        print(strict_dumps(s.to_dict(), indent=2))
     else:
         print(format_summary(s))
         why = "--event-loop" if a.event_loop else run.loop_note

@@ -15,7 +15,6 @@ charts.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from mig_gym.envs import EVAL_SEED_BASE, reference_policy
 from mig_gym.learn import nets  # also registers the "SlotPolicy" and "LayoutPolicy" aliases
 from mig_gym.learn.callbacks import REFERENCES, ProgressCallback, ServingEvalCallback, TimeLimit
 from mig_gym.learn.evaluation import ALGOS, ENV_IDS, make_env
+from mig_gym.metrics import strict_dumps
 from mig_gym.output.tensorboard import (
     write_layout,
 )
@@ -293,4 +293,4 @@ def _save(
         "eval_history": [{"step": s, **v} for s, v in evalcb.history],
         "references": evalcb.refs,
     }
-    (run_dir / "model.json").write_text(json.dumps(meta, indent=2, default=str))
+    (run_dir / "model.json").write_text(strict_dumps(meta, indent=2, default=str))

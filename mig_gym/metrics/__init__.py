@@ -3,7 +3,7 @@
 from mig_gym.metrics.histogram import SKETCH_RELATIVE_ERROR, LatencyHistogram
 from mig_gym.metrics.recorder import Recorder
 from mig_gym.metrics.records import Completions, Rejections, Unfinished
-from mig_gym.metrics.summary import Summary, strict_json
+from mig_gym.metrics.summary import Summary, strict_dumps, strict_json
 
 __all__ = [
     "Completions",
@@ -13,5 +13,6 @@ __all__ = [
     "Summary",
     "SKETCH_RELATIVE_ERROR",
     "Unfinished",
+    "strict_dumps",
     "strict_json",
 ]

@@ -7,6 +7,7 @@ Downstream code reads the typed fields; it becomes a dict only at a file or Tens
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from mig_gym.metrics.series import utilization_of
 if TYPE_CHECKING:  # the recorder module needs nothing from here: no cycle at run time
     from mig_gym.metrics.recorder import Recorder
 
-__all__ = ["Summary", "strict_json"]
+__all__ = ["Summary", "strict_dumps", "strict_json"]
 
 
 @dataclass(frozen=True)
@@ -262,3 +263,9 @@ def strict_json(x: object) -> object:
     if isinstance(x, list | tuple):
         return [strict_json(v) for v in x]
     return x
+
+
+def strict_dumps(x: object, **kw: object) -> str:
+    """``x`` as strict JSON text (non-finite floats as ``null``; ``json.dumps`` arguments in
+    ``kw``): what every JSON output of mig_gym is written with."""
+    return json.dumps(strict_json(x), allow_nan=False, **kw)  # type: ignore[arg-type]

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from mig_gym import hardware, workload
+from mig_gym.metrics import strict_dumps
 from mig_gym.output.progress import Progress
 from mig_gym.runs import schedules
 from mig_gym.runs.backends import run_map
@@ -233,7 +234,7 @@ def merge_results(path: Path, new: dict[str, dict], known: Sequence[str]) -> dic
     both = {**old, **new}
     out = {k: both[k] for k in known if k in both}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    path.write_text(strict_dumps(out, indent=1) + "\n", encoding="utf-8")
     return out
 
 
