@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -19,6 +20,8 @@ from mig_gym.metrics import (
     Unfinished,
     strict_json,
 )
+
+from .conftest import REPO
 
 SIZES = (1, 2, 3, 4, 7)
 QUANTILES = [0.0, 0.001, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0]
@@ -298,3 +301,24 @@ def test_a_long_service_is_credited_to_every_row_it_spans():
     assert [r["busy_gpc_s_7g"] for r in rows] == pytest.approx([3.5, 7, 7, 7, 7, 3.5])
     assert [r["utilization"] for r in rows] == pytest.approx([0.5, 1, 1, 1, 1, 0.5])
     assert [r["busy_gpc_s"] for r in rows] == [r["busy_gpc_s_7g"] for r in rows]
+
+
+def test_docs_metrics_md_defines_every_field_and_column():
+    # docs/metrics.md is the one definition (the Summary docstring says the same): every field,
+    # per-model key and time-series column must appear in it, in backticks.
+    doc = (REPO / "docs" / "metrics.md").read_text(encoding="utf-8")
+    rec = recorder(window_s=1.0)
+    rec.capacity(0.0, 7, 7)
+    rec.on_arrival(0.1)
+    rec.served(0.5, 7, 0.4)
+    rec.on_complete(0, 0, 0.1, 0.5, 1.0)
+    rec.finish(2.0)
+    s = summarise(rec, now=2.0)
+    names = {f.name for f in dataclasses.fields(Summary)} | set(s.to_dict()) | set(s.by_model["m"])
+    names |= {re.sub(r"_\d+g$", "_<k>g", k) for row in rec.series for k in row}
+
+    def defined(n: str) -> bool:  # `name`, `name[...]` or ["name"]
+        return f"`{n}`" in doc or f"`{n}[" in doc or f'["{n}"]' in doc
+
+    missing = sorted(n for n in names if not defined(n))
+    assert not missing, f"not defined in docs/metrics.md: {missing}"

@@ -45,26 +45,34 @@ class Summary:
     late. The same population is in the numerator and the denominator of every rate:
 
     - ``sla_violation_rate = violations / measured`` (0 if nothing was measured), in [0, 1];
-    - ``by_model[name]``: the same counts per model (``measured``, ``completed``, ``rejected``,
-      ``unfinished``, ``unfinished_late``, ``violations``), ``sla_violation_rate`` defined as
-      above (so in [0, 1], and the per-model counts sum to the overall ones) and
-      ``latency_mean_ms`` over the model's measured completions (NaN if none).
+    - ``by_model[name]``: the model's measured queries (``measured``, ``completed``,
+      ``rejected``, ``unfinished``, ``unfinished_late``, ``violations``; ``measured`` is the
+      sum of the next three), ``sla_violation_rate`` defined as above (so in [0, 1]) and
+      ``latency_mean_ms`` over the model's measured completions (NaN if none). Summed over
+      models, ``measured`` and ``violations`` are the overall ones; the other counts are the
+      measured part of the overall ones (which include the warm-up).
 
     **Latency** (``latency_*_ms``): over measured queries that completed, arrival to completion;
     the mean and max are exact, p50/p95/p99 within ``percentile_relative_error`` (NaN if none
     completed). Unfinished and rejected queries have no latency.
 
-    **Rates per second.** ``offered_qps``: arrived / last arrival time. ``throughput_qps`` and
-    ``goodput_qps``: measured completions (on time, for goodput) per second from the first
-    measured arrival to the end of the run (NaN for an empty span).
+    **Rates per second.** ``offered_qps``: arrived / last arrival time (NaN if that is 0).
+    ``throughput_qps`` and ``goodput_qps``: measured completions (on time, for goodput) per
+    second of the measured span, from the first measured query to leave the system (its arrival
+    if it completed, its rejection if rejected; 0 if none has) to the end of the run (NaN for an
+    empty span).
 
-    **Capacity.** ``utilization``: busy over available GPC-seconds, in [0, 1] (a GPU that is
-    down or being reconfigured offers none); ``utilization_by_size`` the same per partition size.
+    **Capacity.** ``utilization``: busy over available GPC-seconds, in [0, 1] (a GPU offers its
+    partitions' GPCs while up or draining, none while down or being reconfigured; busy time
+    includes aborted services and the elapsed part of running ones); ``utilization_by_size``
+    the same per partition size (sizes that offered any).
     ``downtime_s = downtime_reconfig_s + downtime_failure_s``, GPU-seconds during which GPUs were
     being reconfigured (after draining) or were down after a failure, up to ``sim_time_s`` for
     outages still open at the end. ``reconfigurations``: reconfigurations requested.
+    ``sim_time_s``: the end of the run (the last event when draining, else the last arrival).
 
-    ``to_dict()`` is plain data; :func:`strict_json` makes it valid strict JSON (NaN -> None).
+    ``to_dict()`` is plain data; :func:`strict_json` makes it valid strict JSON (NaN -> None)
+    and :func:`strict_dumps` writes it (as every JSON output of mig_gym is written).
     """
 
     scenario: str
