@@ -423,7 +423,8 @@ def _rows_span(r: dict[str, Any]) -> list[list[str]]:
     rows = [
         pair(
             f"{n} q at {s['rate_qps']:.0e} q/s, span {s['fast']['sim_time_s']:.0e} s "
-            f"({s['fast']['windows_closed']:,} windows): fast / event loop",
+            f"({s['fast']['windows_closed']:,} window{'s' * (s['fast']['windows_closed'] > 1)}): "
+            "fast / event loop",
             s,
         )
         for s in r["spans"]
