@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from mig_gym.envs import EVAL_SEED_BASE  # noqa: E402
 from mig_gym.envs.tasks import get_task  # noqa: E402
 from mig_gym.learn import tasks  # noqa: E402
+from mig_gym.metrics import strict_dumps  # noqa: E402
 
 DEFAULT_TASKS = (
     "Partition-mix_flip-v0",
@@ -177,7 +178,7 @@ def main() -> int:
         print(f"== {t}", flush=True)
         agents[t] = run_task(t, a.seeds, a.logdir, a.minutes)
         print(f"   {_pct(agents[t]['scores'])} in {agents[t]['train_s'] / 60:.1f} min", flush=True)
-        a.json.write_text(json.dumps(agents, indent=1, allow_nan=False) + "\n")
+        a.json.write_text(strict_dumps(agents, indent=1) + "\n")
     body = markdown(agents, base)
     write_section(a.doc, body)
     plot(agents, base, a.doc.parent / "img" / "agents_learning_curves.png")
