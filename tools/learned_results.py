@@ -280,6 +280,11 @@ def run(cache: Path, quick: bool = False) -> None:
         "Report of what was measured, including where the agent loses. Budgets are small "
         "(2 CPU cores); they are stated with each table.",
         "",
+        "The benchmark of trained agents on the registered tasks, each trained by the recipe "
+        "shipped for it and scored beside that task's baselines, is in docs/tasks.md "
+        "(*Trained agents*, `make agents`). This section studies the scenario-level setup: "
+        "Dispatch-v0 at fixed loads, the warm start, Partition-v0 on diurnal_drift.",
+        "",
     ]
     d_lines, d_raw = dispatch_results(cache, budget, out_dir)
     w_lines, w_raw = warm_start_curve(budget, out_dir)
