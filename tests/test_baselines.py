@@ -152,3 +152,19 @@ def test_reference_plans_on_a_scenario_whose_own_partitioner_replans():
     assert len(plans) == 4 and all(len(p.layouts) == sc.cluster.num_gpus for p in plans)
     spec = B.TaskSpec("x", "partition", sc, "medium")
     assert B._fixed_rows(spec)["JSQ"] == "paris+jsq"  # static PARIS, not the re-planner
+
+
+@pytest.mark.parametrize(
+    ("agent", "base", "kind", "want"),
+    [
+        ([0.10, 0.12], [0.50, 0.52], "partition", "wins"),  # 0.11 + 0.01 < 0.51 - 0.01
+        ([0.50, 0.52], [0.10, 0.12], "partition", "loses"),
+        ([0.10, 0.30], [0.25, 0.35], "partition", "tie (spreads overlap)"),
+        ([0.00, 0.00], [0.00, 0.001], "dispatch", "no worse"),
+        ([0.01, 0.01], [0.01, 0.01], "dispatch", "no worse"),
+        ([0.02, 0.04], [0.00, 0.02], "dispatch", "worse, within spread"),
+        ([0.05, 0.05], [0.00, 0.00], "dispatch", "worse"),
+    ],
+)
+def test_verdict_of_an_agent_against_a_baseline(agent, base, kind, want):
+    assert B.verdict(agent, base, kind) == want

@@ -29,6 +29,7 @@ from mig_gym.envs import EVAL_SEED_BASE  # noqa: E402
 from mig_gym.envs.tasks import get_task  # noqa: E402
 from mig_gym.learn import tasks  # noqa: E402
 from mig_gym.metrics import strict_dumps  # noqa: E402
+from mig_gym.runs.baselines import verdict  # noqa: E402
 
 DEFAULT_TASKS = (
     "Partition-mix_flip-v0",
@@ -50,22 +51,6 @@ BEGIN, END = "<!-- agents:begin -->", "<!-- agents:end -->"
 
 def _ms(xs: list[float]) -> tuple[float, float]:
     return float(np.mean(xs)), float(np.std(xs))
-
-
-def verdict(agent: list[float], base: list[float], kind: str) -> str:
-    """Partition goal (beat the baseline): ``wins`` when the spreads are apart with the agent
-    lower, ``loses`` when apart with it higher, otherwise ``tie (spreads overlap)``. Dispatch goal
-    (no worse than the baseline): ``no worse`` when the agent's mean is at most the baseline's,
-    otherwise ``worse`` (``, within spread`` when the spreads overlap)."""
-    (a, sa), (b, sb) = _ms(agent), _ms(base)
-    apart = a + sa < b - sb or a - sa > b + sb
-    if kind == "dispatch":
-        if a <= b:
-            return "no worse"
-        return "worse" if apart else "worse, within spread"
-    if not apart:
-        return "tie (spreads overlap)"
-    return "wins" if a < b else "loses"
 
 
 def run_task(task_id: str, seeds: int, logdir: Path, minutes: float | None) -> dict:

@@ -53,6 +53,7 @@ __all__ = [
     "run_baselines",
     "merge_results",
     "markdown",
+    "verdict",
 ]
 
 ALPHA_GRID = (1.0, 0.25, 0.5, 2.0)  # the default first: a tie keeps it
@@ -302,6 +303,24 @@ def markdown(results: dict[str, dict]) -> str:
         f"most {HEADROOM:g} is `medium` (a learned schedule can win), above it `hard`.",
     ]
     return "\n".join(out) + "\n"
+
+
+def verdict(agent: Sequence[float], base: Sequence[float], kind: str) -> str:
+    """How a trained agent's per-seed scores compare with a baseline row's (mean ± sd).
+
+    Partition goal (beat the baseline): ``wins`` when the spreads are apart with the agent
+    lower, ``loses`` when apart with it higher, otherwise ``tie (spreads overlap)``. Dispatch goal
+    (no worse than the baseline): ``no worse`` when the agent's mean is at most the baseline's,
+    otherwise ``worse`` (``, within spread`` when the spreads overlap)."""
+    (a, sa), (b, sb) = ((float(np.mean(x)), float(np.std(x))) for x in (agent, base))
+    apart = a + sa < b - sb or a - sa > b + sb
+    if kind == "dispatch":
+        if a <= b:
+            return "no worse"
+        return "worse" if apart else "worse, within spread"
+    if not apart:
+        return "tie (spreads overlap)"
+    return "wins" if a < b else "loses"
 
 
 def with_num_queries(spec: TaskSpec, n: int) -> TaskSpec:
