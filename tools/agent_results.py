@@ -1,7 +1,7 @@
 """Trained agents on the registered tasks, next to their baselines (``make agents``).
 
-For every selected task: ``mig-gym train TASK``'s recipe (mig_gym/learn/hyperparams/tasks.yml,
-seed 0), then the saved agent's score on the same held-out seeds as ``mig-gym baselines``
+For every selected task (default: every registered task): ``mig-gym train TASK``'s recipe
+(mig_gym/learn/hyperparams/tasks.yml, seed 0), then the saved agent's score on the same held-out seeds as ``mig-gym baselines``
 (``EVAL_SEED_BASE + i``), beside the baseline rows of docs/results/baselines.json. Writes
 docs/results/agents.json (per-seed scores, the learning curve, training time), the generated
 section of docs/tasks.md (between ``<!-- agents:begin -->`` and ``<!-- agents:end -->``) and one
@@ -26,19 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mig_gym.envs import EVAL_SEED_BASE  # noqa: E402
-from mig_gym.envs.tasks import get_task  # noqa: E402
+from mig_gym.envs.tasks import DISPATCH_TASKS, PARTITION_TASKS, get_task  # noqa: E402
 from mig_gym.learn import tasks  # noqa: E402
 from mig_gym.metrics import strict_dumps  # noqa: E402
-from mig_gym.runs.baselines import verdict  # noqa: E402
+from mig_gym.runs.baselines import mean_sd, verdict  # noqa: E402
 
-DEFAULT_TASKS = (
-    "Partition-mix_flip-v0",
-    "Partition-tiny_huge-v0",
-    "Partition-load_ramp-v0",
-    "Dispatch-resnet50-90-v0",
-    "Dispatch-mobilenet-90-v0",
-    "Dispatch-bert-90-v0",
-)
+DEFAULT_TASKS = tuple(
+    t.env_id.removeprefix("mig_gym/") for t in (*PARTITION_TASKS, *DISPATCH_TASKS)
+)  # every registered task
 # The rows each kind of task is judged against (issue 15: beat static and periodic PARIS on
 # Partition tasks; no worse than tuned ELSA on Dispatch tasks).
 TARGETS = {"partition": ("static PARIS", "periodic PARIS"), "dispatch": ("ELSA tuned",)}
@@ -47,10 +42,6 @@ SHOWN = {
     "dispatch": ("ELSA", "ELSA tuned", "FIFS", "earliest-finish", "best homogeneous"),
 }
 BEGIN, END = "<!-- agents:begin -->", "<!-- agents:end -->"
-
-
-def _ms(xs: list[float]) -> tuple[float, float]:
-    return float(np.mean(xs)), float(np.std(xs))
 
 
 def run_task(task_id: str, seeds: int, logdir: Path, minutes: float | None) -> dict:
@@ -76,7 +67,7 @@ def run_task(task_id: str, seeds: int, logdir: Path, minutes: float | None) -> d
 
 
 def _pct(xs: list[float]) -> str:
-    m, s = _ms(xs)
+    m, s = mean_sd(xs)
     return f"{100 * m:.2f} ± {100 * s:.2f}"
 
 
@@ -155,8 +146,12 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "agents.json")
     ap.add_argument("--baselines", type=Path, default=ROOT / "docs" / "results" / "baselines.json")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "tasks.md")
+    ap.add_argument(
+        "--render", action="store_true", help="no training: the doc section and figure from --json"
+    )
     a = ap.parse_args()
-    ids = [get_task(t.strip()).env_id.removeprefix("mig_gym/") for t in a.tasks.split(",")]
+    names = [] if a.render else [t.strip() for t in a.tasks.split(",") if t.strip()]
+    ids = [get_task(t).env_id.removeprefix("mig_gym/") for t in names]
     base = json.loads(a.baselines.read_text()) if a.baselines.is_file() else {}
     agents = json.loads(a.json.read_text()) if a.json.is_file() else {}
     for t in ids:

@@ -4,7 +4,9 @@
 slot with one shared MLP over ``[slot features, query and global features]``: the score of a slot
 does not depend on where the slot sits in the observation, so what is learned about one partition
 applies to all (a flat MLP must learn each of the P slots separately). The critic is a plain MLP
-over the whole observation.
+over the whole observation. With ``feasible=True`` each slot's input also carries the indicator
+``est_done <= 1`` (the query would finish within its SLA there), the threshold ELSA's rule turns
+on, which a smooth scorer otherwise has to approximate and gets wrong near the boundary.
 """
 
 from __future__ import annotations
@@ -20,19 +22,24 @@ from torch import nn
 
 from mig_gym.envs.dispatch import PART_FEATURES
 
+_EST_DONE = PART_FEATURES.index("est_done")  # (backlog + service time) / SLA of the query there
+
 __all__ = ["SlotExtractor", "SlotPolicy", "LayoutExtractor", "LayoutPolicy", "choice_features"]
 
 
 class SlotExtractor(nn.Module):
     """``forward_actor`` -> one logit per slot; ``forward_critic`` -> a latent for the value."""
 
-    def __init__(self, feature_dim: int, slots: int, hidden: int = 64) -> None:
+    def __init__(
+        self, feature_dim: int, slots: int, hidden: int = 64, feasible: bool = False
+    ) -> None:
         super().__init__()
         self.slots = slots
         self.f = len(PART_FEATURES)
+        self.feasible = feasible
         ctx = feature_dim - slots * self.f
         self.scorer = nn.Sequential(
-            nn.Linear(self.f + ctx, hidden),
+            nn.Linear(self.f + int(feasible) + ctx, hidden),
             nn.Tanh(),
             nn.Linear(hidden, hidden),
             nn.Tanh(),
@@ -47,6 +54,9 @@ class SlotExtractor(nn.Module):
     def forward_actor(self, x: torch.Tensor) -> torch.Tensor:
         n = self.slots * self.f
         per_slot = x[:, :n].reshape(-1, self.slots, self.f)
+        if self.feasible:  # 1 where the query would finish within its SLA (est_done <= 1)
+            ok = (per_slot[..., _EST_DONE] <= 1.0).to(per_slot.dtype).unsqueeze(-1)
+            per_slot = torch.cat([per_slot, ok], dim=-1)
         ctx = x[:, n:].unsqueeze(1).expand(-1, self.slots, -1)
         return self.scorer(torch.cat([per_slot, ctx], dim=-1)).squeeze(-1)
 
@@ -60,14 +70,14 @@ class SlotExtractor(nn.Module):
 class SlotPolicy(MaskableActorCriticPolicy):
     """MaskablePPO policy with a shared per-slot scorer (use with ``Dispatch-v0``)."""
 
-    def __init__(self, *args: Any, hidden: int = 64, **kwargs: Any) -> None:
-        self._hidden = hidden
+    def __init__(self, *args: Any, hidden: int = 64, feasible: bool = False, **kwargs: Any) -> None:
+        self._hidden, self._feasible = hidden, feasible
         kwargs.setdefault("ortho_init", False)
         super().__init__(*args, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = SlotExtractor(
-            self.features_dim, int(self.action_space.n), self._hidden
+            self.features_dim, int(self.action_space.n), self._hidden, self._feasible
         )
 
     def _build(self, lr_schedule: Any) -> None:

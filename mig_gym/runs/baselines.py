@@ -54,6 +54,7 @@ __all__ = [
     "merge_results",
     "markdown",
     "verdict",
+    "mean_sd",
 ]
 
 ALPHA_GRID = (1.0, 0.25, 0.5, 2.0)  # the default first: a tie keeps it
@@ -239,13 +240,18 @@ def merge_results(path: Path, new: dict[str, dict], known: Sequence[str]) -> dic
     return out
 
 
+def mean_sd(xs: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value), as every table reports them."""
+    a = np.asarray(xs, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
 def _cell(row: dict | None, best: float) -> str:
     if row is None:
         return "—"
-    xs = 100 * np.asarray(row["scores"])
-    sd = float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
-    text = f"{xs.mean():.2f} ± {sd:.2f}"
-    return f"**{text}**" if np.isclose(xs.mean(), best) else text
+    m, sd = mean_sd(100 * np.asarray(row["scores"]))
+    text = f"{m:.2f} ± {sd:.2f}"
+    return f"**{text}**" if np.isclose(m, best) else text
 
 
 def _param(row: dict | None) -> str:
@@ -306,13 +312,13 @@ def markdown(results: dict[str, dict]) -> str:
 
 
 def verdict(agent: Sequence[float], base: Sequence[float], kind: str) -> str:
-    """How a trained agent's per-seed scores compare with a baseline row's (mean ± sd).
+    """How a trained agent's per-seed scores compare with a baseline row's (:func:`mean_sd`).
 
     Partition goal (beat the baseline): ``wins`` when the spreads are apart with the agent
     lower, ``loses`` when apart with it higher, otherwise ``tie (spreads overlap)``. Dispatch goal
     (no worse than the baseline): ``no worse`` when the agent's mean is at most the baseline's,
     otherwise ``worse`` (``, within spread`` when the spreads overlap)."""
-    (a, sa), (b, sb) = ((float(np.mean(x)), float(np.std(x))) for x in (agent, base))
+    (a, sa), (b, sb) = mean_sd(agent), mean_sd(base)
     apart = a + sa < b - sb or a - sa > b + sb
     if kind == "dispatch":
         if a <= b:
