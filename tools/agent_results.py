@@ -2,13 +2,13 @@
 
 For every selected task (default: every registered task): ``mig-gym train TASK``'s recipe
 (mig_gym/learn/hyperparams/tasks.yml, seed 0), then the saved agent's score on the same held-out
-seeds as ``mig-gym baselines`` (``EVAL_SEED_BASE + i``), beside the baseline rows of docs/results/baselines.json. Writes
-docs/results/agents.json (per-seed scores, the learning curve, training time), the generated
-section of docs/tasks.md (between ``<!-- agents:begin -->`` and ``<!-- agents:end -->``) and one
-learning-curve figure, docs/img/agents_learning_curves.png. Verdicts are computed, not written:
-on Partition tasks "wins" needs the agent's mean + sd below the baseline's mean - sd
-(non-overlapping spread); on Dispatch tasks "no worse" needs the agent's mean at most the
-baseline's.
+seeds as ``mig-gym baselines`` (``EVAL_SEED_BASE + i``), beside the baseline rows of
+docs/results/baselines.json. Writes docs/results/agents.json (per-seed scores, the learning
+curve, training time), the generated section of docs/tasks.md (between ``<!-- agents:begin -->``
+and ``<!-- agents:end -->``) and one learning-curve figure, docs/img/agents_learning_curves.png.
+Verdicts are computed (``mig_gym.runs.baselines.verdict``), not written: on Partition tasks
+"wins" needs the agent's mean + sd below the baseline's mean - sd (non-overlapping spread); on
+Dispatch tasks "no worse" needs the agent's mean at most the baseline's.
 """
 
 from __future__ import annotations
