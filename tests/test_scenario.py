@@ -9,7 +9,13 @@ import pytest
 import yaml
 
 import mig_gym
-from mig_gym.scenario import ScenarioError, load_scenario, scenario_to_dict
+from mig_gym.scenario import (
+    ScenarioError,
+    load_scenario,
+    scenario_file,
+    scenario_names,
+    scenario_to_dict,
+)
 from mig_gym.scenario import config as C
 
 from .conftest import SCENARIOS, SHARED_DATA
@@ -122,6 +128,15 @@ def test_not_yaml_and_not_mapping(tmp_path: Path):
     f.write_text("- 1\n- 2\n")
     with pytest.raises(ScenarioError, match="expected a mapping"):
         load_scenario(f)
+
+
+def test_shipped_scenarios_are_found_by_name_in_the_checkout():
+    """``scenario_file`` (what the tasks use) reads this tree's ``scenarios/``; from a wheel it
+    reads the wheel's copy (tests/test_wheel.py)."""
+    assert scenario_names() == tuple(p.name for p in SHIPPED)
+    assert scenario_file("bursty.yaml") == SCENARIOS / "bursty.yaml"
+    with pytest.raises(FileNotFoundError, match=r"'nope\.yaml'.*shipped: azure_trace\.yaml, "):
+        scenario_file("nope.yaml")
 
 
 def test_missing_scenario_file(tmp_path: Path):

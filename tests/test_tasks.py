@@ -9,7 +9,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import mig_gym  # noqa: F401  (registers the environments and the tasks)
-from mig_gym.envs.tasks import DIFFICULTIES, DISPATCH_TASKS, PARTITION_TASKS, SCENARIOS
+from mig_gym.envs.tasks import DIFFICULTIES, DISPATCH_TASKS, PARTITION_TASKS
+
+from .conftest import REPO, SCENARIOS
 
 TASKS = (*DISPATCH_TASKS, *PARTITION_TASKS)
 
@@ -48,6 +50,6 @@ def test_dispatch_task_uses_its_rate_and_horizon(task):
 
 
 def test_docs_table_lists_every_task():
-    text = (SCENARIOS.parent / "docs" / "tasks.md").read_text(encoding="utf-8")
+    text = (REPO / "docs" / "tasks.md").read_text(encoding="utf-8")
     for t in TASKS:
         assert f"`{t.env_id}`" in text and t.scenario in text

@@ -10,7 +10,6 @@ scenario, rate, horizon or reward would give a different score.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +18,7 @@ from mig_gym.envs.dispatch import DispatchEnv
 from mig_gym.envs.partition import PartitionEnv
 from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario
+from mig_gym.scenario.files import scenario_file
 
 __all__ = [
     "DISPATCH_TASKS",
@@ -29,7 +29,6 @@ __all__ = [
     "register_tasks",
 ]
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 DIFFICULTIES = ("easy", "medium", "hard")
 
 
@@ -39,7 +38,7 @@ class DispatchTask:
 
     Attributes:
         name: the id part, ``mig_gym/Dispatch-<name>-v<version>``.
-        scenario: file name in ``scenarios/``.
+        scenario: file name in ``scenarios/``, found by ``scenario_file`` (a wheel ships them).
         difficulty: one of :data:`DIFFICULTIES`.
         horizon: queries per episode (``num_queries``).
         rate_qps: Poisson arrival rate replacing the scenario's (None: the scenario's).
@@ -68,7 +67,7 @@ class DispatchTask:
         over["env"] = {**over.get("env", {}), "queries_per_episode": self.horizon}
         if self.rate_qps is not None:
             over["workload"] = {"arrivals": {"kind": "poisson", "rate_qps": self.rate_qps}}
-        return load_scenario(SCENARIOS / self.scenario, **over)
+        return load_scenario(scenario_file(self.scenario), **over)
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ class PartitionTask:
         return f"mig_gym/Partition-{self.name}-v{self.version}"
 
     def load(self) -> C.Scenario:
-        return load_scenario(SCENARIOS / self.scenario)
+        return load_scenario(scenario_file(self.scenario))
 
 
 # PARIS+ELSA's latency-bounded throughput under the serve-all criterion of mig_gym.runs.lbt (no
