@@ -113,11 +113,14 @@ def plot(agents: dict[str, dict], base: dict[str, dict], png: Path) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, (t, r) in zip(axes.flat, agents.items(), strict=False):
         steps, vals = zip(*r["curve"], strict=True)
-        ax.plot(steps, [100 * v for v in vals], marker="o", label="agent (eval seeds)")
+        n_eval = len(r["curve_seeds"])
+        ax.plot(steps, [100 * v for v in vals], marker="o", label=f"agent ({n_eval} eval seeds)")
         rows_ = base.get(f"mig_gym/{t}", {}).get("rows", {})
-        for k in (*TARGETS[r["kind"]], "best homogeneous"):
+        styles = zip(("tab:orange", "tab:green", "tab:red"), ("--", "-.", ":"), strict=True)
+        for k, (color, ls) in zip((*TARGETS[r["kind"]], "best homogeneous"), styles, strict=False):
             if k in rows_:
-                ax.axhline(100 * np.mean(rows_[k]["scores"]), ls="--", lw=1, label=k)
+                y = 100 * np.mean(rows_[k]["scores"])
+                ax.axhline(y, color=color, ls=ls, lw=1.2, label=f"{k} (held-out)")
         ax.set_title(t, fontsize=9)
         ax.set_xlabel("training steps")
         ax.set_ylabel("SLA violations %")
