@@ -1,5 +1,6 @@
-"""Partition-v0 baselines: the static initial plan and periodic PARIS (re-plan every epoch from the
-last epoch's batch sizes), on the held-out seeds, logged as ``serving/*`` TensorBoard tags.
+"""Partition-v0 baselines: the static initial plan and periodic PARIS (the simulator's
+``periodic_paris``: re-plan every epoch from the last epoch's arrivals), on the held-out seeds,
+logged as ``serving/*`` TensorBoard tags.
 
     python agents/run_partition_baselines.py [--scenario FILE] [--logdir runs/] [--episodes 2]
 
@@ -32,8 +33,8 @@ ap.add_argument("--logdir", default="runs")
 ap.add_argument("--episodes", type=int, default=2)
 args = ap.parse_args()
 
-print(f"{'policy':<10}" + "".join(f"{t.split('/')[1]:>20}" for t in TAGS) + f"{'reconfigs':>12}")
-for policy in ("static", "paris"):
+print(f"{'policy':<16}" + "".join(f"{t.split('/')[1]:>20}" for t in TAGS) + f"{'reconfigs':>12}")
+for policy in ("static", "periodic_paris"):
     rows, reconfigs = [], []
     for i in range(args.episodes):
         env = gym.make("mig_gym/Partition-v0", scenario=args.scenario)
@@ -51,7 +52,7 @@ for policy in ("static", "paris"):
         for i, row in enumerate(rows):
             w.add_scalars(row, i)
     print(
-        f"{policy:<10}"
+        f"{policy:<16}"
         + "".join(f"{np.mean([r[t] for r in rows]):>20.4g}" for t in TAGS)
         + f"{np.mean(reconfigs):>12.1f}"
     )

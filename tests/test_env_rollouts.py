@@ -12,7 +12,10 @@ same trajectories to floating-point rounding only (tests/test_partition_fast.py)
 bit. The digests below were recorded on the tree before the refactoring; re-record with
 ``python tests/test_env_rollouts.py`` only for a deliberate change of behaviour, and say so in the
 commit. Re-recorded so far: the ``reward`` stream once, when the default reward became the score
-(issue 15 item 2; the ``dynamics`` stream unchanged).
+(issue 15 item 2; the ``dynamics`` stream unchanged). Added since: ``partition-mixflip-
+periodic_paris``, when Partition-v0's re-planning reference became the simulator's periodic
+PARIS (issue 10 item 2); the ``partition-mixflip-paris`` case keeps the rule it was recorded
+with.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ import yaml
 
 import mig_gym  # noqa: F401  (registers the environments)
 from mig_gym.envs import reference_policy
+from mig_gym.policies.partition.paris import PARIS
+from mig_gym.policies.predict import Predictor
+from mig_gym.sim.entities import match_assignment
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
@@ -72,11 +78,18 @@ CASES: dict[str, tuple[str, dict | None, dict, str, int]] = {
         "earliest_finish",
         2600,
     ),
-    "partition-mixflip-paris": (
+    "partition-mixflip-paris": (  # PARIS on the last epoch's pmfs (Partition-v0's former "paris")
         "mig_gym/Partition-v0",
         _scenario("drift_mix_flip"),
         {"fast": False},
-        "paris",
+        "last_epoch_paris",
+        14,
+    ),
+    "partition-mixflip-periodic_paris": (
+        "mig_gym/Partition-v0",
+        _scenario("drift_mix_flip"),
+        {"fast": False},
+        "periodic_paris",
         14,
     ),
     "partition-mixflip-random": (
@@ -102,6 +115,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "dispatch-faults-ef": ("ab5d5d35af936ff4e6fa7c78", "f4c657572be481eb226a1e85"),
     "dispatch-multi-jsq": ("4fd30df24d390f1439696b04", "0ac49a8eeaf07579b8af8601"),
     "partition-mixflip-paris": ("8f5f7382a4f5223264e37fd1", "6cd82e9740992cbd025295ab"),
+    "partition-mixflip-periodic_paris": ("5fec1191b37e23a46d3b0afd", "d9e50ee29647a418a636c6fc"),
     "partition-mixflip-random": ("5f009745ac940d4e49d987aa", "3e775bb98081a497443c3aba"),
     "partition-tinyhuge-static": ("b71ea162116dd9476ea04dab", "6189625e98a234e849fe6a59"),
 }
@@ -131,12 +145,31 @@ def _random_action(env: gym.Env, rng: np.random.Generator) -> object:
     return rng.integers(0, space.nvec + (rng.random() < 0.1))
 
 
+def _last_epoch_paris(env: gym.Env) -> Predictor:
+    """PARIS re-planned on the last epoch's pmfs with the scenario's mix and no prior: the rule
+    the ``partition-mixflip-paris`` digest was recorded with (Partition-v0's reference ``paris``
+    until periodic PARIS took its place), kept so the digest still checks the dynamics."""
+
+    def decide(e: gym.Env) -> np.ndarray:
+        plan = PARIS().plan(e.run.context, e.observed_pmfs())
+        keep = [int(a) for a in e.current_action()]
+        wanted = [
+            e.encode(lay, mods[0]) for lay, mods in zip(plan.layouts, plan.models, strict=True)
+        ]
+        return np.asarray(match_assignment(keep, wanted), dtype=np.int64)
+
+    return Predictor(env, decide, "last_epoch_paris")
+
+
 def rollout(case: str) -> tuple[str, str]:
     env_id, scenario, kwargs, policy, steps = CASES[case]
     env = gym.make(env_id, scenario=scenario, **kwargs)
     dyn, rew = hashlib.sha256(), hashlib.sha256()
     rng = np.random.default_rng(7)
-    pol = None if policy == "random" else reference_policy(env, policy, seed=3)
+    if policy == "last_epoch_paris":
+        pol = _last_epoch_paris(env)
+    else:
+        pol = None if policy == "random" else reference_policy(env, policy, seed=3)
     obs, info = env.reset(seed=11)
     _feed(dyn, obs, info["action_mask"], info["episode_seed"])
     for _ in range(steps):

@@ -238,8 +238,8 @@ def test_evaluate_policy_on_reference_policies():
     assert rnd < elsa <= 0  # the return is minus the violation rate
     penv = Monitor(gym.make(IDS[1], scenario=small(IDS[1])))
     static, _ = evaluate_policy(reference_policy(penv, "static"), penv, n_eval_episodes=1)
-    paris, _ = evaluate_policy(reference_policy(penv, "paris"), penv, n_eval_episodes=1)
-    assert np.isfinite(static) and np.isfinite(paris)
+    periodic, _ = evaluate_policy(reference_policy(penv, "periodic_paris"), penv, n_eval_episodes=1)
+    assert np.isfinite(static) and np.isfinite(periodic)
 
 
 def test_core_package_does_not_import_torch():
@@ -255,7 +255,8 @@ def test_core_package_does_not_import_torch():
 
 
 def test_rules_predict_through_bind():
-    from mig_gym.policies import ELSA, PARIS
+    from mig_gym.policies import ELSA
+    from mig_gym.policies.partition.periodic import PeriodicPARIS
 
     env = gym.make(IDS[0], scenario=small(IDS[0]))
     obs, _ = env.reset(seed=2)
@@ -268,6 +269,6 @@ def test_rules_predict_through_bind():
         obs, *_ = env.step(a)
     penv = gym.make(IDS[1], scenario=small(IDS[1]))
     obs, _ = penv.reset(seed=2)
-    a, _ = PARIS().bind(penv).predict(obs)
+    a, _ = PeriodicPARIS(20.0).bind(penv).predict(obs)
     assert penv.action_space.contains(a)
-    assert np.array_equal(a, reference_policy(penv, "paris").predict(obs)[0])
+    assert np.array_equal(a, reference_policy(penv, "periodic_paris").predict(obs)[0])

@@ -54,7 +54,12 @@ CASES = [
     ("dispatch-overloaded-elsa", DISPATCH, _overloaded, "elsa"),
     ("dispatch-faults-ef", DISPATCH, lambda: SCENARIOS / "faults.yaml", "earliest_finish"),
     ("partition-mixflip-static", PARTITION, lambda: SCENARIOS / "drift_mix_flip.yaml", "static"),
-    ("partition-mixflip-paris", PARTITION, lambda: SCENARIOS / "drift_mix_flip.yaml", "paris"),
+    (
+        "partition-mixflip-periodic",
+        PARTITION,
+        lambda: SCENARIOS / "drift_mix_flip.yaml",
+        "periodic_paris",
+    ),
 ]
 
 

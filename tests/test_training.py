@@ -325,7 +325,7 @@ NO_TORCH = (
             "run_dispatch_baselines.py",
             ["elsa", "fifs_push", "earliest_finish", "jsq", "round_robin", "random"],
         ),
-        ("run_partition_baselines.py", ["static", "paris"]),
+        ("run_partition_baselines.py", ["static", "periodic_paris"]),
     ],
 )
 def test_baseline_scripts_write_serving_tags(script, policies, trained, tiny_yaml, tmp_path):

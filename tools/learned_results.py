@@ -243,7 +243,7 @@ def partition_results(budget: dict, out_dir: Path) -> tuple[list[str], dict]:
     res = {"trained agent": evaluation.evaluate(sc, "partition", act, SEEDS)}
     probe = evaluation.make_env(sc, "partition")
     probe.reset(seed=0)
-    for label, name in (("static PARIS", "static"), ("periodic PARIS", "paris")):
+    for label, name in (("static PARIS", "static"), ("periodic PARIS", "periodic_paris")):
         pol = reference_policy(probe, name)
         res[label] = evaluation.evaluate(
             sc, "partition", lambda e, _o, p=pol: p.decide(e.unwrapped), SEEDS

@@ -218,8 +218,14 @@ class PartitionEnv(MigEnv):
         return self.layouts[li], model
 
     def observed_pmfs(self) -> list[dict[int, float]]:
-        """Batch-size pmf per model over the last epoch (the partitioner's view of drift)."""
+        """Batch-size pmf per model over the last epoch (a model without arrivals there keeps
+        its previous pmf; before the first epoch, the scenario's)."""
         return [dict(p) for p in self._pmfs]
+
+    def observed_counts(self) -> list[dict[int, int]]:
+        """Arrivals per model and batch size in the last epoch (``counts[m][b]``; empty before
+        the first epoch): what periodic PARIS re-plans from (the simulator's ``BatchCounts``)."""
+        return [dict(c) for c in self._counts]
 
     def action_masks(self) -> np.ndarray:
         return np.ones(self.choices * self.num_gpus, dtype=bool)
@@ -248,6 +254,7 @@ class PartitionEnv(MigEnv):
         )
         self.epoch = 0
         self._pmfs = [dict(p) for p in ctx.batch_pmfs]
+        self._counts: list[dict[int, int]] = [{} for _ in ctx.batch_pmfs]
         # Before the first epoch the "last epoch" features are the scenario's own expectations.
         mix = [s / sum(ctx.shares) for s in ctx.shares]
         self._epoch_stats = np.array([ctx.rate_qps / self._mean_rate, *mix])
@@ -280,7 +287,7 @@ class PartitionEnv(MigEnv):
         if d is None:
             return True
         self.run.recorder.finish(sim.now)  # type: ignore[union-attr]  # the epoch's series row
-        counts = self._batches.take()
+        counts = self._counts = self._batches.take()
         for m, c in enumerate(counts):
             if c:
                 n = sum(c.values())

@@ -4,8 +4,11 @@
 deterministic)`` answers what the named reference rule would do in ``env`` (a single environment or
 a ``DummyVecEnv``/``SyncVectorEnv`` of them), so ``stable_baselines3.common.evaluation.
 evaluate_policy`` can score heuristics and learned agents alike. The rules read the environment's
-documented read-only view (``env.unwrapped.view``, ``pending_query``, ``observed_pmfs()``), never
-the observation alone, and never change the simulator.
+documented read-only view (``env.unwrapped.view``, ``pending_query``, ``observed_counts()``),
+never the observation alone, and never change the simulator. A name means one rule everywhere:
+``periodic_paris`` here is the simulator's periodic PARIS (one implementation,
+:class:`~mig_gym.policies.partition.periodic.PeriodicPARIS`), so an episode of it on a
+Partition task is the baseline table's ``periodic_paris[epoch_s=E]+elsa`` run.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ def _unknown(kind: str, name: str, known: tuple[str, ...]) -> ValueError:
         why = (
             f": {name} is {entry.doc}, which Dispatch-v0 cannot express (its push form: fifs_push)"
         )
+    if kind == "Partition-v0" and name == "paris":
+        why = (
+            ": paris is the static PARIS plan; keeping the initial plan (PARIS's on every "
+            "Partition task) is static, PARIS re-planned every epoch is periodic_paris"
+        )
     return ValueError(f"unknown {kind} policy {name!r}{why} (known: {known})")
 
 
@@ -41,8 +49,10 @@ def reference_policy(env: Any, name: str, seed: int = 0, **params: Any) -> Predi
     (params ``alpha``, ``scan_from``, ``home_of``), ``fifs_push`` (the partition that is free
     soonest; ``fifs``, the central queue, has no push form), ``earliest_finish``, ``jsq``,
     ``round_robin``, ``random``.
-    Partition-v0: ``static`` (keep the initial plan) and ``paris`` (re-plan every epoch from the
-    last epoch's batch sizes; params as ``PARIS``).
+    Partition-v0: ``static`` (keep the initial plan) and ``periodic_paris`` (periodic PARIS:
+    at t = 0 its initial plan, then every epoch PARIS re-planned from the last epoch's arrivals,
+    blended with the scenario's distribution and mix by ``prior``; params ``prior`` and as
+    ``PARIS``), the same rule and code as the simulator's ``periodic_paris`` partitioner.
     """
     probe = env.envs[0].unwrapped if hasattr(env, "envs") else env.unwrapped
     if isinstance(probe, DispatchEnv):
@@ -63,5 +73,5 @@ def reference_policy(env: Any, name: str, seed: int = 0, **params: Any) -> Predi
             raise _unknown("Partition-v0", name, PARTITION_POLICIES)
         if name == STATIC:
             return Predictor(env, lambda e: e.current_action(), name)
-        return Predictor(env, PARTITIONERS[name].reference(**params).decide, name)  # type: ignore[misc]
+        return PARTITIONERS[name].reference(**params).bind(env)  # type: ignore[misc]
     raise TypeError(f"reference_policy needs a mig_gym environment, got {type(probe).__name__}")

@@ -82,7 +82,7 @@ def record_demonstrations(
     """Observation/action/mask triples of the reference policy (ELSA for Dispatch-v0, periodic
     PARIS for Partition-v0) over ``steps`` steps of training-seed episodes."""
     env = make_env(sc, env_kind)
-    pol = reference_policy(env, "elsa" if env_kind == "dispatch" else "paris")
+    pol = reference_policy(env, "elsa" if env_kind == "dispatch" else "periodic_paris")
     obs, _ = env.reset(seed=seed)
     xs, ys, ms = [], [], []
     for _ in range(steps):

@@ -2,21 +2,24 @@
 
 :class:`Predictor` is the one SB3 ``predict`` adapter of the package (``reference_policy``
 returns one too). ``ELSA().bind(env).predict(obs)`` answers what ELSA would do in ``env`` (a
-``Dispatch-v0`` or a vector env of them); ``PARIS().bind(env).predict(obs)`` re-plans a
-``Partition-v0`` from the last epoch's batch sizes. The rules need more than the observation, so
-they read the environment's documented read-only view (``unwrapped.view``, ``pending_query``,
-``partition_slot``, ``observed_pmfs``, ``encode``, ``current_action``); this module only knows
-those names, not the environment classes, so policies stay independent of the environments.
+``Dispatch-v0`` or a vector env of them); ``PeriodicPARIS(epoch_s).bind(env).predict(obs)``
+re-plans a ``Partition-v0`` as periodic PARIS does in the simulator. The rules need more than the
+observation, so they read the environment's documented read-only view (``unwrapped.view``,
+``pending_query``, ``partition_slot``, ``run.context``, ``epoch``, ``observed_counts``,
+``encode``, ``current_action``); this module only knows those names, not the environment
+classes, so policies stay independent of the environments.
 """
 
 from __future__ import annotations
 
+import copy
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from mig_gym.sim.entities import match_assignment
+from mig_gym.sim.entities import Plan, match_assignment
 
 __all__ = ["Predictor", "DispatchPredict", "PartitionPredict"]
 
@@ -92,12 +95,34 @@ class DispatchPredict(_Bound):
 
 
 class PartitionPredict(_Bound):
-    """Mixin for partitioners: re-plan on the last epoch's batch sizes, keeping matching GPUs."""
+    """Mixin for partitioners that re-plan ``Partition-v0``: ``env_plan(env) -> Plan | None``
+    (None: keep every GPU) becomes an action that keeps the GPUs already matching a wanted
+    layout, as ``runs.build.apply_plan`` keeps them in the simulator.
+
+    Such a rule keeps state over an episode (what it saw so far), so ``bind`` gives each
+    environment of a vector env its own copy of the rule.
+    """
+
+    def env_plan(self, env: Any) -> Plan | None:  # pragma: no cover - overridden
+        raise NotImplementedError
 
     def decide(self, env: Any) -> np.ndarray:
-        plan = self.plan(env.run.context, env.observed_pmfs())  # type: ignore[attr-defined]
+        plan = self.env_plan(env)
         keep = [int(a) for a in env.current_action()]
+        if plan is None:
+            return np.asarray(keep, dtype=np.int64)
         wanted = [
             env.encode(lay, mods[0]) for lay, mods in zip(plan.layouts, plan.models, strict=True)
         ]
         return np.asarray(match_assignment(keep, wanted), dtype=np.int64)
+
+    def bind(self, env: Any) -> Predictor:
+        rules: weakref.WeakKeyDictionary[Any, PartitionPredict] = weakref.WeakKeyDictionary()
+
+        def decide(e: Any) -> np.ndarray:
+            rule = rules.get(e)
+            if rule is None:  # one copy per environment, gone with it
+                rule = rules[e] = copy.deepcopy(self)
+            return rule.decide(e)
+
+        return Predictor(env, decide, getattr(self, "name", type(self).__name__))

@@ -12,7 +12,9 @@ scenario's config unions name the same kinds.
 One label, one meaning: ``fifs`` is the paper's first-idle-first-serve as a central queue per
 model (the simulator's pull mode); its push form, the partition that becomes free soonest, is
 ``fifs_push`` (the only form ``Dispatch-v0`` can express, since the agent places each query on
-arrival).
+arrival). Likewise ``paris`` is the static PARIS plan (the simulator's; in ``Partition-v0``
+that is ``static``, the tasks' initial plan being PARIS's) and ``periodic_paris`` PARIS
+re-planned every epoch, by the same rule in the simulator and as ``Partition-v0``'s reference.
 """
 
 from __future__ import annotations
@@ -91,8 +93,8 @@ class PartitionerEntry:
         config: its scenario config class.
         names: its names in policy strings (``homo1`` ... for ``homogeneous``).
         make: ``(config, rng) -> partitioner``.
-        reference: ``(**params) -> partitioner`` whose ``decide`` re-plans ``Partition-v0`` at
-            each epoch, or None.
+        reference: ``(**params) -> partitioner`` whose ``bind(env)`` re-plans ``Partition-v0``
+            at each epoch, or None.
         curve: drawn as a reference curve in training.
         doc: one line for listings and errors.
     """
@@ -125,6 +127,14 @@ def _paris(cfg: C.PARISConfig) -> PARIS:
     return PARIS(cfg.knee, cfg.theta, cfg.beta, cfg.weighting)
 
 
+def _periodic_reference(**params: Any) -> PeriodicPARIS:
+    """Partition-v0's ``periodic_paris``: params ``prior`` and PARIS's (``knee``, ``theta``,
+    ``beta``, ``weighting``). The environment's epochs (``env.epoch_s``) time its re-plans, so
+    the partitioner's own ``epoch_s`` (the config's default) is not used there."""
+    prior = {"prior": params.pop("prior")} if "prior" in params else {}
+    return PeriodicPARIS(C.PeriodicPARISConfig().epoch_s, PARIS(**params), **prior)
+
+
 _D = DispatcherEntry
 DISPATCHERS: dict[str, DispatcherEntry] = {
     e.name: e
@@ -155,14 +165,14 @@ _P = PartitionerEntry
 PARTITIONERS: dict[str, PartitionerEntry] = {
     e.kind: e
     for e in (
-        _P("paris", C.PARISConfig, ("paris",), lambda cfg, rng: _paris(cfg),
-           lambda **p: PARIS(**p), True,
+        _P("paris", C.PARISConfig, ("paris",), lambda cfg, rng: _paris(cfg), None, False,
            "PARIS: partition sizes from the batch-size distribution (the paper's rule)"),
         _P("paris_tuned", C.PARISTunedConfig, ("paris_tuned",),
            lambda cfg, rng: PARISTuned(cfg.trial_queries), None, False,
            "PARIS candidates scored by short simulations (ours)"),
         _P("periodic_paris", C.PeriodicPARISConfig, ("periodic_paris",),
-           lambda cfg, rng: PeriodicPARIS(cfg.epoch_s, _paris(cfg.paris)), None, False,
+           lambda cfg, rng: PeriodicPARIS(cfg.epoch_s, _paris(cfg.paris)), _periodic_reference,
+           True,
            "PARIS re-planned every epoch_s on the observed batch sizes"),
         _P("homogeneous", C.HomogeneousConfig, tuple(f"homo{k}" for k in HOMO_SIZES),
            lambda cfg, rng: Homogeneous(cfg.gpcs), None, False,

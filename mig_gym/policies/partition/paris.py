@@ -33,7 +33,6 @@ import numpy as np
 
 from mig_gym import hardware
 from mig_gym.policies.partition.baselines import PlanContext, split_gpus
-from mig_gym.policies.predict import PartitionPredict
 from mig_gym.sim.entities import Plan
 
 __all__ = ["PARIS", "ModelPlan", "homes", "knees", "pack_counts", "size_targets"]
@@ -202,7 +201,7 @@ def pack_counts(gpu: str, num_gpus: int, target_gpcs: dict[int, float]) -> list[
     return [types[j] for j in range(n_types) for _ in range(int(x[j]))]
 
 
-class PARIS(PartitionPredict):
+class PARIS:
     """The PARIS partitioner. Parameters as in :class:`mig_gym.scenario.config.PARISConfig`."""
 
     name = "paris"
