@@ -120,7 +120,8 @@ makes dropping a few huge queries look cheap).
 - **static PARIS**: `paris+elsa`, one plan for the whole run (it sees every phase's batch sizes and
   model mix, equally weighted).
 - **periodic PARIS**: `periodic_paris+elsa`, re-planned every epoch from the last epoch's batch
-  sizes and model mix.
+  sizes and model mix, each blended with 1 % of the scenario's (`prior`); the same rule as
+  Partition-v0's reference `periodic_paris`.
 - **best homogeneous**: the best of `homo1`, `homo2`, `homo3`, `homo4`, `homo7` (GPUs split between
   models by the mean mix) by mean violation rate.
 - **clairvoyant**: the best plan for each phase, installed at the phase start; the plans are chosen
