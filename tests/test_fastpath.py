@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from pathlib import Path
 from unittest import mock
 
@@ -32,27 +31,13 @@ from mig_gym.scenario import replace_in
 from mig_gym.sim import fast as fastpath
 from mig_gym.sim.entities import Plan
 
+from .conftest import assert_close
 from .test_simulator import LogRecorder, make_sim, tables
 
 SIZES = (1, 2, 3, 4, 7)
 
 SCEN = Path(__file__).resolve().parent.parent / "scenarios"
 REL = 1e-9
-
-
-def _close(a: object, b: object, path: str = "") -> None:
-    """Recursive equality: ints, strings and bools exact, floats to REL (nan equals nan)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), path
-        for k in a:
-            _close(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, float) or isinstance(b, float):
-        if math.isnan(a) or math.isnan(b):  # type: ignore[arg-type]
-            assert math.isnan(a) and math.isnan(b), (path, a, b)  # type: ignore[arg-type]
-        else:
-            assert math.isclose(a, b, rel_tol=REL, abs_tol=1e-12), (path, a, b)  # type: ignore[arg-type]
-    else:
-        assert a == b, (path, a, b)
 
 
 def _both(sc: C.Scenario, policy: str | None, n: int, load: float = 1.0, plan=None, disp=None):
@@ -69,10 +54,10 @@ def _both(sc: C.Scenario, policy: str | None, n: int, load: float = 1.0, plan=No
 
 
 def _assert_same(rf, sf, re, se) -> None:
-    _close(sf.to_dict(), se.to_dict())
+    assert_close(sf.to_dict(), se.to_dict())
     assert len(rf.recorder.series) == len(re.recorder.series)
     for a, b in zip(rf.recorder.series, re.recorder.series, strict=True):
-        _close(a, b)
+        assert_close(a, b)
     assert rf.sim.now == pytest.approx(re.sim.now, rel=REL)
     assert sf.conserved and sf.in_system == 0
 
@@ -261,10 +246,10 @@ def _bulk_equals_per_event(events, window_s, warmup) -> None:
     for r in (one, two):
         r.finish(end)
     kw = dict(scenario="s", policy="p", seed=0, now=end, queued=0, running=0, last_arrival_s=1.0)
-    _close(Summary.from_run(one, **kw).to_dict(), Summary.from_run(two, **kw).to_dict())
+    assert_close(Summary.from_run(one, **kw).to_dict(), Summary.from_run(two, **kw).to_dict())
     assert len(one.series) == len(two.series)
     for a, b in zip(one.series, two.series, strict=True):
-        _close(a, b)
+        assert_close(a, b)
 
 
 # --------------------------------------------------------------------------- ties, query by query

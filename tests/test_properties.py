@@ -42,6 +42,7 @@ from mig_gym.metrics import Summary
 from mig_gym.runs.build import Run
 from mig_gym.scenario import load_scenario
 
+from .conftest import assert_close
 from .test_simulator import layout, make_sim, tables
 
 PROPS = settings(
@@ -166,22 +167,6 @@ def _with(d: dict[str, Any], *changes: Callable[[dict[str, Any]], object]) -> di
     return out
 
 
-def _same(a: object, b: object, path: str = "") -> None:
-    """Equal: ints, strings and bools exactly, floats to REL (NaN equals NaN); floats may differ
-    in rounding because sums are added in another order."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), path
-        for k in a:
-            _same(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, float) or isinstance(b, float):
-        if math.isnan(a) or math.isnan(b):  # type: ignore[arg-type]
-            assert math.isnan(a) and math.isnan(b), (path, a, b)  # type: ignore[arg-type]
-        else:
-            assert math.isclose(a, b, rel_tol=REL, abs_tol=1e-12), (path, a, b)  # type: ignore[arg-type]
-    else:
-        assert a == b, (path, a, b)
-
-
 def _aggregates(s: Summary) -> dict[str, Any]:
     d = s.to_dict()
     del d["scenario"]
@@ -297,7 +282,7 @@ def _check_rates_and_counts(d: dict[str, Any], fast: bool) -> Summary:
 def test_window_s_changes_only_the_time_series(d, fast, window_s):
     _, a = _run(d, fast)
     _, b = _run(_with(d, lambda x: x["run"].update(window_s=window_s)), fast)
-    _same(a.to_dict(), b.to_dict())
+    assert_close(a.to_dict(), b.to_dict())
 
 
 # --------------------------------------------------------------------------- capacity
@@ -406,7 +391,7 @@ def test_renumbering_gpus_of_other_layouts_under_class_rules(d, fast, data):
     d = _with(d, lambda x: x["policy"].update(partitioner={"kind": "fixed", "layouts": lays}))
     d["faults"] = _group_faults(data.draw, groups, span_s)
     other = _renumbered(d, _within_groups(data.draw, groups), random.Random(0))
-    _same(_aggregates(_run(d, fast)[1]), _aggregates(_run(other, fast)[1]))
+    assert_close(_aggregates(_run(d, fast)[1]), _aggregates(_run(other, fast)[1]))
 
 
 def _closed_under(faults: list[dict[str, Any]], perm: list[int]) -> list[dict[str, Any]]:
@@ -432,7 +417,7 @@ def test_renumbering_a_symmetric_cluster_under_any_rule(d, fast, data):
     perm = data.draw(st.permutations(range(d["cluster"]["num_gpus"])))
     d = _with(d, lambda x: x.update(faults=_closed_under(x["faults"], perm)))
     other = _renumbered(d, perm, random.Random(data.draw(st.integers(0, 99))))
-    _same(_aggregates(_run(d, fast)[1]), _aggregates(_run(other, fast)[1]))
+    assert_close(_aggregates(_run(d, fast)[1]), _aggregates(_run(other, fast)[1]))
 
 
 @PROPS

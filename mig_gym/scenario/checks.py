@@ -98,14 +98,14 @@ def _phases(sc: C.Scenario) -> Iterator[Problem]:
                 yield f"workload.phases[{i}].mix.{m}", f"unknown model (models: {list(names)})"
 
 
+def _sections(wl: C.WorkloadConfig, attr: str) -> list[tuple[str, object]]:
+    """``(field, value)`` of the workload's ``attr`` section and of each phase that sets one."""
+    own = [(f"workload.phases[{i}].{attr}", getattr(ph, attr)) for i, ph in enumerate(wl.phases)]
+    return [(f"workload.{attr}", getattr(wl, attr)), *((w, v) for w, v in own if v is not None)]
+
+
 def _arrivals(sc: C.Scenario) -> Iterator[Problem]:
-    wl = sc.workload
-    given = [("workload.arrivals", wl.arrivals)] + [
-        (f"workload.phases[{i}].arrivals", ph.arrivals)
-        for i, ph in enumerate(wl.phases)
-        if ph.arrivals is not None
-    ]
-    for where, arr in given:
+    for where, arr in _sections(sc.workload, "arrivals"):
         if isinstance(arr, C.TraceArrivals):
             if not arr.path:
                 yield f"{where}.path", "a trace needs a file path"
@@ -115,12 +115,7 @@ def _arrivals(sc: C.Scenario) -> Iterator[Problem]:
 
 def _batches(sc: C.Scenario) -> Iterator[Problem]:
     wl = sc.workload
-    given = [("workload.batch", wl.batch)] + [
-        (f"workload.phases[{i}].batch", ph.batch)
-        for i, ph in enumerate(wl.phases)
-        if ph.batch is not None
-    ]
-    for where, b in given:
+    for where, b in _sections(wl, "batch"):
         if isinstance(b, C.LognormalBatch) and b.min > b.max:
             yield where, f"min {b.min} > max {b.max}"
         if isinstance(b, C.EmpiricalBatch):
