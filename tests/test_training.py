@@ -22,9 +22,10 @@ from sb3_contrib import MaskablePPO
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mig_gym.cli import main
+from mig_gym.envs import reference_policy
 from mig_gym.envs.dispatch import PART_FEATURES
 from mig_gym.learn import evaluation, training
-from mig_gym.output.tensorboard import read_layout, read_scalars, reference_scalars
+from mig_gym.output.tensorboard import read_layout, read_scalars, reference_scalars, serving_scalars
 from mig_gym.scenario import load_scenario
 
 from .conftest import REPO, strict_loads
@@ -188,7 +189,10 @@ def test_evaluation_writes_serving_tags_beside_references(trained: Path):
     ]
     meta = strict_loads((trained.parent / "model.json").read_text())
     assert [h["step"] for h in meta["eval_history"]] == steps
-    assert meta["eval_seeds"] == [training.EVAL_SEED_BASE + i for i in range(EVAL_EPISODES)]
+    # validation seeds, disjoint from the held-out ones that score a finished agent
+    assert meta["eval_seeds"] == [training.VALIDATION_SEED_BASE + i for i in range(EVAL_EPISODES)]
+    assert not set(meta["eval_seeds"]) & {training.EVAL_SEED_BASE + i for i in range(100)}
+    assert meta["keep_best"] is False and meta["selected_step"] == meta["steps_done"]
     assert set(meta["references"]) == set(training.REFERENCES["dispatch"])
 
 
@@ -252,6 +256,28 @@ def test_behaviour_cloning_imitates_elsa(trained: Path):
     assert before < 0.3
     assert equivalent >= 0.90, (exact, equivalent)
     assert exact >= 0.45, (exact, equivalent)
+
+
+def test_keep_best_saves_the_checkpoint_with_the_fewest_violations(tmp_path: Path):
+    """With keep_best the saved model is the evaluation with the lowest validation score (the
+    first of equals): scored again on the validation seeds it gives that evaluation's score,
+    and a run without it saves the last parameters."""
+    busy = {**TINY, "workload": {"arrivals": {"kind": "poisson", "rate_qps": 330}}}  # ~110 %
+    hp = {**SMALL_HP["maskable_ppo"], "learning_rate": 0.05}  # large: RL moves the cloned rule
+    kw = dict(timesteps=512, eval_freq=128, eval_episodes=2, bc_steps=600, bc_epochs=5)
+    path = training.train(
+        busy, logdir=tmp_path, hyperparams=hp, progress=False, keep_best=True, **kw
+    )
+    meta = strict_loads((path.parent / "model.json").read_text())
+    hist = [(h["step"], h["serving/sla_violation_rate"]) for h in meta["eval_history"]]
+    assert len({v for _, v in hist}) > 1, hist  # the evaluations differ: a choice to make
+    best = min(hist, key=lambda sv: sv[1])  # min() keeps the first of equals
+    assert meta["keep_best"] is True and meta["selected_step"] == best[0]
+    model = MaskablePPO.load(path, device="cpu")
+    again = evaluation.evaluate(
+        load_scenario(busy), "dispatch", evaluation.model_act(model), meta["eval_seeds"]
+    )
+    assert np.mean([s.sla_violation_rate for s, _ in again]) == pytest.approx(best[1], abs=1e-12)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
@@ -328,7 +354,7 @@ NO_TORCH = (
         ("run_partition_baselines.py", ["static", "periodic_paris"]),
     ],
 )
-def test_baseline_scripts_write_serving_tags(script, policies, trained, tiny_yaml, tmp_path):
+def test_baseline_scripts_write_serving_tags(script, policies, tiny_yaml, tmp_path):
     path = REPO / "agents" / script
     text = path.read_text()
     assert len(text.splitlines()) < 60
@@ -349,18 +375,23 @@ def test_baseline_scripts_write_serving_tags(script, policies, trained, tiny_yam
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert all(p in out.stdout.lower() for p in policies)
-    ref_dir = trained.parent.parent  # the training run's <ref>-eval lines, same seeds
+    sc = load_scenario(tiny_yaml)
+    held = [training.EVAL_SEED_BASE + i for i in range(EVAL_EPISODES)]
     for p in policies:
         scalars = read_scalars(tmp_path / "tiny" / f"{p}-script")
         assert set(scalars) >= MAIN_TAGS
         assert [s for s, _ in scalars["serving/p95_ms"]] == list(range(EVAL_EPISODES))
-        if p in ("elsa", "fifs_push"):  # stateless: the same episodes as training's evaluation
-            ref = read_scalars(ref_dir / f"{p}-eval")
-            assert set(ref) == set(scalars)
+        if p in ("elsa", "fifs_push"):  # stateless: the held-out episodes evaluate() plays
+            probe = evaluation.make_env(sc, "dispatch")
+            probe.reset(seed=0)
+            pol = reference_policy(probe, p)
+            runs = evaluation.evaluate(
+                sc, "dispatch", lambda e, _o, q=pol: q.decide(e.unwrapped), held
+            )
             for tag in MAIN_TAGS:
-                assert np.mean([v for _, v in scalars[tag]]) == pytest.approx(
-                    ref[tag][0][1], rel=1e-5
-                ), (p, tag)
+                want = np.mean([serving_scalars(s, (1, 2, 3, 4, 7))[tag] for s, _ in runs])
+                got = np.mean([v for _, v in scalars[tag]])
+                assert got == pytest.approx(want, rel=1e-5), (p, tag)
 
 
 def test_zoo_launcher_trains_a_loadable_model(tiny_yaml: Path, tmp_path: Path):

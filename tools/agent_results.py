@@ -59,6 +59,7 @@ def run_task(task_id: str, seeds: int, logdir: Path, minutes: float | None) -> d
         "train_s": round(train_s, 1),
         "steps_done": meta["steps_done"],
         "stopped_early": meta["stopped_early"],
+        "selected_step": meta.get("selected_step", meta["steps_done"]),
         "seeds": held,
         "scores": scores,
         "curve": curve,
@@ -75,7 +76,9 @@ def markdown(agents: dict[str, dict], base: dict[str, dict]) -> str:
     out = [
         "SLA violations % (score), mean ± sd over the held-out seeds of the baseline table; one",
         "agent per task (training seed 0), trained by its recipe. A verdict needs the spreads",
-        "apart: `wins` means the agent's mean + sd is below the baseline's mean - sd.",
+        "apart: `wins` means the agent's mean + sd is below the baseline's mean - sd. `kept`:",
+        "the training step of the saved parameters (the last, or with the recipe's `keep_best`",
+        "the evaluation with the fewest violations on the validation seeds; 0 = the warm start).",
         "",
     ]
     for kind in ("partition", "dispatch"):
@@ -83,7 +86,8 @@ def markdown(agents: dict[str, dict], base: dict[str, dict]) -> str:
         if not ids:
             continue
         shown, targets = SHOWN[kind], TARGETS[kind]
-        head = ["task", "agent", *shown, *(f"vs {t}" for t in targets), "steps", "train min"]
+        head = ["task", "agent", *shown, *(f"vs {t}" for t in targets), "steps", "kept"]
+        head.append("train min")
         out += [f"### {kind.capitalize()} tasks", ""]
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for t in ids:
@@ -94,7 +98,8 @@ def markdown(agents: dict[str, dict], base: dict[str, dict]) -> str:
                 verdict(r["scores"], rows[k]["scores"], kind) if k in rows else "—" for k in targets
             ]
             early = " (time limit)" if r["stopped_early"] else ""
-            cells += [f"{r['steps_done']}{early}", f"{r['train_s'] / 60:.1f}"]
+            kept = r.get("selected_step", r["steps_done"])
+            cells += [f"{r['steps_done']}{early}", str(kept), f"{r['train_s'] / 60:.1f}"]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     out.append("![learning curves](img/agents_learning_curves.png)")
@@ -113,8 +118,12 @@ def plot(agents: dict[str, dict], base: dict[str, dict], png: Path) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, (t, r) in zip(axes.flat, agents.items(), strict=False):
         steps, vals = zip(*r["curve"], strict=True)
-        n_eval = len(r["curve_seeds"])
-        ax.plot(steps, [100 * v for v in vals], marker="o", label=f"agent ({n_eval} eval seeds)")
+        n_eval, val = len(r["curve_seeds"]), min(r["curve_seeds"]) < EVAL_SEED_BASE
+        what = "validation" if val else "held-out"
+        ax.plot(steps, [100 * v for v in vals], marker="o", label=f"agent ({n_eval} {what} seeds)")
+        if (kept := r.get("selected_step")) in steps:
+            y = 100 * vals[steps.index(kept)]
+            ax.plot([kept], [y], marker="*", ms=12, color="k", ls="", label="kept")
         rows_ = base.get(f"mig_gym/{t}", {}).get("rows", {})
         styles = zip(("tab:orange", "tab:green", "tab:red"), ("--", "-.", ":"), strict=True)
         for k, (color, ls) in zip((*TARGETS[r["kind"]], "best homogeneous"), styles, strict=False):

@@ -17,7 +17,7 @@ from mig_gym.envs.tasks import get_task
 __all__ = ["add_parser", "cmd_train"]
 
 # Options that only a scenario run takes: a task's recipe fixes them.
-SCENARIO_ONLY = ("env", "algo", "n_envs", "bc_steps", "hyperparams")
+SCENARIO_ONLY = ("env", "algo", "n_envs", "bc_steps", "hyperparams", "keep_best")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +44,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="minutes (task: recipe's)",
     )
     t.add_argument("--eval-freq", type=COUNT, default=None)
-    t.add_argument("--eval-episodes", type=COUNT, default=None, help="held-out evaluation seeds")
+    t.add_argument(
+        "--eval-episodes",
+        type=COUNT,
+        default=None,
+        help="validation seeds evaluated during training (task: recipe's)",
+    )
+    t.add_argument(
+        "--keep-best",
+        action="store_const",
+        const=True,
+        default=None,
+        help="save the checkpoint with the fewest SLA violations on the validation seeds",
+    )
     t.add_argument("--hyperparams", default=None, help="rl-zoo3-style YAML file")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train)
@@ -83,7 +95,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             timesteps=a.timesteps,
             time_limit_min=limit,
             eval_freq=a.eval_freq,
-            eval_episodes=a.eval_episodes or 3,
+            eval_episodes=a.eval_episodes,
             progress=not a.no_progress,
         )
         target, policy = task, f"maskable_ppo:{path}"
@@ -103,6 +115,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             hyperparams=a.hyperparams,
             progress=not a.no_progress,
             time_limit_s=None if limit is None else 60.0 * limit,
+            keep_best=bool(a.keep_best),
         )
         target, policy = a.target, f"{algo}:{path}"
     print(f"saved {path}")

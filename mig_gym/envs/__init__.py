@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from mig_gym.envs.common import EVAL_SEED_BASE
+from mig_gym.envs.common import EVAL_SEED_BASE, VALIDATION_SEED_BASE
 from mig_gym.envs.dispatch import DispatchEnv
 from mig_gym.envs.partition import PartitionEnv
 from mig_gym.envs.reference import reference_policy
 from mig_gym.envs.tasks import register_tasks
 
-__all__ = ["EVAL_SEED_BASE", "DispatchEnv", "PartitionEnv", "reference_policy", "register_envs"]
+__all__ = [
+    "EVAL_SEED_BASE",
+    "VALIDATION_SEED_BASE",
+    "DispatchEnv",
+    "PartitionEnv",
+    "reference_policy",
+    "register_envs",
+]
 
 
 def register_envs() -> None:

@@ -17,12 +17,17 @@ __all__ = [
     "numeric_action",
     "OBS_CLIP",
     "EVAL_SEED_BASE",
+    "VALIDATION_SEED_BASE",
 ]
 
 OBS_CLIP = 10.0  # ratios to the SLA (or to the mean rate) are clipped here to keep bounds finite
 # Held-out evaluation seeds are EVAL_SEED_BASE + i; training episodes draw their seeds from the
 # environment's generator, so they coincide with these only by (negligible) chance.
 EVAL_SEED_BASE = 1_000_000
+# Validation seeds (VALIDATION_SEED_BASE + i) are what training evaluates on while it learns (the
+# learning curve and the choice of the checkpoint kept): never the held-out seeds, which only score
+# a finished agent.
+VALIDATION_SEED_BASE = 500_000
 
 
 def _has_bool(action: Any) -> bool:

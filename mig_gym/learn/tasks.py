@@ -33,6 +33,8 @@ class Recipe:
     time_limit_min: float
     bc_steps: int = 0
     bc_epochs: int = 15
+    eval_episodes: int = 3
+    keep_best: bool = False
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
 
@@ -53,7 +55,10 @@ def load_recipe(task_id: str, path: str | Path | None = None) -> Recipe:
     own = dict(data.get(task.env_id) or {})
     hp = {**base.get("hyperparams", {}), **own.pop("hyperparams", {})}
     merged = {**base, **own, "hyperparams": hp}
-    known = ["algo", "time_limit_min", "bc_steps", "bc_epochs", "hyperparams"]
+    known = [
+        "algo", "time_limit_min", "bc_steps", "bc_epochs", "eval_episodes", "keep_best",
+        "hyperparams",
+    ]  # fmt: skip
     if bad := sorted(set(merged) - set(known)):
         raise ValueError(f"{path}: {task.env_id}: unknown recipe keys {bad} (known: {known})")
     if "algo" not in merged or "time_limit_min" not in merged:
@@ -68,14 +73,15 @@ def train_task(
     timesteps: int | None = None,
     time_limit_min: float | None = None,
     eval_freq: int | None = None,
-    eval_episodes: int = 3,
+    eval_episodes: int | None = None,
     recipes: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
     """Train on the task with its recipe; the saved ``model.zip`` under ``logdir/<task>/``.
 
-    ``timesteps`` and ``time_limit_min`` override the recipe's; ``eval_episodes`` held-out
-    seeds are evaluated ``eval_freq`` steps apart during training (the learning curve)."""
+    ``timesteps``, ``time_limit_min`` and ``eval_episodes`` override the recipe's; that many
+    validation seeds are evaluated ``eval_freq`` steps apart during training (the learning curve,
+    and with the recipe's ``keep_best`` the checkpoint saved)."""
     task = get_task(task_id)
     recipe = load_recipe(task.env_id, recipes)
     short = task.env_id.removeprefix("mig_gym/")
@@ -90,7 +96,8 @@ def train_task(
         bc_steps=recipe.bc_steps,
         bc_epochs=recipe.bc_epochs,
         eval_freq=eval_freq,
-        eval_episodes=eval_episodes,
+        eval_episodes=eval_episodes if eval_episodes is not None else recipe.eval_episodes,
+        keep_best=recipe.keep_best,
         hyperparams=dict(recipe.hyperparams),
         progress=progress,
         run_name=f"{recipe.algo}-s{seed}",

@@ -4,9 +4,10 @@ Needs the ``train`` extra (torch, stable-baselines3, sb3-contrib); the rest of m
 imports this module unless asked to train or to evaluate a saved model.
 
 A run writes, under ``logdir/<scenario>/<algo>-<env>-s<seed>/``: SB3's own TensorBoard scalars,
-the periodic held-out evaluation under the same ``serving/*`` tags as ``mig-gym compare``, the
+the periodic evaluation on validation seeds (``VALIDATION_SEED_BASE + i``, never the held-out
+seeds that score a finished agent) under ``serving/*`` tags, the
 hyperparameters, ``model.zip`` and ``model.json`` (what ``mig-gym compare --policies
-ppo:PATH/model.zip`` needs). The reference policies are evaluated once on the same held-out seeds
+ppo:PATH/model.zip`` needs). The reference policies are evaluated once on the same seeds
 and drawn as flat lines (``logdir/<scenario>/<reference>-eval/``) on the same charts, except
 ``random``, whose latencies would squash every other line: it has its own ``random/*`` charts.
 A custom-scalars layout (:func:`mig_gym.output.tensorboard.write_layout`) opens on the serving
@@ -29,7 +30,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from mig_gym import hardware
-from mig_gym.envs import EVAL_SEED_BASE, reference_policy
+from mig_gym.envs import EVAL_SEED_BASE, VALIDATION_SEED_BASE, reference_policy
 from mig_gym.learn import nets  # also registers the "SlotPolicy" and "LayoutPolicy" aliases
 from mig_gym.learn.callbacks import REFERENCES, ProgressCallback, ServingEvalCallback, TimeLimit
 from mig_gym.learn.evaluation import ALGOS, ENV_IDS, make_env
@@ -42,6 +43,7 @@ from mig_gym.scenario import load_scenario, scenario_to_dict
 
 __all__ = [
     "EVAL_SEED_BASE",
+    "VALIDATION_SEED_BASE",
     "train",
     "load_hyperparams",
     "make_vec_env",
@@ -161,6 +163,7 @@ def train(
     progress: bool = True,
     run_name: str | None = None,
     time_limit_s: float | None = None,
+    keep_best: bool = False,
 ) -> Path:
     """Train an agent and return the path of the saved ``model.zip``.
 
@@ -169,12 +172,15 @@ def train(
         algo: ``maskable_ppo`` (default), ``ppo`` or ``dqn`` (Dispatch-v0 only).
         timesteps, n_envs: override the hyperparameter file's ``n_timesteps`` / ``n_envs``.
         bc_steps: warm start by behaviour cloning on this many reference decisions first.
-        eval_freq: steps between held-out evaluations (default: timesteps / 10).
-        eval_episodes: number of held-out seeds (``EVAL_SEED_BASE + i``).
+        eval_freq: steps between evaluations (default: timesteps / 10).
+        eval_episodes: number of validation seeds (``VALIDATION_SEED_BASE + i``) evaluated.
         hyperparams: an rl-zoo3-style YAML file (default: the package's ``hyperparams/<algo>.yml``),
             or the hyperparameters themselves (a dict as one entry of such a file).
         time_limit_s: stop learning after this much wall-clock time (``model.json`` then says
             ``stopped_early`` and the steps done); the final evaluation still runs.
+        keep_best: save the parameters of the evaluation with the fewest SLA violations on the
+            validation seeds (ties: the earlier; the first evaluation is the warm start's) instead
+            of the last; ``model.json`` says which step (``selected_step``).
     """
     _check_choice(env_kind, algo)
     sc = scenario if isinstance(scenario, C.Scenario) else load_scenario(scenario)
@@ -190,14 +196,16 @@ def train(
     venv = make_vec_env(sc, env_kind, n_envs, seed)
     model = _make_model(algo, policy, venv, sc, seed, hp, run_dir)
     bc_losses = _warm_start(model, sc, env_kind, bc_steps, seed, bc_epochs, bc_lr)
-    seeds = [EVAL_SEED_BASE + i for i in range(eval_episodes)]
+    seeds = [VALIDATION_SEED_BASE + i for i in range(eval_episodes)]
     freq = eval_freq or max(timesteps // 10, 1)
-    evalcb = ServingEvalCallback(
-        sc, env_kind, seeds, freq, run_dir.parent, hardware.gpu_spec(sc.cluster.gpu).sizes
-    )
+    sizes = hardware.gpu_spec(sc.cluster.gpu).sizes
+    evalcb = ServingEvalCallback(sc, env_kind, seeds, freq, run_dir.parent, sizes, keep_best)
     clock = _learn(model, timesteps, evalcb, time_limit_s, f"train {name}" if progress else None)
     run = {"algo": algo, "env": ENV_IDS[env_kind], "timesteps": timesteps, "seed": seed}
     run.update(steps_done=model.num_timesteps, stopped_early=clock.stopped, train_s=clock.elapsed())
+    run.update(
+        keep_best=keep_best, selected_step=evalcb.best_step if keep_best else model.num_timesteps
+    )
     hparams = {**run, "n_envs": n_envs, "bc_steps": bc_steps, "policy": str(policy), **logged}
     _save(model, run_dir, sc, hparams, evalcb, bc_losses, seeds)
     venv.close()
