@@ -457,6 +457,44 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def _report(results: dict[str, Any], rows: list[list[str]], load: float, out: str) -> str:
+    """The printed report: what ran where, the table, how speeds were measured."""
+    env = results["environment"]
+    lines = [
+        f"mig_gym benchmarks ({results['mode']}): {Path(results['scenario']).name}, {POLICY}, "
+        f"load {load:g}; Python {env['python']}, {env['cpu']}, {env['cpus']} CPUs, "
+        f"SimPy {env['simpy']}; commit {env['git_commit'] or '?'}"
+        + (" (mig_gym/ modified)" if env["mig_gym_tree_modified"] else ""),
+        _table(rows),
+    ]
+    if "simpy" in results["benchmarks"]:
+        r = results["benchmarks"]["simpy"]
+        lines.append(
+            f"speed = queries / wall seconds, best of {r['repeats']}; both timings include "
+            f"workload generation ({r['generate_seconds_best'] * 1e3:.0f} ms); mig_gym's also "
+            f"includes build() ({r['build_seconds'] * 1e3:.0f} ms: profiles, PARIS plan)."
+        )
+    lines.append(
+        f"total {results['wall_seconds']:.0f} s; 1-min load average "
+        f"{env['loadavg_1min_at_start']:.2f} at start, {env['loadavg_1min_at_end']:.2f} at end "
+        f"(other work on the machine skews speeds); results in {Path(out).name}"
+    )
+    return "\n".join(lines)
+
+
+def write_readme(readme: Path, report: str) -> None:
+    """Replace the README's benchmark block (between ``BEGIN`` and ``END``) with ``report``."""
+    text = readme.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{readme}: no benchmark block ({BEGIN} ... {END}) to replace")
+    head, rest = text.split(BEGIN, 1)
+    block = f"{BEGIN}\n```\n{report}\n```\n{END}"
+    readme.write_text(head + block + rest.split(END, 1)[1], encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fast smoke version (< 1 min)")
@@ -473,6 +511,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     ap.add_argument("--load", type=float, default=LOAD, help=f"load override (default {LOAD})")
     ap.add_argument("--out", default=str(HERE / "results.json"), help="results JSON path")
+    ap.add_argument(
+        "--readme",
+        default=str(ROOT / "README.md"),
+        help="README whose benchmark block a full run (no --quick, no --only) rewrites",
+    )
+    ap.add_argument("--no-readme", dest="readme", action="store_const", const=None)
     args = ap.parse_args(argv)
 
     scenario = args.scenario
@@ -541,26 +585,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results["wall_seconds"] = time.perf_counter() - t_start
     results["environment"]["loadavg_1min_at_end"] = os.getloadavg()[0]
 
-    env = results["environment"]
+    report = _report(results, rows, args.load, args.out)
     print()
-    print(
-        f"mig_gym benchmarks ({results['mode']}): {Path(results['scenario']).name}, {POLICY}, "
-        f"load {args.load:g}; Python {env['python']}, {env['cpu']}, {env['cpus']} CPUs, "
-        f"SimPy {env['simpy']}"
-    )
-    print(_table(rows))
-    if "simpy" in results["benchmarks"]:
-        r = results["benchmarks"]["simpy"]
-        print(
-            f"speed = queries / wall seconds, best of {r['repeats']}; both timings include "
-            f"workload generation ({r['generate_seconds_best'] * 1e3:.0f} ms); mig_gym's also "
-            f"includes build() ({r['build_seconds'] * 1e3:.0f} ms: profiles, PARIS plan)."
-        )
-    print(
-        f"total {results['wall_seconds']:.0f} s; 1-min load average "
-        f"{env['loadavg_1min_at_start']:.2f} at start, {env['loadavg_1min_at_end']:.2f} at end "
-        f"(other work on the machine skews speeds); results in {args.out}"
-    )
+    print(report)
+    if args.readme is not None and not args.quick and args.only is None:
+        write_readme(Path(args.readme), report)
+        print(f"README table updated: {args.readme}")
     Path(args.out).write_text(strict_dumps(results, indent=2, sort_keys=True) + "\n")
     return results
 
