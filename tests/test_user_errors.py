@@ -173,6 +173,29 @@ def test_one_problem_per_model_without_the_sizes(tmp_path, capsys):
     assert all("no rows for 7g" in ln for ln in lines)
 
 
+def test_partition_env_masks_layouts_the_profile_lacks(tmp_path):
+    """With a partial profile (possible with a homogeneous initial plan) Partition-v0's mask
+    rules out every layout with a size the model has no rows for; such a choice keeps the GPU
+    and is counted as invalid, like an out-of-range one."""
+    profile_csv(tmp_path, (1, 2, 4))
+    env = PartitionEnv(edited(tmp_path, FROM_CSV), policy="homo4+elsa")
+    env.reset(seed=0)
+    mask = env.action_masks().reshape(env.num_gpus, env.choices)
+    for a in range(env.choices):
+        lay, _ = env.decode(a)
+        assert mask[0, a] == (set(lay.sizes) <= {1, 2, 4}), lay
+    assert (mask == mask[0]).all() and mask.any(axis=1).all() and not mask.all()
+    keep = env.current_action()
+    bad = next(a for a in range(env.choices) if not mask[0, a])
+    good = next(a for a in range(env.choices) if mask[0, a] and a != keep[0])
+    act = keep.copy()
+    act[0], act[1] = bad, good
+    _, _, _, _, info = env.step(act)
+    assert info["invalid"] and info["invalid_actions"] == 1
+    now = env.current_action()
+    assert now[0] == keep[0] and now[1] == good  # the masked entry kept its GPU, not the rest
+
+
 # --------------------------------------------------------------------------- duplicate keys
 DUPLICATES = [
     (("seed: 0\n", "seed: 0\nseed: 1\n"), "seed: duplicate key 'seed' on line 9"),

@@ -14,7 +14,7 @@ from mig_gym.envs.render import RENDER_MODES
 from mig_gym.envs.rewards import RewardBook
 from mig_gym.metrics.summary import Summary
 from mig_gym.policies.partition.baselines import homogeneous_layout
-from mig_gym.runs.build import Run, build, max_batch
+from mig_gym.runs.build import Run, build, load_profiles, max_batch
 from mig_gym.runs.context import time_average_rate
 from mig_gym.scenario import config as C
 from mig_gym.sim import epochs
@@ -80,9 +80,12 @@ class PartitionEnv(MigEnv):
     ``mig_gym.hardware.valid_layouts(gpu)`` first, in that order, then the non-maximal layouts the
     partitioners produce: 3 x 2g, 1 x 4g and a ``fixed`` partitioner's; L = 21 on A100/H100) and
     ``model`` the scenario's models. ``encode(layout, model)`` and ``decode(a)`` convert; every
-    plan the environment can start from is expressible. ``action_masks()`` (all True: every
-    listed layout may be chosen) follows the sb3-contrib convention for MultiDiscrete. An
-    out-of-range or malformed entry keeps that GPU as it is and is counted
+    plan the environment can start from is expressible. ``action_masks()`` follows the
+    sb3-contrib convention for MultiDiscrete (G blocks of L M booleans): a choice is valid when
+    the profile of its model has rows for every partition size of its layout (all True with a
+    full profile; a partial one, possible with a homogeneous or fixed initial plan, rules out
+    the layouts with sizes the model was never measured on, where every query would be
+    rejected). An out-of-range, malformed or masked entry keeps that GPU as it is and is counted
     (``info["invalid_actions"]``, ``info["invalid"]``, the ``invalid_action`` term); an action
     of the wrong shape (anything but ``(G,)``: a ``(1, G)`` array too) or not made of numbers
     (booleans included) keeps every GPU as it is.
@@ -183,6 +186,11 @@ class PartitionEnv(MigEnv):
     def _make_spaces(self, sc: C.Scenario) -> tuple[spaces.MultiDiscrete, spaces.Box]:
         self.layouts = env_layouts(sc)
         self.choices = len(self.layouts) * self.num_models
+        have = load_profiles(sc, partitioners=[])  # the checks against the plan run in build()
+        rows = [set(have[name].sizes) for name in sc.model_names]
+        self._choice_ok = np.array(  # index layout * M + model, as the actions
+            [set(lay.sizes) <= rows[m] for lay in self.layouts for m in range(self.num_models)]
+        )
         sizes = len(self.spec_.sizes)
         m = self.num_models
         n = m * (len(BATCH_BINS) + 1) + 1 + m + sizes + 3 + sizes + 1 + (1 + 2 * m)
@@ -228,7 +236,7 @@ class PartitionEnv(MigEnv):
         return [dict(c) for c in self._counts]
 
     def action_masks(self) -> np.ndarray:
-        return np.ones(self.choices * self.num_gpus, dtype=bool)
+        return np.tile(self._choice_ok, self.num_gpus)
 
     # ------------------------------------------------------------------ step hooks
     def _build(self, seed: int) -> Run:
@@ -315,6 +323,7 @@ class PartitionEnv(MigEnv):
         if invalid:
             a = keep.astype(np.float64)
         bad = ~np.isfinite(a) | (a < 0) | (a >= self.choices) | (a != np.floor(a))
+        bad[~bad] = ~self._choice_ok[a[~bad].astype(np.int64)]  # a layout the profile lacks
         invalid = invalid or bool(bad.any())
         return np.where(bad, keep, np.nan_to_num(a)).astype(np.int64), invalid
 
