@@ -49,9 +49,10 @@ def test_the_score_is_the_environment_episode_score(env_id, ref, policy):
 def test_tuning_sees_training_seeds_only_and_takes_the_best(monkeypatch):
     seen: list[tuple[str, int]] = []
 
-    def fake(spec, policy, seed):  # alpha=0.5 and homo2 are best on training seeds only
+    def fake(spec, policy, seed):  # alpha=0.5, prior=0.2, homo2 best on training seeds only
         seen.append((policy if isinstance(policy, str) else policy.name, seed))
-        good = ("alpha=0.5" in policy or "homo2+" in policy) if seed < 100 else False
+        best = ("alpha=0.5", "prior=0.2", "homo2+")
+        good = any(b in policy for b in best) if seed < 100 else False
         return 0.1 + 0.01 * seed - (0.05 if good else 0.0)
 
     monkeypatch.setattr(B, "task_score", fake)
@@ -60,13 +61,35 @@ def test_tuning_sees_training_seeds_only_and_takes_the_best(monkeypatch):
     rows = res[TINY]["rows"]
     assert rows["ELSA tuned"]["policy"] == "scenario+elsa[alpha=0.5]"
     assert rows["best homogeneous"]["policy"] == "homo2+elsa"
+    assert rows["periodic PARIS tuned"]["policy"].endswith(",prior=0.2]+elsa")
     assert set(rows) == set(B.ROWS) - {"reactive", "clairvoyant"}
-    tuning = {s for p, s in seen if "alpha=0.5" in p or "homo" in p} - {100, 101, 102}
+    tuning = {s for p, s in seen if "alpha=0.5" in p or "homo" in p or "prior" in p}
+    tuning -= {100, 101, 102}
     assert tuning == {0, 1, 2, 3}
     for row in rows.values():  # held-out scores: seeds 100..102 exactly
         assert row["scores"] == pytest.approx([0.1 + 0.01 * s for s in (100, 101, 102)])
+    assert len(seen) == len(set(seen))  # no run twice
     with pytest.raises(ValueError, match="train_seeds must be in"):
         B.run_baselines([spec], seeds=2, train_seeds=5, eval_base=3, jobs=1, progress=False)
+
+
+def test_the_default_prior_is_the_periodic_row_run_once(monkeypatch):
+    """When the rule's default prior wins the tuning, the tuned row reuses the periodic PARIS
+    row's held-out runs (the same policy) instead of running them again."""
+    seen: list[tuple[str, int]] = []
+
+    def fake(spec, policy, seed):
+        seen.append((policy, seed))
+        return 0.1 + 0.001 * seed
+
+    monkeypatch.setattr(B, "task_score", fake)
+    spec = task_specs([TINY])[0]
+    res = B.run_baselines([spec], seeds=2, train_seeds=2, eval_base=100, jobs=1, progress=False)
+    rows = res[TINY]["rows"]
+    assert rows["periodic PARIS tuned"]["policy"].endswith(f",prior={B.PRIOR_GRID[0]:g}]+elsa")
+    assert rows["periodic PARIS tuned"]["scores"] == rows["periodic PARIS"]["scores"]
+    held = [p for p, s in seen if s >= 100 and p.startswith("periodic")]
+    assert held == [rows["periodic PARIS"]["policy"]] * 2
 
 
 def test_headroom_and_table_from_results():

@@ -131,8 +131,9 @@ def _periodic_reference(**params: Any) -> PeriodicPARIS:
     """Partition-v0's ``periodic_paris``: params ``prior`` and PARIS's (``knee``, ``theta``,
     ``beta``, ``weighting``). The environment's epochs (``env.epoch_s``) time its re-plans, so
     the partitioner's own ``epoch_s`` (the config's default) is not used there."""
-    prior = {"prior": params.pop("prior")} if "prior" in params else {}
-    return PeriodicPARIS(C.PeriodicPARISConfig().epoch_s, PARIS(**params), **prior)
+    base = C.PeriodicPARISConfig()
+    prior = params.pop("prior", base.prior)
+    return PeriodicPARIS(base.epoch_s, PARIS(**params), prior)
 
 
 _D = DispatcherEntry
@@ -171,7 +172,8 @@ PARTITIONERS: dict[str, PartitionerEntry] = {
            lambda cfg, rng: PARISTuned(cfg.trial_queries), None, False,
            "PARIS candidates scored by short simulations (ours)"),
         _P("periodic_paris", C.PeriodicPARISConfig, ("periodic_paris",),
-           lambda cfg, rng: PeriodicPARIS(cfg.epoch_s, _paris(cfg.paris)), _periodic_reference,
+           lambda cfg, rng: PeriodicPARIS(cfg.epoch_s, _paris(cfg.paris), cfg.prior),
+           _periodic_reference,
            True,
            "PARIS re-planned every epoch_s on the observed batch sizes"),
         _P("homogeneous", C.HomogeneousConfig, tuple(f"homo{k}" for k in HOMO_SIZES),

@@ -197,7 +197,9 @@ class PARISTunedConfig:
 
 @dataclass(frozen=True)
 class PeriodicPARISConfig:
-    """PARIS re-planned every ``epoch_s`` on the last window's observed batch sizes.
+    """PARIS re-planned every ``epoch_s`` on the last window's observed batch sizes, blended with
+    weight ``prior`` of the scenario's own distribution and mix (our reconstruction:
+    :mod:`mig_gym.policies.partition.periodic`).
 
     ``paris`` holds the PARIS parameters; YAML and policy strings may also give them flat
     (``{kind: periodic_paris, knee: sla}``, ``periodic_paris[weighting=count]``), see ``FLAT``.
@@ -207,6 +209,7 @@ class PeriodicPARISConfig:
 
     kind: Literal["periodic_paris"] = "periodic_paris"
     epoch_s: float = field(default=60.0, metadata=_lim(0.0, 1e9, lo_open=True))
+    prior: float = field(default=0.01, metadata=_lim(0.0, 0.99))
     paris: PARISConfig = field(default_factory=PARISConfig)
 
 
