@@ -35,8 +35,8 @@ def _close(a: object, b: object, path: str = "") -> list[str]:
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
-def _episode(env: gym.Env, seed: int) -> dict:
-    pol = reference_policy(env, "periodic_paris")
+def _episode(env: gym.Env, seed: int, **params: float) -> dict:
+    pol = reference_policy(env, "periodic_paris", **params)
     obs, _ = env.reset(options={"episode_seed": seed})
     while True:
         a = pol.predict(obs)[0]
@@ -62,6 +62,26 @@ def test_the_env_reference_plays_the_baseline_tables_periodic_paris(task: str, f
     got.pop("policy"), want_d.pop("policy")  # the env's label is its scenario's policy
     assert _close(got, want_d) == []
     assert got["reconfigurations"] > 0  # it did re-plan
+
+
+def test_the_prior_is_one_parameter_of_both_drivers():
+    """``prior`` means the same in the simulator's rule (policy string, scenario config) and in
+    the environment's reference; on tiny_huge it matters (the default keeps room for batches the
+    window never shows)."""
+    env = gym.make("mig_gym/Partition-tiny_huge-v0")
+    sc = env.unwrapped.scenario
+    seed = EVAL_SEED_BASE
+    got = _episode(env, seed, prior=0.0)
+    want = schedules.run_epochs(
+        sc, f"periodic_paris[epoch_s={sc.env.epoch_s:g},prior=0]+elsa", seed
+    )
+    want_d = want.summary.to_dict()
+    got.pop("policy"), want_d.pop("policy")
+    assert _close(got, want_d) == []
+    default = schedules.run_epochs(sc, f"periodic_paris[epoch_s={sc.env.epoch_s:g}]+elsa", seed)
+    assert default.summary.sla_violation_rate > 2 * got["sla_violation_rate"]
+    with pytest.raises(ValueError, match="prior"):
+        schedules.run_epochs(sc, "periodic_paris[prior=1]+elsa", seed)
 
 
 def test_paris_is_not_a_partition_reference_and_training_draws_periodic_paris():

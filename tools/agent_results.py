@@ -36,9 +36,19 @@ DEFAULT_TASKS = tuple(
 )  # every registered task
 # The rows each kind of task is judged against (issue 15: beat static and periodic PARIS on
 # Partition tasks; no worse than tuned ELSA on Dispatch tasks).
-TARGETS = {"partition": ("static PARIS", "periodic PARIS"), "dispatch": ("ELSA tuned",)}
+TARGETS = {
+    "partition": ("static PARIS", "periodic PARIS", "periodic PARIS tuned"),
+    "dispatch": ("ELSA tuned",),
+}
 SHOWN = {
-    "partition": ("static PARIS", "periodic PARIS", "best homogeneous", "reactive", "clairvoyant"),
+    "partition": (
+        "static PARIS",
+        "periodic PARIS",
+        "periodic PARIS tuned",
+        "best homogeneous",
+        "reactive",
+        "clairvoyant",
+    ),
     "dispatch": ("ELSA", "ELSA tuned", "FIFS", "earliest-finish", "best homogeneous"),
 }
 BEGIN, END = "<!-- agents:begin -->", "<!-- agents:end -->"
@@ -125,7 +135,8 @@ def plot(agents: dict[str, dict], base: dict[str, dict], png: Path) -> None:
             y = 100 * vals[steps.index(kept)]
             ax.plot([kept], [y], marker="*", ms=12, color="k", ls="", label="kept")
         rows_ = base.get(f"mig_gym/{t}", {}).get("rows", {})
-        styles = zip(("tab:orange", "tab:green", "tab:red"), ("--", "-.", ":"), strict=True)
+        colors = ("tab:orange", "tab:green", "tab:purple", "tab:red")
+        styles = zip(colors, ("--", "-.", (0, (5, 1)), ":"), strict=True)
         for k, (color, ls) in zip((*TARGETS[r["kind"]], "best homogeneous"), styles, strict=False):
             if k in rows_:
                 y = 100 * np.mean(rows_[k]["scores"])
