@@ -196,20 +196,36 @@ def train(
     venv = make_vec_env(sc, env_kind, n_envs, seed)
     model = _make_model(algo, policy, venv, sc, seed, hp, run_dir)
     bc_losses = _warm_start(model, sc, env_kind, bc_steps, seed, bc_epochs, bc_lr)
-    seeds = [VALIDATION_SEED_BASE + i for i in range(eval_episodes)]
     freq = eval_freq or max(timesteps // 10, 1)
-    sizes = hardware.gpu_spec(sc.cluster.gpu).sizes
-    evalcb = ServingEvalCallback(sc, env_kind, seeds, freq, run_dir.parent, sizes, keep_best)
+    evalcb = _evaluator(sc, env_kind, eval_episodes, freq, run_dir, keep_best)
     clock = _learn(model, timesteps, evalcb, time_limit_s, f"train {name}" if progress else None)
     run = {"algo": algo, "env": ENV_IDS[env_kind], "timesteps": timesteps, "seed": seed}
-    run.update(steps_done=model.num_timesteps, stopped_early=clock.stopped, train_s=clock.elapsed())
-    run.update(
-        keep_best=keep_best, selected_step=evalcb.best_step if keep_best else model.num_timesteps
-    )
+    run |= _outcome(model, clock, evalcb)
     hparams = {**run, "n_envs": n_envs, "bc_steps": bc_steps, "policy": str(policy), **logged}
-    _save(model, run_dir, sc, hparams, evalcb, bc_losses, seeds)
+    _save(model, run_dir, sc, hparams, evalcb, bc_losses, evalcb.seeds)
     venv.close()
     return run_dir / "model.zip"
+
+
+def _evaluator(
+    sc: C.Scenario, env_kind: str, episodes: int, freq: int, run_dir: Path, keep_best: bool
+) -> ServingEvalCallback:
+    """The evaluation on ``episodes`` validation seeds every ``freq`` steps."""
+    seeds = [VALIDATION_SEED_BASE + i for i in range(episodes)]
+    sizes = hardware.gpu_spec(sc.cluster.gpu).sizes
+    return ServingEvalCallback(sc, env_kind, seeds, freq, run_dir.parent, sizes, keep_best)
+
+
+def _outcome(model: Any, clock: TimeLimit, evalcb: ServingEvalCallback) -> dict[str, Any]:
+    """What a finished run records: steps done, the budget, and which parameters were saved."""
+    kept = evalcb.best_step if evalcb.keep_best else model.num_timesteps
+    return {
+        "steps_done": model.num_timesteps,
+        "stopped_early": clock.stopped,
+        "train_s": clock.elapsed(),
+        "keep_best": evalcb.keep_best,
+        "selected_step": kept,
+    }
 
 
 def _make_model(
