@@ -85,7 +85,8 @@ def _pct(xs: list[float]) -> str:
 def markdown(agents: dict[str, dict], base: dict[str, dict]) -> str:
     out = [
         "SLA violations % (score), mean ± sd over the held-out seeds of the baseline table; one",
-        "agent per task (training seed 0), trained by its recipe. A verdict needs the spreads",
+        "agent per task (training seed 0), trained by its recipe; in bold when no row shown has a",
+        "lower mean. A verdict needs the spreads",
         "apart: `wins` means the agent's mean + sd is below the baseline's mean - sd. `kept`:",
         "the training step of the saved parameters (the last, or with the recipe's `keep_best`",
         "the evaluation with the fewest violations on the validation seeds; 0 = the warm start).",
@@ -102,7 +103,9 @@ def markdown(agents: dict[str, dict], base: dict[str, dict]) -> str:
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for t in ids:
             r, rows = agents[t], base.get(f"mig_gym/{t}", {}).get("rows", {})
-            cells = [f"`{t}`", f"**{_pct(r['scores'])}**"]
+            means = [mean_sd(rows[k]["scores"])[0] for k in shown if k in rows]
+            best = mean_sd(r["scores"])[0] <= min(means, default=float("inf"))
+            cells = [f"`{t}`", f"**{_pct(r['scores'])}**" if best else _pct(r["scores"])]
             cells += [_pct(rows[k]["scores"]) if k in rows else "—" for k in shown]
             cells += [
                 verdict(r["scores"], rows[k]["scores"], kind) if k in rows else "—" for k in targets
