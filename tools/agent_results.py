@@ -29,7 +29,7 @@ from mig_gym.envs import EVAL_SEED_BASE  # noqa: E402
 from mig_gym.envs.tasks import DISPATCH_TASKS, PARTITION_TASKS, get_task  # noqa: E402
 from mig_gym.learn import tasks  # noqa: E402
 from mig_gym.metrics import strict_dumps  # noqa: E402
-from mig_gym.runs.baselines import mean_sd, verdict  # noqa: E402
+from mig_gym.runs.baselines import ROWS, mean_sd, verdict  # noqa: E402
 
 DEFAULT_TASKS = tuple(
     t.env_id.removeprefix("mig_gym/") for t in (*PARTITION_TASKS, *DISPATCH_TASKS)
@@ -41,14 +41,7 @@ TARGETS = {
     "dispatch": ("ELSA tuned",),
 }
 SHOWN = {
-    "partition": (
-        "static PARIS",
-        "periodic PARIS",
-        "periodic PARIS tuned",
-        "best homogeneous",
-        "reactive",
-        "clairvoyant",
-    ),
+    "partition": ROWS[ROWS.index("static PARIS") :],  # the partitioners and schedules
     "dispatch": ("ELSA", "ELSA tuned", "FIFS", "earliest-finish", "best homogeneous"),
 }
 BEGIN, END = "<!-- agents:begin -->", "<!-- agents:end -->"
