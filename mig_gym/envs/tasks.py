@@ -176,7 +176,7 @@ PARTITION_TASKS: tuple[PartitionTask, ...] = (
         note="load ramps past capacity",
     ),
     PartitionTask(
-        "diurnal", "diurnal_drift.yaml", "medium", note="diurnal rate and size drift over 2 h"
+        "diurnal", "diurnal_drift.yaml", "hard", note="diurnal rate and size drift over 2 h"
     ),
 )
 
