@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# CPU build of torch first: a plain `torch` would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	# ray: the Ray backend of compare/sweep and its test (about 25 s and 500 MB with ray[tune]).
-	$(BIN)/python -m pip install -q -e '.[dev,train,ray]'
+	# ray: the Ray backend of compare/sweep and its test (about 25 s and 500 MB with ray[tune]);
+	# fast: numba, the compiled loops of Partition-v0's epoch fast path (about 210 MB).
+	$(BIN)/python -m pip install -q -e '.[dev,train,ray,fast]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -9,6 +9,8 @@ that keep the plan)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,9 @@ def _rate(env: gym.Env, pick: Any, seconds: float, seed: int = 0) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def _epochs_rate(fast: bool, mode: str, steps: int) -> tuple[float, str]:
-    """Partition-v0 steps/s over the first ``steps`` epochs of an episode on diurnal_drift."""
+def _epochs_rate(fast: bool, mode: str, steps: int) -> tuple[float, str, bool]:
+    """Partition-v0 steps/s over the first ``steps`` epochs of an episode on diurnal_drift;
+    the loop that ran and whether it was compiled."""
     env = gym.make("mig_gym/Partition-v0", scenario=str(DRIFT), fast=fast)
     env.reset(seed=0)
     env.action_space.seed(0)
@@ -42,17 +45,39 @@ def _epochs_rate(fast: bool, mode: str, steps: int) -> tuple[float, str]:
     for _ in range(steps):
         env.step(env.action_space.sample() if mode == "random" else u.current_action())
     rate = steps / (time.perf_counter() - t0)
-    return rate, u.loop
+    return rate, u.loop, u.compiled
+
+
+_FIRST_USE = """
+import time, gymnasium as gym, mig_gym
+times = []
+for _ in range(2):
+    env = gym.make("mig_gym/Partition-v0", scenario=%r)
+    env.reset(seed=0)
+    t0 = time.perf_counter()
+    env.step(env.unwrapped.current_action())
+    times.append(time.perf_counter() - t0)
+print(max(times[0] - times[1], 0.0))
+"""
+
+
+def _first_use_s() -> float:
+    """Seconds of a fresh process's first fast-path step beyond its second: with numba, its
+    import and the loading (or, with no cache yet, the compiling) of the kernels."""
+    code = _FIRST_USE % str(DRIFT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def run_epochs(steps: int) -> dict[str, Any]:
-    """The epoch fast path against the event loop on diurnal_drift, per kind of action."""
-    out: dict[str, Any] = {"scenario": DRIFT.name, "steps": steps}
+    """The epoch fast path against the event loop on diurnal_drift, per kind of action (after
+    the fast path's one-off first-use cost, reported on its own)."""
+    out: dict[str, Any] = {"scenario": DRIFT.name, "steps": steps, "first_use_s": _first_use_s()}
     for mode in ("random", "keep"):
-        fast, loop_f = _epochs_rate(True, mode, steps)
-        events, loop_e = _epochs_rate(False, mode, steps)
+        fast, loop_f, compiled = _epochs_rate(True, mode, steps)
+        events, loop_e, _ = _epochs_rate(False, mode, steps)
         out[mode] = {"fast": fast, "events": events, "ratio": fast / events,
-                     "loops": [loop_f, loop_e]}  # fmt: skip
+                     "loops": [loop_f, loop_e], "compiled": compiled}  # fmt: skip
     return out
 
 

@@ -317,14 +317,19 @@ def _rows_epochs(e: dict[str, Any]) -> list[list[str]]:
     for mode, what in (("random", "random actions"), ("keep", "actions keeping the plan")):
         m = e[mode]
         ok = m["loops"] == ["fast", "events"]
+        how = "compiled" if m.get("compiled") else "Python"
         rows.append([
             "envs",
-            f"Partition-v0 {e['scenario']} fast vs event loop, {what}",
+            f"Partition-v0 {e['scenario']} fast ({how}) vs event loop, {what}",
             f"{m['fast']:,.1f}/s",
             f"{m['events']:,.1f}/s",
             f"{m['ratio']:.1f}x",
             _verdict(ok and m["ratio"] >= TARGET_EPOCHS_RATIO, f">= {TARGET_EPOCHS_RATIO:g}x"),
         ])  # fmt: skip
+    if "first_use_s" in e:
+        rows.append(["envs", "Partition-v0 fast path, first step in a process (extra)",
+                     f"{e['first_use_s']:.2f} s", "", "",
+                     "numba import + kernel load; once, not in the rates"])  # fmt: skip
     return rows
 
 

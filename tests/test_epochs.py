@@ -1,11 +1,12 @@
 """The epoch fast path (mig_gym.sim.epochs) against the event loop, at the Simulator level.
 
-The same run is driven twice from decision to decision: by ``Simulator.run_until_decision`` and
-by an ``EpochRunner``, applying the same reconfigurations at each epoch decision (random layouts
-and models, so GPUs drain, go down, come back, hold and re-dispatch queries). At every decision
-the simulator's whole state must be the event loop's: each GPU's state and layout, each
-partition's running query and queue, the held queries, the counters; at the end the Summary
-and every time-series row. Integers and ids exact, floats to 1e-9.
+The same run is driven from decision to decision by ``Simulator.run_until_decision`` and by an
+``EpochRunner`` (with its Python loops and, where numba is installed, with the compiled ones of
+:mod:`mig_gym.sim.compiled`), applying the same reconfigurations at each epoch decision
+(random layouts and models, so GPUs drain, go down, come back, hold and re-dispatch queries).
+At every decision the simulator's whole state must be the event loop's: each GPU's state and
+layout, each partition's running query and queue, the held queries, the counters; at the end
+the Summary and every time-series row. Integers and ids exact, floats to 1e-9.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mig_gym.hardware import valid_layouts
 from mig_gym.runs.build import build
 from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario, replace_in
+from mig_gym.sim.compiled import AVAILABLE
 from mig_gym.sim.epochs import EpochRunner, unsupported
 from mig_gym.sim.simulator import Simulator
 
@@ -77,10 +79,13 @@ def _state(sim: Simulator) -> dict:
 
 
 def _drive(sc: C.Scenario, policy: str | None, *, fast: bool, epochs: int, change: float,
-           seed: int = 1, epoch_s: float = 5.0) -> tuple[list, dict, list]:  # fmt: skip
+           seed: int = 1, epoch_s: float = 5.0,
+           compiled: bool = False) -> tuple[list, dict, list]:  # fmt: skip
     run = build(sc, policy, seed, epoch_s=epoch_s)
     sim = run.sim
-    stepper = EpochRunner(sim) if fast else sim
+    stepper = EpochRunner(sim, compiled=compiled) if fast else sim
+    if fast:
+        assert stepper.compiled == (compiled and AVAILABLE)
     layouts = list(valid_layouts(sc.cluster.gpu))
     rng = np.random.default_rng(seed)
     states = []
@@ -99,10 +104,12 @@ def _drive(sc: C.Scenario, policy: str | None, *, fast: bool, epochs: int, chang
 
 
 def _same(sc: C.Scenario, policy: str | None = None, **kw: object) -> list:
-    fast = _drive(sc, policy, fast=True, **kw)  # type: ignore[arg-type]
+    """The Python epoch loop and (with numba) the compiled one against the event loop."""
     events = _drive(sc, policy, fast=False, **kw)  # type: ignore[arg-type]
-    assert len(fast[0]) == len(events[0]) > 0
-    _close(fast, events)
+    for compiled in (False, True) if AVAILABLE else (False,):
+        fast = _drive(sc, policy, fast=True, compiled=compiled, **kw)  # type: ignore[arg-type]
+        assert len(fast[0]) == len(events[0]) > 0
+        _close(fast, events)
     return events[0]
 
 

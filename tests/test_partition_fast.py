@@ -18,6 +18,7 @@ import pytest
 
 import mig_gym  # noqa: F401  (registers the environments)
 from mig_gym.scenario import load_scenario, replace_in
+from mig_gym.sim.compiled import AVAILABLE
 
 SCEN = Path(__file__).resolve().parent.parent / "scenarios"
 REL = 1e-9
@@ -48,6 +49,7 @@ def _rollout(name: str, mode: str, steps: int, fast: bool) -> list:
     u = env.unwrapped
     obs, info = env.reset(seed=5)
     assert u.loop == ("fast" if fast else "events")
+    assert u.compiled == (fast and AVAILABLE)  # the default: compiled wherever numba is
     rng = np.random.default_rng(2)
     out: list = [obs, info]
     for i in range(steps):

@@ -148,7 +148,8 @@ class PartitionEnv(MigEnv):
     re-partitioning semantics, the same trajectories and rewards to floating-point rounding);
     otherwise, or with ``fast=False``, on the event loop. ``env.loop`` (``"fast"`` or
     ``"events"``, also ``info["loop"]``) says which ran this episode, ``env.loop_note`` why the
-    event loop did.
+    event loop did, and ``env.compiled`` whether the fast path ran the rule's compiled loop
+    (numba, the ``fast`` extra; else its Python loop, with the same results).
 
     ## Version History
     * v0: initial version; episodes of exactly ``epochs_per_episode`` epochs from t = 0,
@@ -168,6 +169,7 @@ class PartitionEnv(MigEnv):
         sc = self.scenario
         self.fast = fast
         self.loop, self.loop_note = "", ""
+        self.compiled = False
         self._runner: EpochRunner | None = None
         self.epochs = sc.env.epochs_per_episode
         self.horizon_s = self.epochs * sc.env.epoch_s
@@ -246,6 +248,7 @@ class PartitionEnv(MigEnv):
         why = epochs.unsupported(run.sim) if self.fast else "fast=False"
         self._runner = EpochRunner(run.sim) if why is None else None
         self.loop, self.loop_note = ("fast", "") if why is None else ("events", why)
+        self.compiled = self._runner is not None and self._runner.compiled
         return run
 
     def _begin(self) -> None:

@@ -104,10 +104,13 @@ class EpochAccess:
         elif gen == s._gen[gpu] and g.state == GPU.RECONFIGURING:
             s._on_reconfig_done(g)
 
-    def epoch_settle(self) -> None:
-        """Re-dispatch what the instant displaced (the event loop's settle), if anything."""
+    def epoch_settle(self) -> bool:
+        """Re-dispatch what the instant displaced (the event loop's settle), if anything is
+        due; True if it was."""
         if self._settle_due:  # type: ignore[attr-defined]
             self._settle()  # type: ignore[attr-defined]
+            return True
+        return False
 
     def epoch_take_held(self) -> list[Query]:
         s: Simulator = self  # type: ignore[assignment]

@@ -42,13 +42,14 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mig_gym.metrics import Completions, Rejections
+from mig_gym.metrics import Rejections
+from mig_gym.sim.compiled import ClassArrays, CompiledLoop
 from mig_gym.sim.entities import GPU, Query
+from mig_gym.sim.epoch_buffers import COLS, Cursor, Pending
 from mig_gym.sim.epoch_hooks import DONE, DRAIN
 from mig_gym.sim.events import Decision
 from mig_gym.sim.server import REJECT_MEMORY, REJECT_NOT_HOSTED
@@ -56,7 +57,6 @@ from mig_gym.sim.server import REJECT_MEMORY, REJECT_NOT_HOSTED
 if TYPE_CHECKING:
     from mig_gym.sim.fast import FastLoop
     from mig_gym.sim.simulator import Simulator
-    from mig_gym.workload import QueryBlock
 
 __all__ = ["EpochRunner", "unsupported"]
 
@@ -67,65 +67,6 @@ _DRAIN, _DONE = DRAIN, DONE
 def unsupported(sim: Simulator) -> str | None:
     """Why ``sim``'s epochs cannot run on the fast path, or None if they can."""
     return sim.epoch_blocker()
-
-
-class _Cursor:
-    """The arrival stream, taken up to a time: arrivals before ``stop``, one block at a time."""
-
-    def __init__(self, first: QueryBlock | None, blocks: Iterator[QueryBlock]) -> None:
-        self.first = first  # the block the simulator had loaded
-        self.blocks = blocks
-        self.t = np.empty(0)
-        self.m = self.b = np.empty(0, np.int64)
-        self.i = 0
-        self.exhausted = False
-
-    def take(self, stop: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The next arrivals before ``stop`` (at most a block), or None if there are none:
-        then either an arrival at or after ``stop`` is waiting or the stream has ended."""
-        if self.i == len(self.t):
-            blk, self.first = self.first, None
-            if blk is None:
-                blk = next(self.blocks, None)
-                while blk is not None and len(blk.arrival_s) == 0:
-                    blk = next(self.blocks, None)
-            if blk is None:
-                self.exhausted = True
-                return None
-            self.t, self.i = blk.arrival_s, 0
-            self.m, self.b = blk.model.astype(np.int64), blk.batch.astype(np.int64)
-        i = self.i
-        j = i + int(np.searchsorted(self.t[i:], stop, side="left"))
-        if j == i:
-            return None
-        self.i = j
-        return self.t[i:j], self.m[i:j], self.b[i:j]
-
-
-# pending columns: end, arrival, qid, model, size, service, partition uid, batch
-_COLS = 8
-_FLOAT = (0, 1, 5)
-
-
-class _Pending:
-    """Queries dispatched and not yet recorded as completed, in dispatch order."""
-
-    def __init__(self) -> None:
-        self.cols = [np.empty(0) if c in _FLOAT else np.empty(0, np.int64) for c in range(_COLS)]
-
-    def add(self, cols: list) -> None:
-        new = [np.asarray(c, np.float64 if i in _FLOAT else np.int64) for i, c in enumerate(cols)]
-        if len(new[0]):
-            self.cols = [np.concatenate((a, b)) for a, b in zip(self.cols, new, strict=True)]
-
-    def pop_until(self, t: float, slo: np.ndarray) -> Completions:
-        """The completions ending at or before ``t``, sorted by end (ties in dispatch order)."""
-        now = self.cols[0] <= t
-        take = [c[now] for c in self.cols]
-        if len(take[0]):
-            self.cols = [c[~now] for c in self.cols]
-        order = np.argsort(take[0], kind="stable")
-        return Completions(*(take[c][order] for c in range(6)), slo)  # type: ignore[arg-type]
 
 
 def _largest_fit(table: list[float]) -> int:
@@ -145,19 +86,20 @@ class EpochRunner:
         ValueError: the run cannot take this path (:func:`unsupported` says why).
     """
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Simulator, compiled: bool = True) -> None:
         why = unsupported(sim)
         if why is not None:
             raise ValueError(f"this run cannot take the epoch fast path: {why}")
         self.sim = sim
-        self.loop: FastLoop = sim.dispatcher.fast_form(sim.slo_s)  # type: ignore[union-attr]
+        self.use_compiled = compiled
+        self._forms()
         self.slo = np.asarray(sim.slo_s, np.float64)
         self.lat = {key: list(t) for key, t in sim.tables.items()}
         self.fit_of = {key: _largest_fit(t) for key, t in self.lat.items()}
         self.next_tick: float = sim.epoch_s  # type: ignore[assignment]
         self.tick = 1
-        self.cursor: _Cursor | None = None
-        self.pend = _Pending()
+        self.cursor: Cursor | None = None
+        self.pend = Pending()
         self.held: list[Query] = []
         self.events: list[tuple[float, int, int, int, int]] = []  # time, kind, seq, gpu, gen
         self.idh: dict[int, dict[int, list[tuple[float, int]]]] = {}  # (free, uid) heaps
@@ -168,15 +110,24 @@ class EpochRunner:
         self.over = False
         self._no_rej = Rejections(*(np.empty(0, np.int64),) * 4, _REASONS)  # type: ignore[arg-type]
 
+    def _forms(self) -> None:
+        """The rule's loop, and its compiled form where numba and the rule offer one (then
+        ``compiled`` is True: the blocks go to the kernel, :mod:`mig_gym.sim.compiled`)."""
+        rule, slo = self.sim.dispatcher, self.sim.slo_s
+        self.loop: FastLoop = rule.fast_form(slo)  # type: ignore[union-attr]
+        form = getattr(rule, "compiled_form", None) if self.use_compiled else None
+        self.kernel: CompiledLoop | None = form(slo) if form is not None else None
+        self.compiled = self.kernel is not None
+
     def __getstate__(self) -> dict:
-        """Picklable mid-episode: the rule's loop (a closure) is made again from the rule."""
+        """Picklable mid-episode: the rule's loops (closures) are made again from the rule."""
         state = dict(self.__dict__)
-        del state["loop"]
+        del state["loop"], state["kernel"]
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.loop = self.sim.dispatcher.fast_form(self.sim.slo_s)  # type: ignore[union-attr]
+        self._forms()
 
     # ------------------------------------------------------------------ the loop
     def run_until_decision(self) -> Decision | None:
@@ -186,7 +137,7 @@ class EpochRunner:
             return None
         sim = self.sim
         if self.cursor is None:
-            self.cursor = _Cursor(*sim.epoch_take_stream())
+            self.cursor = Cursor(*sim.epoch_take_stream())
         self._schedule(sim.epoch_scheduled())
         while self.events and self.events[0][0] <= sim.now:  # zero downtime: done at once
             self._events_at(self.events[0][0])
@@ -239,9 +190,20 @@ class EpochRunner:
             sim.rec.bulk(t, self.pend.pop_until(self.last_t, self.slo), rej)
         return cursor.exhausted
 
-    def _dispatch(self, t: np.ndarray, m: np.ndarray, b: np.ndarray, qid: np.ndarray) -> None:
-        """The rule's fast loop on one block, then which partition of its class each query
-        took: the one free soonest (ties to the lowest uid), as the event loop's class index."""
+    def _dispatch(self, t: np.ndarray, m: np.ndarray, b: np.ndarray, qid: np.ndarray,
+                  arrival: np.ndarray | None = None) -> None:  # fmt: skip
+        """The rule's fast loop on one block dispatched at ``t`` (queries that arrived at
+        ``arrival``: by default ``t``, only the compiled form re-dispatches held ones), then which
+        partition of its class each query took: the one free soonest (ties to the lowest uid),
+        as the event loop's class index."""
+        if self.kernel is not None:  # the same loop and replay in one compiled pass
+            a = t if arrival is None else arrival
+            packed = ClassArrays(self.idh, self.lat, self.sim.num_models)
+            end, size, serv, uids = self.kernel(t, a, m, b, packed)
+            self.idh = packed.heaps()
+            self._rebuild_classes()
+            self.pend.add([end, a, qid, m, size, serv, uids, b])
+            return
         ts, ms = t.tolist(), m.tolist()
         end, size, serv = self.loop(ts, ms, b.tolist(), qid.tolist(), self.classes)
         idh, replace = self.idh, heapq.heapreplace
@@ -287,12 +249,12 @@ class EpochRunner:
         (new partitions go idle; held queries are re-dispatched by the simulator itself)."""
         online = self._events_at(te)
         sim = self.sim
-        if self.held:
+        if self.held and not self._held_on_kernel():
             self._materialize(te)
             sim.epoch_settle()
             self._absorb()
             return
-        sim.epoch_settle()  # nothing waits: the new partitions go idle
+        settled = sim.epoch_settle()  # nothing waits in the simulator: new partitions go idle
         self._schedule(sim.epoch_scheduled())
         for g in online:
             for p in sim.gpus[g].partitions:
@@ -300,6 +262,28 @@ class EpochRunner:
                     per = self.idh.setdefault(p.model, {}).setdefault(p.gpcs, [])
                     heapq.heappush(per, (p.est_free_s, p.uid))
         self._rebuild_classes()
+        if settled and self.held:
+            self._redispatch_held(te)
+
+    def _held_on_kernel(self) -> bool:
+        """Whether the held queries can be re-dispatched by the compiled form: none of them is
+        to be rejected now (the simulator's settle handles that rare case)."""
+        servable = self.sim.servable_batches
+        return self.kernel is not None and all(q.batch <= servable[q.model] for q in self.held)
+
+    def _redispatch_held(self, te: float) -> None:
+        """The settle's re-dispatch of the held queries at ``te``, oldest first, on the kernel:
+        each goes where the rule sends it then (ELSA's budget less its age), or stays held if no
+        available partition can hold its batch."""
+        held = sorted(self.held, key=lambda q: (q.arrival_s, q.id))
+        go = [q for q in held if q.batch <= self.fit[q.model]]
+        self.held = [q for q in held if q.batch > self.fit[q.model]]
+        if go:
+            cols = ([q.arrival_s for q in go], [q.model for q in go], [q.batch for q in go],
+                    [q.id for q in go])  # fmt: skip
+            a, m, b, qid = (np.array(c, np.float64 if i == 0 else np.int64)
+                            for i, c in enumerate(cols))  # fmt: skip
+            self._dispatch(np.full(len(go), te), m, b, qid, arrival=a)
 
     # ------------------------------------------------------------------ state exchange
     def _absorb(self) -> None:
@@ -335,8 +319,8 @@ class EpochRunner:
             for h in per.values():
                 heapq.heapify(h)
         self.idh = idh
-        self.pend = _Pending()
-        self.pend.add([list(c) for c in zip(*rows, strict=True)] if rows else [[]] * _COLS)
+        self.pend = Pending()
+        self.pend.add([list(c) for c in zip(*rows, strict=True)] if rows else [[]] * COLS)
         self._rebuild_classes()
 
     def _rebuild_classes(self) -> None:

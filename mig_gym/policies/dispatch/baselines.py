@@ -5,8 +5,9 @@ A dispatcher's ``choose(query, view)`` returns the partition that should serve t
 has an SB3-style ``predict`` for the environments once bound to one (``ELSA().bind(env)``).
 EarliestFinish and FirstFree also have a fast form for static runs (``fast_form``, see
 :mod:`.fastform`), written beside their ``choose`` with the same ties; tests/test_fastpath.py keeps
-the two equal query by query. FIFS's fast form is the simulator's pull mode
-(:func:`mig_gym.sim.fast.pull_loop`).
+the two equal query by query; their compiled forms (numba, for the epoch fast path:
+:mod:`.kernels`) are checked against those loops by tests/test_compiled.py. FIFS's fast
+form is the simulator's pull mode (:func:`mig_gym.sim.fast.pull_loop`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from mig_gym.policies.dispatch.fastform import FastRule
 from mig_gym.policies.predict import DispatchPredict
+from mig_gym.sim.compiled import CompiledLoop
 from mig_gym.sim.entities import ClusterView, Partition, Query
 from mig_gym.sim.fast import Classes, FastLoop, loop_outputs
 
@@ -70,6 +72,12 @@ class EarliestFinish(FastRule, DispatchPredict):
 
     def _fast_loop(self, slo_s: tuple[float, ...]) -> FastLoop:
         return _earliest_finish
+
+    def _compiled_loop(self, slo_s: tuple[float, ...]) -> CompiledLoop:
+        # numba (about 0.2 s to import) is loaded only when an epoch run asks for this form
+        from mig_gym.policies.dispatch.kernels import EARLIEST_FINISH, push_loop
+
+        return push_loop(EARLIEST_FINISH)
 
 
 def _earliest_finish(ts: list, ms: list, bs: list, ids: list, classes: Classes) -> tuple:
@@ -165,6 +173,12 @@ class FirstFree(FastRule, DispatchPredict):
 
     def _fast_loop(self, slo_s: tuple[float, ...]) -> FastLoop:
         return _first_free
+
+    def _compiled_loop(self, slo_s: tuple[float, ...]) -> CompiledLoop:
+        # numba (about 0.2 s to import) is loaded only when an epoch run asks for this form
+        from mig_gym.policies.dispatch.kernels import FIRST_FREE, push_loop
+
+        return push_loop(FIRST_FREE)
 
 
 def _first_free(ts: list, ms: list, bs: list, ids: list, classes: Classes) -> tuple:

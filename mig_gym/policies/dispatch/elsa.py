@@ -13,7 +13,8 @@ the partition with the earliest ``est_free_s``: the simulator's per-class heap g
 O(log P), and a decision costs O(sizes x log P) instead of O(P).
 Static runs apply the same rule through its fast form (:func:`_elsa_fast`, below ``choose``: the
 same scan and ties, on the fast path's per-class heaps of free times), kept equal to ``choose``
-query by query by tests/test_fastpath.py.
+query by query by tests/test_fastpath.py. Its compiled form (numba, for the epoch fast path:
+:mod:`.kernels`) is the same scan on flat arrays, checked against it by tests/test_compiled.py.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ import heapq
 import math
 from collections.abc import Callable
 
+import numpy as np
+
 from mig_gym.policies.dispatch.fastform import FastRule
 from mig_gym.policies.predict import DispatchPredict
+from mig_gym.sim.compiled import CompiledLoop
 from mig_gym.sim.entities import ClusterView, Partition, Query
 from mig_gym.sim.fast import Classes, FastLoop, loop_outputs
 
@@ -109,6 +113,13 @@ class ELSA(FastRule, DispatchPredict):
             return _elsa_fast(ts, ms, bs, classes, budgets, home)
 
         return loop
+
+    def _compiled_loop(self, slo_s: tuple[float, ...]) -> CompiledLoop:
+        # numba (about 0.2 s to import) is loaded only when an epoch run asks for this form
+        from mig_gym.policies.dispatch.kernels import elsa_loop
+
+        home = self.home_of if self.scan_from == "home" else None
+        return elsa_loop(np.array([self.alpha * s for s in slo_s]), home)
 
 
 def _elsa_fast(

@@ -5,6 +5,8 @@ event-loop ``choose`` (same module, same tie rules) and declares in ``FAST_PARAM
 constructor parameters that loop honours. ``fast_form`` returns the loop bound to the rule's
 parameters, or None when a parameter outside ``FAST_PARAMS`` differs from its default: such a run
 takes the event loop, so a parameter the fast loop does not read can never be ignored silently.
+A rule may also offer a compiled form of the same loop (``compiled_form``, for the epoch fast
+path; :mod:`mig_gym.sim.compiled`), present only when numba is installed.
 Constructor parameters must be stored under their own names (``self.alpha = alpha``);
 tests/test_fastpath.py checks every registered rule's parameters against its event form.
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 
+from mig_gym.sim import compiled
+from mig_gym.sim.compiled import CompiledLoop
 from mig_gym.sim.fast import FastLoop
 
 __all__ = ["FastRule"]
@@ -34,6 +38,13 @@ class FastRule:
             return None
         return self._fast_loop(tuple(slo_s))
 
+    def compiled_form(self, slo_s: Sequence[float]) -> CompiledLoop | None:
+        """The fast loop compiled (numba), for the epoch fast path; None without numba, for a
+        rule that has none, or when ``fast_form`` is None."""
+        if not compiled.AVAILABLE or self.fast_blockers():
+            return None
+        return self._compiled_loop(tuple(slo_s))
+
     def fast_blockers(self) -> list[str]:
         """``name=value`` of the constructor parameters set away from their defaults that the
         fast loop does not honour."""
@@ -48,3 +59,6 @@ class FastRule:
 
     def _fast_loop(self, slo_s: tuple[float, ...]) -> FastLoop:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _compiled_loop(self, slo_s: tuple[float, ...]) -> CompiledLoop | None:
+        return None  # a rule without a compiled form: the runner uses its Python loop
