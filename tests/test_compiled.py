@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -161,12 +159,3 @@ def test_rules_without_numba_or_with_unhonoured_parameters_have_no_compiled_form
     monkeypatch.setattr(compiled, "AVAILABLE", False)
     assert ELSA().compiled_form(SLO) is None
     assert EarliestFinish().compiled_form(SLO) is None
-
-
-def test_importing_the_package_does_not_import_numba():
-    code = (
-        "import sys, gymnasium as gym, mig_gym; gym.make('mig_gym/Dispatch-v0');"
-        " print('numba' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
