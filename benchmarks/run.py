@@ -72,6 +72,7 @@ SIZES = {
     "mem_large": (10_000_000, 1_000_000),
     "env_seconds": (3.0, 0.5),
     "epoch_steps": (20, 3),
+    "epoch_repeats": (3, 1),
     "eval_queries": (100_000, 5_000),
     "scale_small": (200_000, 20_000),
     "scale_large": (1_000_000, 50_000),
@@ -561,7 +562,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"[envs] {size['env_seconds']:g} s per environment ...", flush=True)
         r = bench_envs.run(scenario, size["env_seconds"])
         print(f"[envs] Partition-v0 epochs, fast vs event loop, {size['epoch_steps']} steps ...")
-        r["epochs"] = bench_envs.run_epochs(size["epoch_steps"])
+        r["epochs"] = bench_envs.run_epochs(size["epoch_steps"], size["epoch_repeats"])
         results["benchmarks"]["envs"] = r
         rows += _rows_envs(r)
     if args.only in (None, "eval"):

@@ -38,6 +38,20 @@ def test_batch_counts_take_clear_and_blocks():
         BatchCounts(0)
 
 
+def test_a_block_counts_as_its_arrivals_one_by_one_keys_in_first_arrival_order():
+    rng = np.random.default_rng(3)
+    for n in (1, 7, 500):
+        one, block = BatchCounts(3), BatchCounts(3)
+        one.on_arrival(2, 5)  # keys already there keep their place
+        block.on_arrival(2, 5)
+        m, b = rng.integers(0, 3, n), rng.integers(1, 40, n)
+        for mm, bb in zip(m.tolist(), b.tolist(), strict=True):
+            one.on_arrival(mm, bb)
+        block.on_block(m.astype(np.int32), b.astype(np.int32))
+        assert block.counts == one.counts
+        assert [list(c) for c in block.counts] == [list(c) for c in one.counts]
+
+
 @pytest.mark.parametrize("chunk", [1, 4])
 def test_every_arrival_reaches_every_observer_once(chunk):
     sim = make_sim(TIMES, BATCHES, models=MODELS, num_models=2, chunk=chunk,

@@ -50,9 +50,12 @@ class BatchCounts:
             return
         width = int(batches.max()) + 1
         key = np.asarray(models, np.int64) * width + np.asarray(batches, np.int64)
-        uniq, first, n = np.unique(key, return_index=True, return_counts=True)
-        order = np.argsort(first, kind="stable")  # keys in order of first arrival
-        for k, c in zip(uniq[order].tolist(), n[order].tolist(), strict=True):
+        n = np.bincount(key)
+        first = np.full(len(n), len(key), np.int64)  # each key's first arrival
+        np.minimum.at(first, key, np.arange(len(key)))
+        present = np.flatnonzero(n)
+        order = present[np.argsort(first[present], kind="stable")]  # in order of first arrival
+        for k, c in zip(order.tolist(), n[order].tolist(), strict=True):
             m, b = divmod(k, width)
             counts = self.counts[m]
             counts[b] = counts.get(b, 0) + c
