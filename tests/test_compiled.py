@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -159,3 +160,12 @@ def test_rules_without_numba_or_with_unhonoured_parameters_have_no_compiled_form
     monkeypatch.setattr(compiled, "AVAILABLE", False)
     assert ELSA().compiled_form(SLO) is None
     assert EarliestFinish().compiled_form(SLO) is None
+
+
+def test_a_numba_that_fails_to_import_warns_once_and_the_python_loops_run(monkeypatch):
+    monkeypatch.setattr(compiled, "AVAILABLE", True)
+    monkeypatch.setitem(sys.modules, "mig_gym.policies.dispatch.kernels", None)  # import fails
+    with pytest.warns(RuntimeWarning, match="numba is installed but cannot be imported"):
+        assert ELSA().compiled_form(SLO) is None
+    assert compiled.AVAILABLE is False  # not tried again
+    assert FirstFree().compiled_form(SLO) is None

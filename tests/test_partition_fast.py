@@ -18,7 +18,7 @@ import pytest
 
 import mig_gym  # noqa: F401  (registers the environments)
 from mig_gym.scenario import load_scenario, replace_in
-from mig_gym.sim.compiled import AVAILABLE
+from mig_gym.sim import compiled
 
 SCEN = Path(__file__).resolve().parent.parent / "scenarios"
 REL = 1e-9
@@ -49,7 +49,7 @@ def _rollout(name: str, mode: str, steps: int, fast: bool) -> list:
     u = env.unwrapped
     obs, info = env.reset(seed=5)
     assert u.loop == ("fast" if fast else "events")
-    assert u.compiled == (fast and AVAILABLE)  # the default: compiled wherever numba is
+    assert u.compiled == (fast and compiled.AVAILABLE)  # the default: compiled wherever numba is
     rng = np.random.default_rng(2)
     out: list = [obs, info]
     for i in range(steps):
@@ -85,6 +85,14 @@ def test_partition_env_on_the_fast_path_equals_the_event_loop_env(name, mode, st
     for i, (a, b) in enumerate(zip(fast, events, strict=True)):
         _close(a, b, f"item {i}")
     assert sum(x["reconfigured"] for x in events[6::5]) > 0  # the actions re-partitioned
+
+
+def test_without_numba_the_fast_path_runs_its_python_loops_with_the_same_results(monkeypatch):
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    fast = _rollout("drift_tiny_huge", "random", 6, fast=True)
+    events = _rollout("drift_tiny_huge", "random", 6, fast=False)
+    for i, (a, b) in enumerate(zip(fast, events, strict=True)):
+        _close(a, b, f"item {i}")
 
 
 def test_a_whole_episode_matches_with_its_summary():

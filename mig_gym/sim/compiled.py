@@ -19,21 +19,44 @@ bit-identical; tests/test_compiled.py checks the kernels against the Python loop
 tests/test_epochs.py the whole runner against the event loop, with and without them.
 
 Nothing here imports numba (whose import alone costs about 0.2 s): ``AVAILABLE`` says whether it
-is installed (``pip install 'mig-gym[fast]'``). Without it rules offer no compiled form and the
-runner uses the Python loops, with the same results.
+is installed (``pip install 'mig-gym[fast]'``). Without it, or if its import fails (a numpy it
+does not support yet: one warning, :func:`unusable`), rules offer no compiled form and the runner
+uses the Python loops, with the same results.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from typing import Protocol
 
 import numpy as np
 
-__all__ = ["AVAILABLE", "ClassArrays", "CompiledLoop"]
+__all__ = ["AVAILABLE", "ClassArrays", "CompiledLoop", "unusable"]
+
+
+def _installed() -> bool:
+    try:
+        return importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):  # a finder that refuses it, or a stubbed-out module
+        return False
+
 
 # the optional ``fast`` extra; without it the epoch fast path runs its Python loops
-AVAILABLE = importlib.util.find_spec("numba") is not None
+AVAILABLE = _installed()
+
+
+def unusable(error: ImportError) -> None:
+    """numba is installed but its import failed: say so once, and use the Python loops from now
+    on (the same results, slower)."""
+    global AVAILABLE
+    AVAILABLE = False
+    warnings.warn(
+        f"numba is installed but cannot be imported ({error}); Partition-v0's epoch fast path "
+        "runs its Python loops (same results, slower)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 class CompiledLoop(Protocol):

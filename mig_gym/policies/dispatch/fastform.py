@@ -43,7 +43,11 @@ class FastRule:
         rule that has none, or when ``fast_form`` is None."""
         if not compiled.AVAILABLE or self.fast_blockers():
             return None
-        return self._compiled_loop(tuple(slo_s))
+        try:
+            return self._compiled_loop(tuple(slo_s))
+        except ImportError as e:  # numba installed but not importable (e.g. too new a numpy)
+            compiled.unusable(e)
+            return None
 
     def fast_blockers(self) -> list[str]:
         """``name=value`` of the constructor parameters set away from their defaults that the
