@@ -9,7 +9,7 @@ from mig_gym.policies.partition.baselines import Homogeneous
 from mig_gym.runs import build as engine
 from mig_gym.runs import schedules
 from mig_gym.scenario import load_scenario
-from tests.conftest import SCENARIOS
+from tests.conftest import SCENARIOS, assert_close
 
 
 def _scenario(**workload) -> dict:
@@ -98,3 +98,22 @@ def test_drift_tasks_run_their_episode(name: str) -> None:
     sc = load_scenario(SCENARIOS / f"{name}.yaml")
     r = schedules.run_epochs(sc, "paris+elsa", seed=0, epochs=2)
     assert r.summary.sim_time_s == pytest.approx(2 * sc.env.epoch_s)
+
+
+@pytest.mark.parametrize("policy", ["paris+elsa", "periodic_paris+elsa", "homo1+elsa", "reactive"])
+def test_run_epochs_on_the_epoch_fast_path_equals_the_event_loop(policy: str) -> None:
+    sc = load_scenario(SCENARIOS / "drift_tiny_huge.yaml")
+    if policy == "homo1+elsa":  # batches up to 64: a 1g rejects the large ones (in bulk)
+        sc = load_scenario(_scenario(batch={"kind": "lognormal", "median": 8, "sigma": 1.0,
+                                            "max": 64}))  # fmt: skip
+    epochs = 4
+    if policy == "reactive":  # a schedule that re-partitions
+        plans = [_homo(sc, 1), _homo(sc, 1), _homo(sc, 7), _homo(sc, 2)]
+        policy = schedules.reactive(sc, epochs, sc.env.epoch_s, plans)  # type: ignore[assignment]
+    runs = [schedules.run_epochs(sc, policy, seed=2, epochs=epochs, fast=f) for f in (True, False)]
+    fast, events = runs
+    assert_close(fast.summary.to_dict(), events.summary.to_dict())
+    assert fast.rejected_work == pytest.approx(events.rejected_work, rel=1e-12)
+    assert fast.offered_items == events.offered_items
+    if policy == "homo1+elsa":
+        assert 0 < events.rejected_work < 1  # the comparison covers rejected work

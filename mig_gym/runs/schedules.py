@@ -24,7 +24,8 @@ traffic during ``reconfig_s``. So a plan that is slightly better for a short pha
 re-partitioning it cannot earn back.
 
 :func:`run_epochs` runs a schedule, or a policy string (static or periodic partitioners), for
-exactly ``epochs`` epochs on the event loop and returns its ``Summary`` with the share of the
+exactly ``epochs`` epochs (on the epoch fast path where the run allows it, as Partition-v0 does,
+else on the event loop: the same results) and returns its ``Summary`` with the share of the
 offered work (batch items) that was rejected: a per-query rate makes dropping a few huge queries
 look cheap.
 """
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mig_gym import workload
-from mig_gym.metrics import Summary
+from mig_gym.metrics import Completions, Recorder, Rejections, Summary
 from mig_gym.policies.partition.baselines import Homogeneous
 from mig_gym.policies.partition.paris import PARIS
 from mig_gym.policies.partition.tuned import PARISTuned
@@ -48,6 +49,8 @@ from mig_gym.runs.context import phase_starts, plan_context
 from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario
 from mig_gym.sim.entities import Plan
+from mig_gym.sim.epochs import EpochRunner
+from mig_gym.sim.epochs import unsupported as epochs_unsupported
 
 __all__ = [
     "Schedule",
@@ -208,15 +211,22 @@ def reactive(
 
 
 class _Rejections:
-    """Wraps a recorder's ``on_reject`` to note which query ids were rejected."""
+    """Wraps a recorder's ``on_reject`` and ``bulk`` (the epoch fast path records rejections in
+    bulk) to note which query ids were rejected."""
 
-    def __init__(self, recorder: object) -> None:
+    def __init__(self, recorder: Recorder) -> None:
         self.ids: list[int] = []
-        self._inner = recorder.on_reject  # type: ignore[attr-defined]
+        self._one, self._bulk = recorder.on_reject, recorder.bulk
+        recorder.on_reject = self  # type: ignore[method-assign]
+        recorder.bulk = self.bulk  # type: ignore[method-assign]
 
     def __call__(self, qid: int, model: int, reason: str, now: float) -> None:
         self.ids.append(qid)
-        self._inner(qid, model, reason, now)
+        self._one(qid, model, reason, now)
+
+    def bulk(self, arrivals_s: np.ndarray, done: Completions, rejected: Rejections) -> None:
+        self.ids += rejected.qid.tolist()
+        self._bulk(arrivals_s, done, rejected)
 
 
 def run_epochs(
@@ -226,6 +236,7 @@ def run_epochs(
     epochs: int | None = None,
     epoch_s: float | None = None,
     dispatcher: str = "elsa",
+    fast: bool = True,
 ) -> EpochResult:
     """Run exactly ``epochs`` epochs of ``epoch_s`` (default: the scenario's ``env`` settings).
 
@@ -233,6 +244,7 @@ def run_epochs(
         policy: a policy string (``"paris+elsa"``, ``"periodic_paris+elsa"``, ...; a re-planning
             partitioner re-plans at every epoch) or a :class:`Schedule`, run with ``dispatcher``.
         seed: the run's seed (arrivals are the same for every policy).
+        fast: take the epoch fast path where the run allows it (False: the event loop).
 
     Raises:
         RuntimeError: the scenario's arrivals end (a non-looped trace) before the last epoch.
@@ -257,8 +269,10 @@ def run_epochs(
         fast=False,
     )
     rej = _Rejections(run.recorder)
-    run.recorder.on_reject = rej  # type: ignore[method-assign]
-    while (d := run.sim.run_until_decision()) is not None:
+    # the epoch fast path where the run allows it (the same results as the event loop)
+    use = fast and epochs_unsupported(run.sim) is None
+    stepper = EpochRunner(run.sim) if use else run.sim
+    while (d := stepper.run_until_decision()) is not None:
         if d.kind != "epoch":
             continue
         if d.epoch >= epochs:
