@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--time-limit",
         type=number(float, 0.0, lo_open=True),
         default=None,
-        help="minutes (task: recipe's)",
+        help="minutes of learning; the warm start and the evaluations come on top (task: recipe's)",
     )
     t.add_argument("--eval-freq", type=COUNT, default=None)
     t.add_argument(
