@@ -58,7 +58,7 @@ partition-tasks: $(STAMP)
 	$(BIN)/python tools/partition_tasks.py --seeds 10 --jobs 2
 
 # docs/tasks.md: baseline score tables of every task but Partition-diurnal-v0 (10 held-out seeds,
-# about 9 min on 2 busy cores); add it with `mig-gym baselines --tasks Partition-diurnal-v0`.
+# about 9 min on 2 busy cores); add it with `mig-gym baselines --tasks Partition-diurnal-v0` (21 min).
 baselines: $(STAMP)
 	$(BIN)/mig-gym baselines --seeds 10 --jobs 2
 
