@@ -169,3 +169,18 @@ def test_a_numba_that_fails_to_import_warns_once_and_the_python_loops_run(monkey
         assert ELSA().compiled_form(SLO) is None
     assert compiled.AVAILABLE is False  # not tried again
     assert FirstFree().compiled_form(SLO) is None
+
+
+@needs_numba
+def test_without_a_writable_cache_folder_the_kernels_compile_uncached(monkeypatch):
+    from numba.core import caching
+
+    from mig_gym.policies.dispatch import kernels  # numba: only where installed
+
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])  # no folder to cache in
+
+    def add(x: float, y: float) -> float:
+        return x + y
+
+    fn = kernels.jit(add)
+    assert fn(1.0, 2.0) == 3.0 and fn._cache.__class__.__name__ == "NullCache"

@@ -24,8 +24,13 @@ __all__ = ["EARLIEST_FINISH", "FIRST_FREE", "elsa_loop", "push_loop", "replace_t
 
 
 def jit(fn: Callable) -> Callable:
-    """numba's ``njit``, cached on disk, without fast-math (IEEE arithmetic, as Python's)."""
-    return numba.njit(cache=True, nogil=True)(fn)
+    """numba's ``njit`` without fast-math (IEEE arithmetic, as Python's), cached on disk; where
+    no cache folder is writable (a read-only install and no writable home) compiled afresh in
+    each process instead (about a second)."""
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True)(fn)
 
 
 @jit
