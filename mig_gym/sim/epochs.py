@@ -7,7 +7,11 @@ dispatched, and a (model, size) class needs only the heap of its partitions' fre
 :class:`EpochRunner` takes over a fresh :class:`~mig_gym.sim.simulator.Simulator` whose
 conditions allow it (:func:`unsupported`) and replaces its ``run_until_decision``: it serves the
 arrivals of each stretch between capacity changes with the rule's fast loop, and records them in
-bulk (:meth:`~mig_gym.metrics.Recorder.bulk`).
+bulk (:meth:`~mig_gym.metrics.Recorder.bulk`). Where numba is installed and the rule has a
+compiled form, one kernel call per block runs the loop and the replay of which partition served
+each query (:mod:`mig_gym.sim.compiled`; ``compiled=False`` keeps the Python loop); so does the
+re-dispatch of held queries when a GPU comes back (the settle's, unless one is to be rejected:
+then the simulator's own settle runs). The results are the same.
 
 Capacity changes keep the event loop's semantics because the event loop's own code makes them:
 
