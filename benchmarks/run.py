@@ -328,7 +328,7 @@ def _rows_epochs(e: dict[str, Any]) -> list[list[str]]:
             _verdict(ok and m["ratio"] >= TARGET_EPOCHS_RATIO, f">= {TARGET_EPOCHS_RATIO:g}x"),
         ])  # fmt: skip
     if "first_use_s" in e:
-        rows.append(["envs", "Partition-v0 fast path, first step in a process (extra)",
+        rows.append(["envs", "Partition-v0 fast path: added cost of a process's first step",
                      f"{e['first_use_s']:.2f} s", "", "",
                      "numba import + kernel load; once, not in the rates"])  # fmt: skip
     return rows
