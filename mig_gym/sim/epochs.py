@@ -204,8 +204,7 @@ class EpochRunner:
             a = t if arrival is None else arrival
             packed = ClassArrays(self.idh, self.lat, self.sim.num_models)
             end, size, serv, uids = self.kernel(t, a, m, b, packed)
-            self.idh = packed.heaps()
-            self._rebuild_classes()
+            self.idh = packed.heaps()  # same partitions: ``fit`` stands, ``classes`` is unused
             self.pend.add([end, a, qid, m, size, serv, uids, b])
             return
         ts, ms = t.tolist(), m.tolist()
@@ -283,10 +282,10 @@ class EpochRunner:
         go = [q for q in held if q.batch <= self.fit[q.model]]
         self.held = [q for q in held if q.batch > self.fit[q.model]]
         if go:
-            cols = ([q.arrival_s for q in go], [q.model for q in go], [q.batch for q in go],
-                    [q.id for q in go])  # fmt: skip
-            a, m, b, qid = (np.array(c, np.float64 if i == 0 else np.int64)
-                            for i, c in enumerate(cols))  # fmt: skip
+            a = np.array([q.arrival_s for q in go], np.float64)
+            m = np.array([q.model for q in go], np.int64)
+            b = np.array([q.batch for q in go], np.int64)
+            qid = np.array([q.id for q in go], np.int64)
             self._dispatch(np.full(len(go), te), m, b, qid, arrival=a)
 
     # ------------------------------------------------------------------ state exchange
