@@ -23,6 +23,7 @@ from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario, replace_in
 from mig_gym.sim.compiled import AVAILABLE
 from mig_gym.sim.epochs import EpochRunner, unsupported
+from mig_gym.sim.epochs_pull import epoch_runner
 from mig_gym.sim.simulator import Simulator
 
 SCEN = Path(__file__).resolve().parent.parent / "scenarios"
@@ -74,8 +75,12 @@ def _state(sim: Simulator) -> dict:
         "violations": r.violations, "lat_sum": r.lat_sum,
     }  # fmt: skip
     held = [q.id for q in sim.held]
+    # pull mode: each model's central queue and idle partitions (longest idle first)
+    central = [[q.id for q in dq] for dq in sim.central_q]
+    idle = [list(d) for d in sim.idle]
     return {"now": sim.now, "gpus": gpus, "held": held, "counters": counters,
-            "running": sim.running, "active": sim.active, "queued": sim.queued_count()}  # fmt: skip
+            "running": sim.running, "active": sim.active, "queued": sim.queued_count(),
+            "central": central, "idle": idle}  # fmt: skip
 
 
 def _drive(sc: C.Scenario, policy: str | None, *, fast: bool, epochs: int, change: float,
@@ -83,9 +88,9 @@ def _drive(sc: C.Scenario, policy: str | None, *, fast: bool, epochs: int, chang
            compiled: bool = False) -> tuple[list, dict, list]:  # fmt: skip
     run = build(sc, policy, seed, epoch_s=epoch_s)
     sim = run.sim
-    stepper = EpochRunner(sim, compiled=compiled) if fast else sim
-    if fast:
-        assert stepper.compiled == (compiled and AVAILABLE)
+    stepper = epoch_runner(sim, compiled=compiled) if fast else sim
+    if fast:  # (the pull runner has only its compiled form)
+        assert stepper.compiled == ((compiled or sim.central) and AVAILABLE)
     layouts = list(valid_layouts(sc.cluster.gpu))
     rng = np.random.default_rng(seed)
     states = []
@@ -106,7 +111,10 @@ def _drive(sc: C.Scenario, policy: str | None, *, fast: bool, epochs: int, chang
 def _same(sc: C.Scenario, policy: str | None = None, **kw: object) -> list:
     """The Python epoch loop and (with numba) the compiled one against the event loop."""
     events = _drive(sc, policy, fast=False, **kw)  # type: ignore[arg-type]
-    for compiled in (False, True) if AVAILABLE else (False,):
+    pull = policy is not None and policy.endswith("+fifs")
+    if pull and not AVAILABLE:
+        pytest.skip("pull dispatch takes the epoch fast path only with numba (the fast extra)")
+    for compiled in (True,) if pull else (False, True) if AVAILABLE else (False,):
         fast = _drive(sc, policy, fast=True, compiled=compiled, **kw)  # type: ignore[arg-type]
         assert len(fast[0]) == len(events[0]) > 0
         _close(fast, events)
@@ -117,6 +125,10 @@ CASES = [
     ("diurnal_drift", None, {}),
     ("diurnal_drift", "paris+earliest_finish", {}),
     ("diurnal_drift", "paris+fifs_push", {}),
+    ("diurnal_drift", "paris+fifs", {}),
+    ("drift_mix_flip", "paris+fifs", {}),  # overloaded: long central queues
+    ("drift_tiny_huge", "paris+fifs", {}),  # huge batches wait while tiny ones overtake them
+    ("multi_model", "paris+fifs", {}),
     ("drift_mix_flip", None, {}),
     ("drift_tiny_huge", None, {}),
     ("drift_load_ramp", None, {}),
@@ -137,12 +149,22 @@ def test_every_gpu_reconfigured_at_once_holds_and_redispatches():
     assert any(s["counters"]["redispatched"] for s in states)
 
 
+def test_pull_every_gpu_reconfigured_at_once_queues_centrally_and_fresh_partitions_pull():
+    # FIFS: queries wait centrally while the GPUs are down (12 s, longer than an epoch); GPUs
+    # that went down at one instant come back at one instant and their fresh partitions pull in
+    # GPU order, ending together (ties in start order)
+    sc = _scenario("diurnal_drift", **{"workload.load": 4.0, "cluster.reconfig_s": 12.0})
+    states = _same(sc, "paris+fifs", epochs=6, change=1.0)
+    assert max(sum(map(len, s["central"])) for s in states) > 100
+
+
+@pytest.mark.parametrize("policy", [None, "paris+fifs"])
 @pytest.mark.parametrize("reconfig_s", [0.0, 12.0])
-def test_zero_downtime_and_downtime_longer_than_an_epoch(reconfig_s):
+def test_zero_downtime_and_downtime_longer_than_an_epoch(reconfig_s, policy):
     # 0 s: the GPU comes back at the decision itself; 12 s > 5 s epochs: GPUs still down (or
     # draining) at the next decision are reconfigured again there
     sc = _scenario("drift_mix_flip", **{"cluster.reconfig_s": reconfig_s})
-    states = _same(sc, epochs=10, change=0.5)
+    states = _same(sc, policy, epochs=10, change=0.5)
     if reconfig_s:
         assert any(g[0] != "up" for s in states for g in s["gpus"])
 
@@ -164,7 +186,6 @@ def test_a_stream_that_ends_stops_both_loops_at_the_last_arrival():
     [
         ({"workload.service_cv": 0.3}, None, "service-time noise"),
         ({"faults": (C.FaultConfig(gpu=0, down_at_s=1.0, up_at_s=2.0),)}, None, "faults"),
-        ({}, "paris+fifs", "pull dispatch"),
         ({}, "paris+jsq", "no closed-form fast rule"),
         ({"run.drain": True}, None, "run.drain"),
     ],
@@ -176,6 +197,28 @@ def test_runs_the_epoch_path_cannot_take_say_why(edits, policy, reason):
     assert why is not None and reason in why
     with pytest.raises(ValueError, match=reason):
         EpochRunner(sim)
+
+
+def test_pull_dispatch_without_numba_is_refused_and_says_why(monkeypatch):
+    from mig_gym.sim import compiled
+
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    sim = build(_scenario("drift_mix_flip"), "paris+fifs", 0, epoch_s=5.0).sim
+    assert "only with numba" in unsupported(sim)
+    with pytest.raises(ValueError, match="only with numba"):
+        epoch_runner(sim)
+
+
+@pytest.mark.skipif(not AVAILABLE, reason="pull dispatch takes the epoch path only with numba")
+def test_epoch_runner_builds_the_pull_runner_and_the_push_runner_refuses_pull_runs():
+    from mig_gym.sim.epochs_pull import PullEpochRunner
+
+    sim = build(_scenario("drift_mix_flip"), "paris+fifs", 0, epoch_s=5.0).sim
+    with pytest.raises(ValueError, match="needs the pull runner"):
+        EpochRunner(sim)
+    assert type(epoch_runner(sim)) is PullEpochRunner
+    push = build(_scenario("drift_mix_flip"), None, 0, epoch_s=5.0).sim
+    assert type(epoch_runner(push)) is EpochRunner
 
 
 def test_a_started_run_and_a_run_without_epochs_are_refused():

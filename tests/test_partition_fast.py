@@ -44,8 +44,9 @@ def _close(a: object, b: object, path: str = "") -> None:
         assert a == b, (path, a, b)
 
 
-def _rollout(name: str, mode: str, steps: int, fast: bool) -> list:
-    env = gym.make("mig_gym/Partition-v0", scenario=str(SCEN / f"{name}.yaml"), fast=fast)
+def _rollout(name: str, mode: str, steps: int, fast: bool, policy: str | None = None) -> list:
+    env = gym.make("mig_gym/Partition-v0", scenario=str(SCEN / f"{name}.yaml"), fast=fast,
+                   policy=policy)  # fmt: skip
     u = env.unwrapped
     obs, info = env.reset(seed=5)
     assert u.loop == ("fast" if fast else "events")
@@ -69,18 +70,22 @@ def _rollout(name: str, mode: str, steps: int, fast: bool) -> list:
 
 
 @pytest.mark.parametrize(
-    ("name", "mode", "steps"),
+    ("name", "mode", "steps", "policy"),
     [
-        ("diurnal_drift", "random", 5),
-        ("diurnal_drift", "sometimes", 6),
-        ("drift_mix_flip", "random", 8),
-        ("drift_tiny_huge", "sometimes", 8),
-        ("drift_load_ramp", "random", 8),
+        ("diurnal_drift", "random", 5, None),
+        ("diurnal_drift", "sometimes", 6, None),
+        ("drift_mix_flip", "random", 8, None),
+        ("drift_tiny_huge", "sometimes", 8, None),
+        ("drift_load_ramp", "random", 8, None),
+        ("drift_mix_flip", "random", 8, "paris+fifs"),
+        ("drift_tiny_huge", "sometimes", 8, "periodic_paris+fifs"),
     ],
 )
-def test_partition_env_on_the_fast_path_equals_the_event_loop_env(name, mode, steps):
-    fast = _rollout(name, mode, steps, fast=True)
-    events = _rollout(name, mode, steps, fast=False)
+def test_partition_env_on_the_fast_path_equals_the_event_loop_env(name, mode, steps, policy):
+    if policy and "fifs" in policy and not compiled.AVAILABLE:
+        pytest.skip("pull dispatch takes the epoch fast path only with numba (the fast extra)")
+    fast = _rollout(name, mode, steps, fast=True, policy=policy)
+    events = _rollout(name, mode, steps, fast=False, policy=policy)
     assert len(fast) == len(events)
     for i, (a, b) in enumerate(zip(fast, events, strict=True)):
         _close(a, b, f"item {i}")
@@ -118,7 +123,6 @@ def test_a_whole_episode_matches_with_its_summary():
     ("scenario", "policy", "why"),
     [
         ("faults.yaml", None, "faults"),
-        ("drift_mix_flip.yaml", "paris+fifs", "pull dispatch"),
         ("drift_mix_flip.yaml", "paris+jsq", "no closed-form fast rule"),
     ],
 )
@@ -127,3 +131,29 @@ def test_runs_the_fast_path_cannot_take_use_the_event_loop_and_say_why(scenario,
     env.reset(seed=0)
     assert env.unwrapped.loop == "events" and why in env.unwrapped.loop_note
     assert env.step(env.unwrapped.current_action())[4]["loop"] == "events"
+
+
+def test_without_numba_pull_dispatch_uses_the_event_loop_and_says_why(monkeypatch):
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    env = gym.make("mig_gym/Partition-v0", scenario=str(SCEN / "drift_mix_flip.yaml"),
+                   policy="paris+fifs")  # fmt: skip
+    env.reset(seed=0)
+    assert env.unwrapped.loop == "events" and "only with numba" in env.unwrapped.loop_note
+
+
+@pytest.mark.skipif(not compiled.AVAILABLE, reason="pull dispatch: epoch path only with numba")
+def test_the_pull_runner_pickles_mid_episode_and_resumes_the_same_trajectory():
+    import pickle
+
+    env = gym.make("mig_gym/Partition-v0", scenario=str(SCEN / "drift_mix_flip.yaml"),
+                   policy="paris+fifs").unwrapped  # fmt: skip
+    env.reset(seed=3)
+    rng = np.random.default_rng(4)
+    for _ in range(2):
+        env.step(rng.integers(0, env.choices, env.num_gpus))
+    assert env.loop == "fast"
+    twin = pickle.loads(pickle.dumps(env))
+    for _ in range(3):
+        act = rng.integers(0, env.choices, env.num_gpus)
+        for i, (x, y) in enumerate(zip(env.step(act), twin.step(act), strict=True)):
+            _close(x, y, f"item {i}")

@@ -100,10 +100,15 @@ def test_drift_tasks_run_their_episode(name: str) -> None:
     assert r.summary.sim_time_s == pytest.approx(2 * sc.env.epoch_s)
 
 
-@pytest.mark.parametrize("policy", ["paris+elsa", "periodic_paris+elsa", "homo1+elsa", "reactive"])
+@pytest.mark.parametrize(
+    "policy",
+    ["paris+elsa", "periodic_paris+elsa", "homo1+elsa", "reactive", "periodic_paris+fifs",
+     "homo1+fifs"],
+)  # fmt: skip
 def test_run_epochs_on_the_epoch_fast_path_equals_the_event_loop(policy: str) -> None:
     sc = load_scenario(SCENARIOS / "drift_tiny_huge.yaml")
-    if policy == "homo1+elsa":  # batches up to 64: a 1g rejects the large ones (in bulk)
+    homo1 = policy in ("homo1+elsa", "homo1+fifs")
+    if homo1:  # batches up to 64: a 1g rejects the large ones (in bulk)
         sc = load_scenario(_scenario(batch={"kind": "lognormal", "median": 8, "sigma": 1.0,
                                             "max": 64}))  # fmt: skip
     epochs = 4
@@ -115,5 +120,5 @@ def test_run_epochs_on_the_epoch_fast_path_equals_the_event_loop(policy: str) ->
     assert_close(fast.summary.to_dict(), events.summary.to_dict())
     assert fast.rejected_work == pytest.approx(events.rejected_work, rel=1e-12)
     assert fast.offered_items == events.offered_items
-    if policy == "homo1+elsa":
+    if homo1:
         assert 0 < events.rejected_work < 1  # the comparison covers rejected work

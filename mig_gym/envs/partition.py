@@ -18,7 +18,7 @@ from mig_gym.runs.build import Run, build, load_profiles, max_batch
 from mig_gym.runs.context import time_average_rate
 from mig_gym.scenario import config as C
 from mig_gym.sim import epochs
-from mig_gym.sim.epochs import EpochRunner
+from mig_gym.sim.epochs_pull import epoch_runner
 from mig_gym.sim.observers import BatchCounts
 
 __all__ = ["PartitionEnv", "BATCH_BINS", "env_layouts"]
@@ -143,13 +143,13 @@ class PartitionEnv(MigEnv):
 
     ## Simulation loop
     With ``fast=True`` (the default) an episode whose dispatcher has a fast form (ELSA, earliest
-    finish, ``fifs_push``) and whose settings allow it (no service noise, no faults) runs its
-    epochs on the epoch fast path (:mod:`mig_gym.sim.epochs`: no event heap, the same
-    re-partitioning semantics, the same trajectories and rewards to floating-point rounding);
-    otherwise, or with ``fast=False``, on the event loop. ``env.loop`` (``"fast"`` or
-    ``"events"``, also ``info["loop"]``) says which ran this episode, ``env.loop_note`` why the
-    event loop did, and ``env.compiled`` whether the fast path ran the rule's compiled loop
-    (numba, the ``fast`` extra; else its Python loop, with the same results).
+    finish, ``fifs_push``; FIFS's central queue with numba) and whose settings allow it (no
+    service noise, no faults) runs its epochs on the epoch fast path (:mod:`mig_gym.sim.epochs`,
+    :mod:`mig_gym.sim.epochs_pull`: no event heap, the same re-partitioning semantics, the same
+    trajectories and rewards to floating-point rounding); otherwise, or with ``fast=False``, on
+    the event loop. ``env.loop`` (``"fast"`` or ``"events"``, also ``info["loop"]``) says which
+    ran, ``env.loop_note`` why the event loop did, and ``env.compiled`` whether the fast path ran
+    compiled (numba, the ``fast`` extra; else the rule's Python loop, with the same results).
 
     ## Version History
     * v0: initial version; episodes of exactly ``epochs_per_episode`` epochs from t = 0,
@@ -170,7 +170,7 @@ class PartitionEnv(MigEnv):
         self.fast = fast
         self.loop, self.loop_note = "", ""
         self.compiled = False
-        self._runner: EpochRunner | None = None
+        self._runner: epochs.EpochRunner | None = None
         self.epochs = sc.env.epochs_per_episode
         self.horizon_s = self.epochs * sc.env.epoch_s
         self._mean_rate = max(time_average_rate(sc, self.horizon_s), 1e-9)
@@ -246,7 +246,7 @@ class PartitionEnv(MigEnv):
         self._batches = BatchCounts(self.num_models)  # this episode's arrivals, per epoch
         run.sim.observe(self._batches)
         why = epochs.unsupported(run.sim) if self.fast else "fast=False"
-        self._runner = EpochRunner(run.sim) if why is None else None
+        self._runner = epoch_runner(run.sim) if why is None else None
         self.loop, self.loop_note = ("fast", "") if why is None else ("events", why)
         self.compiled = self._runner is not None and self._runner.compiled
         return run

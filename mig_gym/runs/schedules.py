@@ -49,8 +49,8 @@ from mig_gym.runs.context import phase_starts, plan_context
 from mig_gym.scenario import config as C
 from mig_gym.scenario import load_scenario
 from mig_gym.sim.entities import Plan
-from mig_gym.sim.epochs import EpochRunner
 from mig_gym.sim.epochs import unsupported as epochs_unsupported
+from mig_gym.sim.epochs_pull import epoch_runner
 
 __all__ = [
     "Schedule",
@@ -271,7 +271,7 @@ def run_epochs(
     rej = _Rejections(run.recorder)
     # the epoch fast path where the run allows it (the same results as the event loop)
     use = fast and epochs_unsupported(run.sim) is None
-    stepper = EpochRunner(run.sim) if use else run.sim
+    stepper = epoch_runner(run.sim) if use else run.sim
     while (d := stepper.run_until_decision()) is not None:
         if d.kind != "epoch":
             continue

@@ -13,7 +13,8 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from mig_gym.sim.entities import GPU, Query
+from mig_gym.sim import compiled
+from mig_gym.sim.entities import GPU, Partition, Query
 from mig_gym.sim.events import GPUFail, GPURecover, ReconfigDone
 
 if TYPE_CHECKING:
@@ -24,6 +25,18 @@ __all__ = ["DONE", "DRAIN", "EpochAccess"]
 
 DRAIN = 0  # event kinds, in the order simultaneous events are handled
 DONE = 1
+
+
+def _pull_blocker(s: Simulator) -> str | None:
+    """Why a pull-mode run cannot take the epoch path: it needs numba (``mig-gym[fast]``)."""
+    if not compiled.AVAILABLE:
+        return "pull dispatch (FIFS) takes the epoch fast path only with numba (the fast extra)"
+    try:
+        import mig_gym.sim.pull_kernel  # noqa: F401  (numba: about 0.2 s the first time)
+    except ImportError as e:  # a numba that cannot load: warned once, then not tried again
+        compiled.unusable(e)
+        return f"pull dispatch (FIFS) needs numba for the epoch fast path ({e})"
+    return s._started_blocker()
 
 
 class EpochAccess:
@@ -42,8 +55,8 @@ class EpochAccess:
             return "no decision epochs"
         if s.drain:
             return "run.drain is true (the epoch path stops at the last decision)"
-        if s.central:
-            return "pull dispatch (FIFS's central queue) has no epoch fast path"
+        if s.central:  # the simulator's own pull mode, compiled: no rule to check
+            return _pull_blocker(s)
         if d is None:
             return "no dispatcher attached (an outside policy dispatches)"
         if s.fallback is not d:
@@ -53,6 +66,10 @@ class EpochAccess:
         if d.fast_form(s.slo_s) is None:  # type: ignore[attr-defined]
             blockers = ", ".join(d.fast_blockers())  # type: ignore[attr-defined]
             return f"dispatcher {type(d).__name__} has no closed-form fast rule for {blockers}"
+        return self._started_blocker()
+
+    def _started_blocker(self) -> str | None:
+        s: Simulator = self  # type: ignore[assignment]
         if s._next_id or s.last_arrival_s or s.now:
             return "the run has already started"
         if any(g.state != GPU.UP for g in s.gpus):
@@ -111,6 +128,23 @@ class EpochAccess:
             self._settle()  # type: ignore[attr-defined]
             return True
         return False
+
+    def epoch_starts(self) -> list[int]:
+        """The partitions (uids) whose query the simulator itself started since the event heap
+        was last emptied (a settle's pulls), in start order."""
+        heap = self._heap  # type: ignore[attr-defined]
+        return [uid for _, uid in sorted((e[1], e[2].uid) for e in heap if e[3] is not None)]
+
+    def epoch_pull_read(self) -> tuple[list[list[Partition]], list[list[Query]]]:
+        """Pull mode: each model's idle partitions (longest idle first) and central queue."""
+        s: Simulator = self  # type: ignore[assignment]
+        return [list(d.values()) for d in s.idle], [list(dq) for dq in s.central_q]
+
+    def epoch_pull_write(self, idle: list[list[Partition]], central: list[list[Query]]) -> None:
+        """Pull mode: set each model's idle partitions (longest idle first) and central queue."""
+        s: Simulator = self  # type: ignore[assignment]
+        s.idle = [{p.uid: p for p in ps} for ps in idle]
+        s.central_q = [deque(qs) for qs in central]
 
     def epoch_take_held(self) -> list[Query]:
         s: Simulator = self  # type: ignore[assignment]

@@ -37,9 +37,12 @@ ties to the lowest uid, as the event loop's class index), so that a reconfigured
 are known. It is checked against the event loop in tests/test_epochs.py (Simulator level) and
 tests/test_partition_fast.py (Partition-v0): identical counts, floats equal to 1e-9.
 
+Pull dispatch (FIFS's central queues) has its own runner (:mod:`mig_gym.sim.epochs_pull`,
+compiled only); :func:`mig_gym.sim.epochs_pull.epoch_runner` builds the one a simulator needs.
 Not covered (the event loop runs instead, :func:`unsupported` says why): service noise, faults,
-pull dispatch (FIFS), dispatchers without a fast form (or with a parameter it does not honour), a
-separate fallback dispatcher, runs that drain after the last arrival, runs already started.
+dispatchers without a fast form (or with a parameter it does not honour), a separate fallback
+dispatcher, pull dispatch without numba, runs that drain after the last arrival, runs already
+started.
 """
 
 from __future__ import annotations
@@ -73,10 +76,6 @@ def unsupported(sim: Simulator) -> str | None:
     return sim.epoch_blocker()
 
 
-def _largest_fit(table: list[float]) -> int:
-    return max((b for b, x in enumerate(table) if x < _INF), default=0)
-
-
 _REASONS = (REJECT_MEMORY, REJECT_NOT_HOSTED)
 
 
@@ -94,12 +93,15 @@ class EpochRunner:
         why = unsupported(sim)
         if why is not None:
             raise ValueError(f"this run cannot take the epoch fast path: {why}")
+        if sim.central and type(self) is EpochRunner:
+            raise ValueError("a pull-mode run needs the pull runner: use epochs_pull.epoch_runner")
         self.sim = sim
         self.use_compiled = compiled
         self._forms()
         self.slo = np.asarray(sim.slo_s, np.float64)
         self.lat = {key: list(t) for key, t in sim.tables.items()}
-        self.fit_of = {key: _largest_fit(t) for key, t in self.lat.items()}
+        self.fit_of = {key: max((b for b, x in enumerate(t) if x < _INF), default=0)
+                       for key, t in self.lat.items()}  # largest batch that fits  # fmt: skip
         self.next_tick: float = sim.epoch_s  # type: ignore[assignment]
         self.tick = 1
         self.cursor: Cursor | None = None
@@ -179,20 +181,31 @@ class EpochRunner:
             for obs in observers:
                 obs.on_block(m, b)
             ok = b <= servable[m]
-            go = ok & (b <= self.fit[m])  # some available partition can take it
-            if go.all():
-                self._dispatch(t, m, b, qid)
-            elif go.any():
-                self._dispatch(t[go], m[go], b[go], qid[go])
-            for i in np.flatnonzero(ok & ~go).tolist():  # held until capacity comes online
-                self.held.append(Query(int(qid[i]), float(t[i]), int(m[i]), int(b[i])))
+            self._arrive(t, m, b, qid, ok)
             bad = ~ok
             rej = Rejections(t[bad], qid[bad], m[bad], code_of[m[bad]], _REASONS)
             self.next_id += len(t)
             self.last_t = float(t[-1])
             # every query that ends by this arrival is known: later ones arrive later
             sim.rec.bulk(t, self.pend.pop_until(self.last_t, self.slo), rej)
+        if not cursor.exhausted:
+            self._flush(stop)
         return cursor.exhausted
+
+    def _arrive(self, t: np.ndarray, m: np.ndarray, b: np.ndarray, qid: np.ndarray,
+                ok: np.ndarray) -> None:  # fmt: skip
+        """Dispatch a block's servable arrivals (``ok``); the ones no available partition can
+        take are held until capacity comes online."""
+        go = ok & (b <= self.fit[m])  # some available partition can take it
+        if go.all():
+            self._dispatch(t, m, b, qid)
+        elif go.any():
+            self._dispatch(t[go], m[go], b[go], qid[go])
+        for i in np.flatnonzero(ok & ~go).tolist():  # held until capacity comes online
+            self.held.append(Query(int(qid[i]), float(t[i]), int(m[i]), int(b[i])))
+
+    def _flush(self, stop: float) -> None:
+        """What happens after the last arrival before ``stop`` (push: placed at dispatch)."""
 
     def _dispatch(self, t: np.ndarray, m: np.ndarray, b: np.ndarray, qid: np.ndarray,
                   arrival: np.ndarray | None = None) -> None:  # fmt: skip
@@ -368,10 +381,15 @@ class EpochRunner:
                 p.est_free_s = end[rows[-1]]
                 running += 1
                 queued += len(rows) - 1
-        for idx in sim.index.values():  # idle ones longest idle first, busy ones by free time
+        self._rebuild_indexes()
+        sim.epoch_state(now, running, queued, self.held, self.last_t, self.next_id)
+
+    def _rebuild_indexes(self) -> None:
+        """The simulator's class indexes from the written-back free times: idle partitions
+        longest idle first, busy ones by free time."""
+        for idx in self.sim.index.values():
             members = sorted((p for p in idx.members.values() if p.available),
                              key=lambda p: (p.est_free_s, p.uid))  # fmt: skip
             idx.heap, idx.idle, idx.valid = [], {}, False
             for p in members:
                 idx.push(p)
-        sim.epoch_state(now, running, queued, self.held, self.last_t, self.next_id)

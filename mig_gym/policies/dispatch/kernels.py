@@ -15,22 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numba
 import numpy as np
 
 from mig_gym.sim.compiled import ClassArrays, CompiledLoop
+from mig_gym.sim.jit import jit
 
-__all__ = ["EARLIEST_FINISH", "FIRST_FREE", "elsa_loop", "push_loop", "replace_top"]
-
-
-def jit(fn: Callable) -> Callable:
-    """numba's ``njit`` without fast-math (IEEE arithmetic, as Python's), cached on disk; where
-    no cache folder is writable (a read-only install and no writable home) compiled afresh in
-    each process instead (about a second)."""
-    try:
-        return numba.njit(cache=True, nogil=True)(fn)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True)(fn)
+__all__ = ["EARLIEST_FINISH", "FIRST_FREE", "elsa_loop", "jit", "push_loop", "replace_top"]
 
 
 @jit
