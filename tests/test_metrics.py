@@ -157,8 +157,9 @@ def test_window_rows_by_hand():
     }
 
 
-def test_window_percentiles_are_exact():
-    lat = np.random.default_rng(3).lognormal(-3, 1, 501)
+@pytest.mark.parametrize("n", [501, 5000])  # below and above the size numpy sorts
+def test_window_percentiles_are_exact(n):
+    lat = np.random.default_rng(3).lognormal(-3, 1, n)
     rec = recorder(window_s=10.0)
     for i, x in enumerate(lat):
         rec.on_complete(i, 0, 1.0, 1.0 + float(x), 1.0)
@@ -168,6 +169,17 @@ def test_window_percentiles_are_exact():
     for name, q in (("latency_p50_ms", 50), ("latency_p95_ms", 95), ("latency_p99_ms", 99)):
         assert row[name] == pytest.approx(np.percentile(lat, q) * 1e3, rel=1e-12)
     assert row["latency_mean_ms"] == pytest.approx(lat.mean() * 1e3, rel=1e-12)
+
+
+def test_large_windows_sorted_by_numpy_give_the_plain_python_results(monkeypatch):
+    from mig_gym.metrics import series
+
+    for n in (1, 2, 511, 512, 513, 20_000):
+        lat = np.random.default_rng(n).lognormal(-3, 1, n).tolist()
+        fast = series._percentiles(lat)
+        monkeypatch.setattr(series, "_NUMPY_SORT", 10**9)  # sorted() at every size
+        assert series._percentiles(lat) == fast and all(type(x) is float for x in fast)
+        monkeypatch.undo()
 
 
 def test_arrival_counts_in_the_window_it_falls_in():

@@ -95,10 +95,11 @@ def _begin(j, now, arr, qid, model, batch, lat, parts, out, ctr, heap):
 
 
 @jit(inline=True)
-def _freed(j, now, lat, parts, pool, head, tail, out, ctr, heap):
-    """Partition ``j``'s query ended at ``now``: it takes the oldest waiting query of its model
-    that it can hold (the event loop's ``_became_idle``), or goes idle."""
-    wa, wid, _, wb, wnext = pool
+def _freed(j, now, lat, parts, pool, head, tail, idle, ctr):
+    """Partition ``j``'s query ended at ``now``: the oldest waiting query of its model that it
+    can hold (the event loop's ``_became_idle``), taken off its queue; or -1, and ``j`` goes
+    idle (last in its model's idle list)."""
+    wb, wnext = pool[3], pool[4]
     mm, c = parts[1][j], parts[3][j]
     prev, w = -1, head[mm]
     while w >= 0 and lat[c, wb[w]] == _INF:
@@ -106,26 +107,44 @@ def _freed(j, now, lat, parts, pool, head, tail, out, ctr, heap):
     if w < 0:
         ctr[1] += 1
         parts[4][j], parts[6][j], parts[7][j] = _INF, ctr[1], now
-        return
-    nxt = wnext[w]
-    if prev < 0:
-        head[mm] = nxt
+        _append(j, mm, idle[0], idle[1], idle[2])
     else:
-        wnext[prev] = nxt
-    if tail[mm] == w:
-        tail[mm] = prev
-    _begin(j, now, wa[w], wid[w], mm, wb[w], lat, parts, out, ctr, heap)
+        _unlink(w, prev, mm, head, tail, wnext)
+    return w
 
 
 @jit(inline=True)
-def _wait(w, mm, head, tail, wnext):
-    """Entry ``w`` joins the end of model ``mm``'s central queue."""
-    wnext[w] = -1
+def _append(w, mm, head, tail, nxt):
+    """Entry ``w`` joins the end of list ``mm`` (a central queue or an idle list)."""
+    nxt[w] = -1
     if tail[mm] >= 0:
-        wnext[tail[mm]] = w
+        nxt[tail[mm]] = w
     else:
         head[mm] = w
     tail[mm] = w
+
+
+@jit(inline=True)
+def _unlink(w, prev, mm, head, tail, nxt):
+    """Remove entry ``w`` (after ``prev``, -1 if first) from list ``mm``."""
+    if prev < 0:
+        head[mm] = nxt[w]
+    else:
+        nxt[prev] = nxt[w]
+    if tail[mm] == w:
+        tail[mm] = prev
+
+
+@jit(inline=True)
+def _idle_lists(parts, m_off, idle):
+    """Each model's idle partitions in the order they went idle (by idle rank)."""
+    rank = parts[6]
+    for mm in range(m_off.shape[0] - 1):
+        lo = m_off[mm]
+        sub = rank[lo : m_off[mm + 1]]
+        for k in np.argsort(sub, kind="mergesort"):
+            if sub[k] >= 0:
+                _append(lo + k, mm, idle[0], idle[1], idle[2])
 
 
 @jit
@@ -135,34 +154,41 @@ def pull_stretch(t, m, b, qid, stop, lat, parts, m_off, pool, head, tail, out, c
     ``ctr`` in place and writes a row of ``out`` per query started."""
     wa, wid, wm, wb, wnext = pool
     for w in range(ctr[3]):  # the central queues on entry, in order
-        _wait(w, wm[w], head, tail, wnext)
+        _append(w, wm[w], head, tail, wnext)
     end, seq, rank, cls = parts[4], parts[5], parts[6], parts[3]
     n = end.shape[0]
+    idle = (np.full(head.shape[0], -1), np.full(head.shape[0], -1), np.empty(n, np.int64))
+    _idle_lists(parts, m_off, idle)
     heap = (np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64))
     ctr[4] = 0
     for j in range(n):
         if rank[j] < 0 and end[j] < _INF:
             _push(heap, ctr, end[j], seq[j], j)
-    for i in range(t.shape[0]):
-        ti, mi, bi = t[i], m[i], b[i]
-        while ctr[4] > 0 and heap[0][0] <= ti:  # completions first on ties
-            x, j = _pop(heap, ctr)
-            _freed(j, x, lat, parts, pool, head, tail, out, ctr, heap)
-        pick, best = -1, 0
-        for j in range(m_off[mi], m_off[mi + 1]):  # the longest-idle partition that fits
-            r = rank[j]
-            if r >= 0 and (pick < 0 or r < best) and lat[cls[j], bi] < _INF:
-                pick, best = j, r
-        if pick >= 0:
-            _begin(pick, ti, ti, qid[i], mi, bi, lat, parts, out, ctr, heap)
+    i, n_arr = 0, t.shape[0]
+    while True:  # one event per turn: a completion (first on ties) or an arrival
+        until = t[i] if i < n_arr else stop
+        if ctr[4] > 0 and heap[0][0] <= until:
+            now, j = _pop(heap, ctr)
+            w = _freed(j, now, lat, parts, pool, head, tail, idle, ctr)
+            if w < 0:
+                continue
+            a, q, mi, bi = wa[w], wid[w], wm[w], wb[w]
+        elif i < n_arr:
+            now, a, q, mi, bi = t[i], t[i], qid[i], m[i], b[i]
+            i += 1
+            prev, j = -1, idle[0][mi]  # the longest-idle partition that can hold the batch
+            while j >= 0 and lat[cls[j], bi] == _INF:
+                prev, j = j, idle[2][j]
+            if j < 0:  # none: it waits at the end of its model's central queue
+                w = ctr[3]
+                ctr[3] = w + 1
+                wa[w], wid[w], wm[w], wb[w] = a, q, mi, bi
+                _append(w, mi, head, tail, wnext)
+                continue
+            _unlink(j, prev, mi, idle[0], idle[1], idle[2])
         else:
-            w = ctr[3]
-            ctr[3] = w + 1
-            wa[w], wid[w], wm[w], wb[w] = ti, qid[i], mi, bi
-            _wait(w, mi, head, tail, wnext)
-    while ctr[4] > 0 and heap[0][0] <= stop:
-        x, j = _pop(heap, ctr)
-        _freed(j, x, lat, parts, pool, head, tail, out, ctr, heap)
+            break
+        _begin(j, now, a, q, mi, bi, lat, parts, out, ctr, heap)
 
 
 @jit
