@@ -5,7 +5,8 @@ process (``gymnasium.make_vec``, random valid actions drawn for all 8 at once); 
 on ``scenarios/diurnal_drift.yaml`` (8 GPUs) on the epoch fast path next to the same environment
 on the event loop (``fast=False``), over the same first epochs of an episode (best of 3 each,
 interleaved) with the same actions (random ones, which re-partition nearly every GPU at every
-epoch, and ones that keep the plan)."""
+epoch, and ones that keep the plan), with the default dispatcher (ELSA) and, with random
+actions, FIFS's central queue (the pull runner)."""
 
 from __future__ import annotations
 
@@ -34,10 +35,11 @@ def _rate(env: gym.Env, pick: Any, seconds: float, seed: int = 0) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def _epochs_rate(fast: bool, mode: str, steps: int) -> tuple[float, str, bool]:
+def _epochs_rate(fast: bool, mode: str, steps: int,
+                 policy: str | None = None) -> tuple[float, str, bool]:  # fmt: skip
     """Partition-v0 steps/s over the first ``steps`` epochs of an episode on diurnal_drift;
     the loop that ran and whether it was compiled."""
-    env = gym.make("mig_gym/Partition-v0", scenario=str(DRIFT), fast=fast)
+    env = gym.make("mig_gym/Partition-v0", scenario=str(DRIFT), fast=fast, policy=policy)
     env.reset(seed=0)
     env.action_space.seed(0)
     u = env.unwrapped
@@ -75,14 +77,16 @@ def run_epochs(steps: int, repeats: int = 3) -> dict[str, Any]:
     fast path's one-off first-use cost, reported on its own)."""
     out: dict[str, Any] = {"scenario": DRIFT.name, "steps": steps, "repeats": repeats,
                            "first_use_s": _first_use_s()}  # fmt: skip
-    for mode in ("random", "keep"):
+    # the default dispatcher (ELSA) per kind of action, and FIFS (pull: its own compiled runner)
+    for key, mode, policy in (("random", "random", None), ("keep", "keep", None),
+                              ("fifs", "random", "paris+fifs")):  # fmt: skip
         fast = events = 0.0
         for _ in range(repeats):
-            f, loop_f, compiled = _epochs_rate(True, mode, steps)
-            e, loop_e, _ = _epochs_rate(False, mode, steps)
+            f, loop_f, compiled = _epochs_rate(True, mode, steps, policy)
+            e, loop_e, _ = _epochs_rate(False, mode, steps, policy)
             fast, events = max(fast, f), max(events, e)
-        out[mode] = {"fast": fast, "events": events, "ratio": fast / events,
-                     "loops": [loop_f, loop_e], "compiled": compiled}  # fmt: skip
+        out[key] = {"fast": fast, "events": events, "ratio": fast / events,
+                    "loops": [loop_f, loop_e], "compiled": compiled}  # fmt: skip
     return out
 
 

@@ -315,7 +315,10 @@ def _rows_envs(r: dict[str, Any]) -> list[list[str]]:
 
 def _rows_epochs(e: dict[str, Any]) -> list[list[str]]:
     rows = []
-    for mode, what in (("random", "random actions"), ("keep", "actions keeping the plan")):
+    for mode, what in (("random", "random actions"), ("keep", "actions keeping the plan"),
+                       ("fifs", "FIFS, random actions")):  # fmt: skip
+        if mode not in e:
+            continue
         m = e[mode]
         ok = m["loops"] == ["fast", "events"]
         how = "compiled" if m.get("compiled") else "Python"

@@ -158,6 +158,16 @@ def test_pull_every_gpu_reconfigured_at_once_queues_centrally_and_fresh_partitio
     assert max(sum(map(len, s["central"])) for s in states) > 100
 
 
+def test_pull_settle_by_the_simulator_on_the_written_back_state_gives_the_same_run(monkeypatch):
+    # the pull runner settles fresh partitions on its kernel; where anything else waited for the
+    # settle it would write its state back and let the simulator settle: both must agree
+    from mig_gym.sim.simulator import Simulator
+
+    monkeypatch.setattr(Simulator, "epoch_take_fresh", lambda self: None)
+    _same(_scenario("drift_mix_flip", **{"cluster.reconfig_s": 2.0}), "paris+fifs", epochs=8,
+          change=0.5)  # fmt: skip
+
+
 @pytest.mark.parametrize("policy", [None, "paris+fifs"])
 @pytest.mark.parametrize("reconfig_s", [0.0, 12.0])
 def test_zero_downtime_and_downtime_longer_than_an_epoch(reconfig_s, policy):

@@ -129,6 +129,17 @@ class EpochAccess:
             return True
         return False
 
+    def epoch_take_fresh(self) -> list[Partition] | None:
+        """Pull mode, after the events of an instant: the partitions that came online, in the
+        order the settle lets them pull (GPU, placement), taken over by the runner (the settle
+        is then done); None if anything else waits for the settle (the simulator settles)."""
+        s: Simulator = self  # type: ignore[assignment]
+        if s._displaced or s.held:
+            return None
+        fresh, s._fresh, s._settle_due = s._fresh, [], False
+        return sorted((p for p in fresh if p.available and p.running is None),
+                      key=lambda p: (p.gpu, p.start))  # fmt: skip
+
     def epoch_starts(self) -> list[int]:
         """The partitions (uids) whose query the simulator itself started since the event heap
         was last emptied (a settle's pulls), in start order."""

@@ -13,15 +13,18 @@ drained GPU going down, a downtime ending) handled by the simulator's own code, 
 written back at every decision (:meth:`PullEpochRunner._materialize`: the running queries, the
 idle partitions in the order they went idle, the central queues) and read back after the
 simulator acted (:meth:`PullEpochRunner._absorb`, including the queries a settle's fresh
-partitions pulled). At a capacity event the state is always written back, since a partition
-coming online pulls from the central queues. :func:`epoch_runner` builds the runner a
-simulator needs (this one or the push one). Checked against the event loop in
-tests/test_epochs.py and tests/test_partition_fast.py.
+partitions pulled). At a capacity event the simulator handles the event itself (a drained GPU
+goes down, a downtime ends) and the partitions that came online then pull from the central
+queues in GPU order on the kernel (:func:`~mig_gym.sim.pull_kernel.pull_settle`, the settle of
+the event loop); the state is written back there only if anything else waits for the settle.
+:func:`epoch_runner` builds the runner a simulator needs (this one or the push one). Checked
+against the event loop in tests/test_epochs.py and tests/test_partition_fast.py.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -86,9 +89,14 @@ class PullEpochRunner(EpochRunner):
 
     def _stretch(self, t: np.ndarray, m: np.ndarray, b: np.ndarray, qid: np.ndarray,
                  stop: float) -> None:  # fmt: skip
-        """One kernel call; the queries it started go to the pending completions."""
+        """The kernel on arrivals up to ``stop``; the queries it started become pending."""
+        self._call(len(t), lambda *a: self.kernel.pull_stretch(t, m, b, qid, float(stop), *a))
+
+    def _call(self, n: int, kernel: Callable[..., None]) -> None:
+        """One kernel call that may queue ``n`` new queries (``kernel`` gets the arrays from
+        ``lat`` on); the queries it started become pending completions."""
         n0 = len(self.wait[0])
-        cap = n0 + len(t)
+        cap = n0 + n
         pool = (np.empty(cap), np.empty(cap, _I8), np.empty(cap, _I8), np.empty(cap, _I8),
                 np.empty(cap, _I8))  # fmt: skip
         for dst, src in zip(pool, self.wait, strict=False):
@@ -97,8 +105,7 @@ class PullEpochRunner(EpochRunner):
         tail = head.copy()
         out = tuple(np.empty(cap, np.float64 if c in (0, 1, 5) else _I8) for c in range(COLS))
         self.ctr[2], self.ctr[3] = 0, n0
-        self.kernel.pull_stretch(t, m, b, qid, float(stop), self.lat2, self.parts, self.m_off,
-                                 pool, head, tail, out, self.ctr)  # fmt: skip
+        kernel(self.lat2, self.parts, self.m_off, pool, head, tail, out, self.ctr)
         k = int(self.ctr[2])
         if k:
             self.pend.add([c[:k] for c in out])
@@ -107,12 +114,38 @@ class PullEpochRunner(EpochRunner):
         self.wait = (pool[0][idx], pool[1][idx], pool[2][idx], pool[3][idx])
 
     def _at_event(self, te: float) -> None:
-        """The events at ``te``, then the instant's settle on the written-back state (new
-        partitions pull from the central queues), read back."""
+        """The events at ``te`` (the simulator's), then the instant's settle: the partitions
+        that came online pull from the central queues in GPU order (on the kernel; by the
+        simulator on the written-back state if anything else waits for it)."""
         self._events_at(te)
-        self._materialize(te)
-        self.sim.epoch_settle()
-        self._absorb()
+        fresh = self.sim.epoch_take_fresh()
+        if fresh is None:
+            self._materialize(te)
+            self.sim.epoch_settle()
+            self._absorb()
+        elif fresh:
+            js = self._add_parts(fresh, te)
+            self._call(0, lambda *a: self.kernel.pull_settle(js, float(te), *a))
+
+    def _add_parts(self, fresh: list[Partition], now: float) -> np.ndarray:
+        """Add partitions that came online at ``now`` (neither busy nor idle yet) to the
+        kernel's arrays, kept grouped by model; returns their indexes, in the given order."""
+        new = (
+            np.array([p.uid for p in fresh], _I8), np.array([p.model for p in fresh], _I8),
+            np.array([p.gpcs for p in fresh], _I8),
+            np.array([self.cls_of[(p.model, p.gpcs)] for p in fresh], _I8),
+            np.full(len(fresh), np.inf), np.zeros(len(fresh), _I8), np.full(len(fresh), -1, _I8),
+            np.full(len(fresh), now),
+        )  # fmt: skip
+        n0 = len(self.parts[0])
+        cols = [np.concatenate((a, b)) for a, b in zip(self.parts, new, strict=True)]
+        order = np.argsort(cols[1], kind="stable")
+        self.parts = tuple(c[order] for c in cols)  # type: ignore[assignment]
+        counts = np.bincount(self.parts[1], minlength=self.sim.num_models)
+        self.m_off[1:] = np.cumsum(counts)
+        where = np.empty(len(order), _I8)
+        where[order] = np.arange(len(order))
+        return where[n0:]
 
     # ------------------------------------------------------------------ state exchange
     def _pack(self, parts: list[Partition], seq: dict[int, int], rank: dict[int, int]) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 
 from mig_gym.sim.jit import jit
 
-__all__ = ["pull_stretch", "queue_order"]
+__all__ = ["pull_settle", "pull_stretch", "queue_order"]
 
 _INF = np.inf
 
@@ -189,6 +189,25 @@ def pull_stretch(t, m, b, qid, stop, lat, parts, m_off, pool, head, tail, out, c
         else:
             break
         _begin(j, now, a, q, mi, bi, lat, parts, out, ctr, heap)
+
+
+@jit
+def pull_settle(fresh, now, lat, parts, m_off, pool, head, tail, out, ctr):
+    """The settle at ``now`` of the partitions ``fresh`` (indexes into ``parts``, in GPU and
+    placement order) that just came online: each in turn takes the oldest waiting query of its
+    model it can hold, or goes idle (the event loop's ``_settle``); arguments as
+    :func:`pull_stretch`'s."""
+    wa, wid, wm, wb, wnext = pool
+    for w in range(ctr[3]):
+        _append(w, wm[w], head, tail, wnext)
+    n = parts[4].shape[0]
+    idle = (np.full(head.shape[0], -1), np.full(head.shape[0], -1), np.empty(n, np.int64))
+    heap = (np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64))  # rebuilt by each call
+    ctr[4] = 0
+    for j in fresh:
+        w = _freed(j, now, lat, parts, pool, head, tail, idle, ctr)
+        if w >= 0:
+            _begin(j, now, wa[w], wid[w], wm[w], wb[w], lat, parts, out, ctr, heap)
 
 
 @jit
