@@ -25,13 +25,14 @@ DRIFT = Path(__file__).resolve().parent.parent / "scenarios" / "diurnal_drift.ya
 
 
 def _rate(env: gym.Env, pick: Any, seconds: float, seed: int = 0) -> float:
-    env.reset(seed=seed)
+    """Steps/s, each action drawn by ``pick(env, info)`` from the last step's (or reset's) info."""
+    _, info = env.reset(seed=seed)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        _, _, term, trunc, _ = env.step(pick(env))
+        _, _, term, trunc, info = env.step(pick(env, info))
         n += 1
         if term or trunc:
-            env.reset()
+            _, info = env.reset()
     return n / (time.perf_counter() - t0)
 
 
@@ -115,20 +116,21 @@ def run(scenario: str | None, seconds: float = 3.0, num_envs: int = 8) -> dict[s
 
     draws = iter(rng.random(10_000_000))
 
-    def valid(env: gym.Env) -> int:  # uniform over the valid slots, cheap to draw
-        idx = np.flatnonzero(env.unwrapped.action_masks())
+    def valid(env: gym.Env, info: dict) -> int:  # uniform over the valid slots (the info's
+        idx = np.flatnonzero(info["action_mask"])  # mask, as an agent reads it), cheap to draw
         return int(idx[int(next(draws) * len(idx))])
 
+    def sample(env: gym.Env, info: dict) -> Any:
+        return env.action_space.sample()
+
     rates = {
-        "cartpole": _rate(cart, lambda e: e.action_space.sample(), seconds),
+        "cartpole": _rate(cart, sample, seconds),
         "dispatch": _rate(disp, valid, seconds),
-        "partition": _rate(part, lambda e: e.action_space.sample(), seconds),
+        "partition": _rate(part, sample, seconds),
         "dispatch_vec": _vector_rate(scenario, num_envs, seconds),
     }
     # A second CartPole pass after ours, so a change of machine load shows up in the ratio.
-    rates["cartpole"] = max(
-        rates["cartpole"], _rate(cart, lambda e: e.action_space.sample(), seconds)
-    )
+    rates["cartpole"] = max(rates["cartpole"], _rate(cart, sample, seconds))
     return {
         "steps_per_s": rates,
         "seconds": seconds,

@@ -155,7 +155,8 @@ def test_readme_layout_matches_the_tree():
 # Imports inside functions are kept only where they keep heavy optional packages off the paths
 # that do not need them (docs/architecture.md); any other belongs at the top of the module.
 LAZY_OK = ("torch", "stable_baselines3", "sb3_contrib", "ray", "matplotlib", "mig_gym.learn",
-           "mig_gym.policies.dispatch.kernels", "mig_gym.sim.pull_kernel")  # fmt: skip
+           "mig_gym.policies.dispatch.kernels", "mig_gym.sim.pull_kernel",
+           "mig_gym.envs.obs_kernel")  # fmt: skip
 
 
 def _local_imports(path: Path) -> set[str]:

@@ -13,6 +13,7 @@ import yaml
 from mig_gym import hardware
 from mig_gym.envs import DispatchEnv
 from mig_gym.envs.common import OBS_CLIP
+from mig_gym.sim import compiled
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FAULTS = [
@@ -85,8 +86,15 @@ def _reconfigure(env: DispatchEnv, rng: np.random.Generator) -> None:
     ],
     ids=["default", "faults", "multi-reconfig", "faults-reconfig"],
 )
-def test_incremental_observation_equals_full_rebuild(scenario, num_queries, reconfig_every):
+@pytest.mark.parametrize("kernel", [True, False], ids=["compiled", "numpy"])
+def test_incremental_observation_equals_full_rebuild(scenario, num_queries, reconfig_every,
+                                                     kernel, monkeypatch):  # fmt: skip
+    # the per-step columns by the compiled kernel (numba) and by the numpy pass
+    if kernel and not compiled.AVAILABLE:
+        pytest.skip("numba is not installed (the fast extra)")
+    monkeypatch.setattr(compiled, "AVAILABLE", kernel)
     env = DispatchEnv(scenario, num_queries=num_queries)
+    assert env.bank.compiled == kernel
     rng = np.random.default_rng(5)
     obs, info = env.reset(seed=3)
     checked = changed = 0

@@ -12,6 +12,7 @@ import yaml
 
 import mig_gym  # noqa: F401  (registers the environments)
 from mig_gym.envs.vector import DispatchVectorEnv
+from mig_gym.sim import compiled
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FAULTS = [{"gpu": 2, "down_at_s": 0.2, "up_at_s": 0.6}, {"gpu": 5, "down_at_s": 0.4}]
@@ -34,7 +35,7 @@ def _actions(rng: np.random.Generator, masks: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("scenario", [None, "faults"])
-def test_same_trajectories_as_independent_envs(scenario):
+def test_same_trajectories_as_independent_envs(scenario, monkeypatch):
     kw = {
         "scenario": _faults() if scenario else None,
         "num_queries": 60 if scenario is None else 400,
@@ -42,7 +43,13 @@ def test_same_trajectories_as_independent_envs(scenario):
     n = 3
     vec = gym.make_vec("mig_gym/Dispatch-v0", num_envs=n, **kw)
     assert isinstance(vec.unwrapped, DispatchVectorEnv)
+    assert vec.unwrapped.bank.compiled == compiled.AVAILABLE
+    # the independent environments compute their observations in numpy: with numba, the
+    # vector environment's compiled columns are checked against them
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
     ref = gym.vector.SyncVectorEnv([lambda: gym.make("mig_gym/Dispatch-v0", **kw)] * n)
+    monkeypatch.undo()
+    assert not any(e.unwrapped.bank.compiled for e in ref.envs)
     assert ref.metadata["autoreset_mode"] == vec.metadata["autoreset_mode"]
     obs, info = vec.reset(seed=4)
     robs, rinfo = ref.reset(seed=4)

@@ -186,14 +186,11 @@ class DispatchEnv(MigEnv):
         sim = self.run.sim  # type: ignore[union-attr]
         bank, i, n = self.bank, self._row, self.scenario.run.num_queries
         while True:
-            d = sim.run_until_decision()
-            if d is None:
+            q = sim.next_query()
+            if q is None:
                 self.pending_query = None
                 bank.blank(i)
                 return True
-            if d.kind != "dispatch":
-                continue
-            q = d.query
             dt = q.arrival_s - self._last_t
             self._last_t = q.arrival_s
             self._rate = self._rate * math.exp(-dt / _RATE_TAU_S) + 1.0 / _RATE_TAU_S

@@ -70,11 +70,14 @@ class RewardBook:
         self.scale = 1.0 / max(expected_measured, 1.0)
         self.per_epoch = per_epoch
         self.paid = 0.0  # sum of the sla_violation terms so far (<= 0)
+        self._pairs = tuple(zip(rec.model_stats, self.slo_s, strict=True))
         self._last = self._now()
 
     def _now(self) -> _Counts:
         r = self.rec
-        lat = sum(st[2] / slo for st, slo in zip(r.model_stats, self.slo_s, strict=True))
+        lat = 0.0  # (the sum in model order, as ``sum`` adds)
+        for st, slo in self._pairs:
+            lat += st[2] / slo
         return _Counts(r.violations, r.measured_completed, lat)
 
     def step(

@@ -10,42 +10,42 @@ is tabulated when the simulator's ``topology`` counter moves: for each model a t
 (size, hosts-model, available), the service time / SLA of every batch on every slot (``inf``
 where the slot cannot take it, ``0`` on an empty slot) and the mask rows. What changes with the
 queries, each slot's estimated free time and queue length, is copied only for the partitions
-that changed since the last step: each partition's class index is wrapped in a :class:`_Tap`
-that notes the partition on every ``busy``/``went_idle`` call, which the simulator makes on
-every change of a partition's ``est_free_s`` or queue (and a layout change rebuilds the row).
-Only the backlog columns, which move with the clock, are recomputed for every slot, vectorised.
+that changed since the last step: each partition's class index notes the partition in the
+row's ``watch`` list on every ``busy``/``went_idle`` call, which the simulator makes on every
+change of a partition's ``est_free_s`` or queue (and a layout change rebuilds the row). Only the
+backlog and completion columns, which move with the clock, are recomputed for every slot: by
+one compiled call where numba is installed (:mod:`mig_gym.envs.obs_kernel`), else vectorised in
+numpy, with the same results.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from mig_gym.envs.common import OBS_CLIP
+from mig_gym.sim import compiled
 from mig_gym.sim.entities import Partition, Query
 
 __all__ = ["SlotBank", "PART_FEATURES"]
 
+
+def _load_kernel() -> Callable[..., None] | None:
+    """The compiled per-step columns (:mod:`mig_gym.envs.obs_kernel`), or None without numba."""
+    if not compiled.AVAILABLE:
+        return None
+    try:
+        import mig_gym.envs.obs_kernel as kernel  # numba: about 0.2 s the first time
+    except ImportError as e:  # a numba that cannot load: warned once, then not tried again
+        compiled.unusable(e)
+        return None
+    return kernel.columns
+
+
 PART_FEATURES = ("size", "hosts_model", "backlog", "est_done", "available", "queue")
 _F = len(PART_FEATURES)
-
-
-class _Tap:
-    """Stands in for a partition's class index: notes the partition, then forwards the call."""
-
-    __slots__ = ("real", "changed")
-
-    def __init__(self, real: Any, changed: list[Partition]) -> None:
-        self.real, self.changed = real, changed
-
-    def busy(self, p: Partition) -> None:
-        self.changed.append(p)
-        self.real.busy(p)
-
-    def went_idle(self, p: Partition) -> None:
-        self.changed.append(p)
-        self.real.went_idle(p)
 
 
 class _Row:
@@ -83,7 +83,6 @@ class SlotBank:
         self.dim = s * _F + 3 + m + 3
         self.obs = np.zeros((n, self.dim), np.float32)
         self.mask = np.zeros((n, s), bool)
-        self._views()
         # est_free_s per slot, twice (columns 2 and 3 are computed together; -inf: empty slot)
         self.est = np.full((n, s, 2), -np.inf)
         self.queue = np.zeros((n, s), np.float32)  # min(queue length / 10, clip)
@@ -100,19 +99,37 @@ class SlotBank:
         self.rows = [_Row() for _ in range(n)]
         self._tpl_stale = True
         self._ar = np.arange(n)
+        self._kernel = _load_kernel()
+        self._views()
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the per-step columns are computed by the compiled kernel (numba)."""
+        return self._kernel is not None
 
     def _views(self) -> None:
-        """The per-slot block of the observations, and its columns 2-3 (views of ``obs``)."""
+        """The per-slot block of the observations, and its columns 2-3 (views of ``obs``); and
+        per row, memoryviews of the buffers written one value at a time (a memoryview item
+        write is a few times cheaper than numpy's, and casts to float32 the same way)."""
         self.blk = self.obs[:, : self.slots * _F].reshape(self.n, self.slots, _F)
         self._out = self.blk[:, :, 2:4]
+        self._mv = [
+            (memoryview(self.obs[i]), memoryview(self.est[i].reshape(-1)),
+             memoryview(self.queue[i]))
+            for i in range(self.n)
+        ]  # fmt: skip
+        self._mv_row = (memoryview(self.now), memoryview(self.slo), memoryview(self.model),
+                        memoryview(self.batch))  # fmt: skip
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        del state["blk"], state["_out"]  # views: pickling would copy them
+        del state["blk"], state["_out"], state["_mv"], state["_mv_row"]  # views of the buffers
+        state["_kernel"] = state["_kernel"] is not None  # loaded again where it is unpickled
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._kernel = _load_kernel() if state["_kernel"] else None
         self._views()
 
     # ------------------------------------------------------------------ per row
@@ -154,10 +171,8 @@ class SlotBank:
                     m = p.model
                     ok[m, :, s] = lat < np.inf
                     los[m, :, s, 1] = np.where(ok[m, :, s], lat, np.inf) / sim.slo_s[m]
-                if p.index is not None and not isinstance(p.index, _Tap):
-                    p.index = _Tap(p.index, changed)  # type: ignore[assignment]
-                elif isinstance(p.index, _Tap):
-                    p.index.changed = changed
+                if p.index is not None:
+                    p.index.watch = changed
         row.any_ok = ok.any(axis=2).tolist()
         row.topology, row.key = sim.topology, -1
         self._tpl_stale = True
@@ -171,11 +186,12 @@ class SlotBank:
             return
         changed = row.changed
         if changed:
-            est, queue, blk, slot_of = self.est[i], self.queue[i], self.blk[i], row.slot_of
+            obs, est, queue = self._mv[i]
+            slot_of = row.slot_of
             for p in changed:
                 s = slot_of[p.uid]
-                est[s, 0] = est[s, 1] = p.est_free_s
-                blk[s, 5] = queue[s] = min(len(p.queue) / 10.0, OBS_CLIP)
+                est[2 * s] = est[2 * s + 1] = p.est_free_s
+                obs[_F * s + 5] = queue[s] = min(len(p.queue) / 10.0, OBS_CLIP)
             changed.clear()
 
     def can_take(self, i: int, q: Query) -> bool:
@@ -185,8 +201,9 @@ class SlotBank:
 
     def stage(self, i: int, q: Query, now: float, slo: float, tail: tuple[float, ...]) -> None:
         """Row ``i``'s query-dependent inputs; ``tail``: (rate, in-system, progress) features."""
-        row, m, o = self.rows[i], q.model, self.obs[i]
-        self.now[i], self.slo[i], self.model[i], self.batch[i] = now, slo, m, q.batch
+        row, m, o = self.rows[i], q.model, self._mv[i][0]
+        mv_now, mv_slo, mv_model, mv_batch = self._mv_row
+        mv_now[i], mv_slo[i], mv_model[i], mv_batch[i] = now, slo, m, q.batch
         if row.key != m:
             row.key = m
             self._tpl_stale = True
@@ -221,6 +238,18 @@ class SlotBank:
             blk[...] = self.tpl[ar, m]
             blk[:, :, 5] = self.queue
             self._tpl_stale = False
+        if self._kernel is not None:  # the same arithmetic, in one call
+            self._kernel(self.est, self.now, self.slo, self.los, self.ok, m, b, blk, self.mask,
+                         OBS_CLIP)  # fmt: skip
+        else:
+            self._compute_numpy()
+        if live is not None and not live.all():
+            for i in np.flatnonzero(~live):
+                self.blank(int(i))
+
+    def _compute_numpy(self) -> None:
+        """The per-step columns and masks of every row, in numpy."""
+        ar, m, b = self._ar, self.model, self.batch
         pair = self._pair  # (backlog, est_done) / SLA per slot, as in _compute_one
         np.subtract(self.est, self.now[:, None, None], out=pair)
         np.maximum(pair, 0.0, out=pair)
@@ -229,17 +258,19 @@ class SlotBank:
         np.minimum(pair, OBS_CLIP, out=pair)
         self._out[...] = pair
         self.mask[...] = self.ok[ar, m, b]
-        if live is not None and not live.all():
-            for i in np.flatnonzero(~live):
-                self.blank(int(i))
 
     def _compute_one(self) -> None:
         """:meth:`compute` for a bank of one row (basic indexing, the same arithmetic)."""
-        m, b, blk = int(self.model[0]), int(self.batch[0]), self.blk[0]
         if self._tpl_stale:
-            blk[...] = self.tpl[0, m]
+            blk = self.blk[0]
+            blk[...] = self.tpl[0, self._mv_row[2][0]]
             blk[:, 5] = self.queue[0]
             self._tpl_stale = False
+        if self._kernel is not None:
+            self._kernel(self.est, self.now, self.slo, self.los, self.ok, self.model, self.batch,
+                         self.blk, self.mask, OBS_CLIP)  # fmt: skip
+            return
+        m, b = int(self.model[0]), int(self.batch[0])
         pair = self._pair[0]  # max(est - now, 0) / SLA, + (0, service time / SLA), clipped
         np.subtract(self.est[0], self.now[0], out=pair)
         np.maximum(pair, 0.0, out=pair)

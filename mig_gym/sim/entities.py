@@ -162,9 +162,12 @@ class ClassIndex:
     through ``push``/``busy``/``went_idle``/``add``/``remove``).
     """
 
-    __slots__ = ("heap", "members", "idle", "limit", "top", "valid")
+    __slots__ = ("heap", "members", "idle", "limit", "top", "valid", "watch")
 
     def __init__(self) -> None:
+        # a list that every partition whose state changes is appended to (None: nobody watches;
+        # Dispatch-v0's observation copies only the partitions that changed)
+        self.watch: list[Partition] | None = None
         self.heap: list[tuple[float, int, int, Partition]] = []
         self.members: dict[int, Partition] = {}
         self.idle: dict[int, Partition] = {}
@@ -185,12 +188,16 @@ class ClassIndex:
         p.version += 1
         self.idle.pop(p.uid, None)  # re-inserted at the end: idle since now
         self.idle[p.uid] = p
+        if self.watch is not None:
+            self.watch.append(p)
 
     def busy(self, p: Partition) -> None:
         """``p`` has work; its ``est_free_s`` changed (``push`` of a busy partition)."""
         self.valid = False
         p.version += 1
         self.idle.pop(p.uid, None)
+        if self.watch is not None:
+            self.watch.append(p)
         heap = self.heap
         heapq.heappush(heap, (p.est_free_s, p.uid, p.version, p))
         if len(heap) > self.limit:

@@ -247,6 +247,47 @@ class Simulator(EpochAccess, CapacityChanges):
             self._load_block()
         return d
 
+    def next_query(self) -> Query | None:
+        """The next arriving query that needs an outside push dispatcher's choice (its arrival
+        recorded: ``run_until_decision``'s dispatch decision, other decisions skipped), None
+        when the run is over. Dispatch-v0's hot loop: between arrivals only completions (the
+        usual case) are handled here, anything else by ``run_until_decision``."""
+        if self._observers or self.central or self._cv > 0 or self.dispatcher is not None:
+            return self._next_query_general()
+        heap, pop, rec = self._heap, heapq.heappop, self.rec
+        while True:
+            if self._settle_due or self.arrivals_done:
+                return self._next_query_general()
+            i = self._blk_i
+            t = self._blk_t[i]
+            if heap and heap[0][0] <= t:  # heap events first on ties
+                top = heap[0]
+                if top[3] is None:  # not a completion
+                    return self._next_query_general()
+                pop(heap)
+                self.now = top[0]
+                self._complete(top[2], top[3])  # type: ignore[arg-type]
+                continue
+            m, b = self._blk_m[i], self._blk_b[i]
+            q = Query(self._next_id, t, m, b)
+            self._next_id += 1
+            self._blk_i = i + 1
+            self.now = self.last_arrival_s = t
+            self.active += 1
+            rec.on_arrival(t)
+            if i + 1 == len(self._blk_t):
+                self._load_block()
+            if b > self._servable[m]:
+                self._reject(q)
+                continue
+            return q
+
+    def _next_query_general(self) -> Query | None:
+        while (d := self.run_until_decision()) is not None:
+            if d.kind == "dispatch":
+                return d.query
+        return None
+
     def run(self) -> None:
         """Run to the end with the attached dispatcher (epoch decisions are ignored)."""
         if self.dispatcher is None and not self.central:
