@@ -1,7 +1,9 @@
 """Environment step rates: Dispatch-v0 and Partition-v0 with random valid actions, measured side
-by side with gymnasium's CartPole-v1 (all through ``gymnasium.make``, so with the same wrappers);
-the aggregate steps/s of Dispatch-v0's native vector environment with 8 environments in one
-process (``gymnasium.make_vec``, random valid actions drawn for all 8 at once); and Partition-v0
+by side with gymnasium's CartPole-v1 (all through ``gymnasium.make``, so with the same wrappers;
+CartPole, Dispatch-v0 and its vector environment run in turn in quarter-second slices, so that a
+change of machine speed touches all three alike); the aggregate steps/s of Dispatch-v0's native
+vector environment with 8 environments in one process (``gymnasium.make_vec``, random valid
+actions drawn for all 8 at once); and Partition-v0
 on ``scenarios/diurnal_drift.yaml`` (8 GPUs) on the epoch fast path next to the same environment
 on the event loop (``fast=False``), over the same first epochs of an episode (best of 3 each,
 interleaved) with the same actions (random ones, which re-partition nearly every GPU at every
@@ -24,16 +26,37 @@ import mig_gym  # noqa: F401  (registers the environments)
 DRIFT = Path(__file__).resolve().parent.parent / "scenarios" / "diurnal_drift.yaml"
 
 
-def _rate(env: gym.Env, pick: Any, seconds: float, seed: int = 0) -> float:
-    """Steps/s, each action drawn by ``pick(env, info)`` from the last step's (or reset's) info."""
+def _stepper(env: gym.Env, pick: Any, seed: int = 0) -> Any:
+    """A function ``run(seconds) -> (steps, elapsed)`` that steps ``env`` for about ``seconds``,
+    each action drawn by ``pick(env, info)`` from the last step's (or reset's) info, carrying
+    on where the previous call stopped (resets included)."""
     _, info = env.reset(seed=seed)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        _, _, term, trunc, info = env.step(pick(env, info))
-        n += 1
-        if term or trunc:
-            _, info = env.reset()
-    return n / (time.perf_counter() - t0)
+    last = [info]
+
+    def run(seconds: float) -> tuple[int, float]:
+        info, n, t0 = last[0], 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            _, _, term, trunc, info = env.step(pick(env, info))
+            n += 1
+            if term or trunc:
+                _, info = env.reset()
+        last[0] = info
+        return n, time.perf_counter() - t0
+
+    return run
+
+
+def _interleaved(runs: dict[str, Any], seconds: float, slice_s: float = 0.25) -> dict[str, float]:
+    """Steps/s of each stepper, run in turn in slices of ``slice_s`` for about ``seconds`` each:
+    a change of machine speed during the measurement touches all of them alike."""
+    steps = dict.fromkeys(runs, 0)
+    spent = dict.fromkeys(runs, 0.0)
+    for _ in range(max(1, round(seconds / slice_s))):
+        for name, run in runs.items():
+            n, dt = run(slice_s)
+            steps[name] += n
+            spent[name] += dt
+    return {name: steps[name] / spent[name] for name in runs}
 
 
 def _epochs_rate(fast: bool, mode: str, steps: int,
@@ -91,20 +114,25 @@ def run_epochs(steps: int, repeats: int = 3) -> dict[str, Any]:
     return out
 
 
-def _vector_rate(scenario: str | None, num_envs: int, seconds: float, seed: int = 0) -> float:
-    """Aggregate env-steps/s of the native vector environment (autoreset included)."""
+def _vector_stepper(scenario: str | None, num_envs: int, seed: int = 0) -> Any:
+    """As :func:`_stepper` for the native vector environment, counting env-steps (autoreset
+    included), random valid actions drawn for all rows at once."""
     venv = gym.make_vec("mig_gym/Dispatch-v0", num_envs=num_envs, scenario=scenario)
     rng = np.random.default_rng(seed)
     _, info = venv.reset(seed=seed)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        # uniform over each row's valid slots (argmax of random keys on the mask)
-        keys = rng.random(info["action_mask"].shape) * info["action_mask"]
-        _, _, _, _, info = venv.step(keys.argmax(axis=1))
-        n += num_envs
-    rate = n / (time.perf_counter() - t0)
-    venv.close()
-    return rate
+    last = [info]
+
+    def run(seconds: float) -> tuple[int, float]:
+        info, n, t0 = last[0], 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            # uniform over each row's valid slots (argmax of random keys on the mask)
+            keys = rng.random(info["action_mask"].shape) * info["action_mask"]
+            _, _, _, _, info = venv.step(keys.argmax(axis=1))
+            n += num_envs
+        last[0] = info
+        return n, time.perf_counter() - t0
+
+    return run
 
 
 def run(scenario: str | None, seconds: float = 3.0, num_envs: int = 8) -> dict[str, Any]:
@@ -123,14 +151,14 @@ def run(scenario: str | None, seconds: float = 3.0, num_envs: int = 8) -> dict[s
     def sample(env: gym.Env, info: dict) -> Any:
         return env.action_space.sample()
 
-    rates = {
-        "cartpole": _rate(cart, sample, seconds),
-        "dispatch": _rate(disp, valid, seconds),
-        "partition": _rate(part, sample, seconds),
-        "dispatch_vec": _vector_rate(scenario, num_envs, seconds),
-    }
-    # A second CartPole pass after ours, so a change of machine load shows up in the ratio.
-    rates["cartpole"] = max(rates["cartpole"], _rate(cart, sample, seconds))
+    # CartPole, Dispatch-v0 and its vector environment in turn, slice by slice
+    rates = _interleaved({
+        "cartpole": _stepper(cart, sample),
+        "dispatch": _stepper(disp, valid),
+        "dispatch_vec": _vector_stepper(scenario, num_envs),
+    }, seconds)  # fmt: skip
+    n, dt = _stepper(part, sample)(seconds)  # (seconds per step: not sliced)
+    rates["partition"] = n / dt
     return {
         "steps_per_s": rates,
         "seconds": seconds,

@@ -205,12 +205,12 @@ class DispatchEnv(MigEnv):
                 )
                 bank.stage(i, q, now, sim.slo_s[q.model], tail)
                 if self._solo:
-                    bank.compute()
+                    bank.compute_solo()
                 return False
             sim.dispatch(q, None)  # nothing can take it now: held until capacity returns
 
     def _validate(self, action: Any) -> tuple[int, bool]:
-        if isinstance(action, int | np.integer) and not isinstance(action, bool):
+        if type(action) is int or (isinstance(action, np.integer) and not isinstance(action, bool)):
             a = int(action)  # the common case, without array conversion
         else:  # one finite integral number (any shape of size 1), else invalid
             x = numeric_action(action)

@@ -26,8 +26,6 @@ sums of measured completions): the core keeps no RL bookkeeping.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mig_gym.metrics import Recorder
 from mig_gym.metrics.summary import Summary
 from mig_gym.scenario import config as C
@@ -35,13 +33,6 @@ from mig_gym.scenario import config as C
 __all__ = ["RewardBook", "TERMS"]
 
 TERMS = ("sla_violation", "latency", "reconfig", "invalid_action")
-
-
-@dataclass
-class _Counts:
-    violations: int
-    completed: int
-    lat_norm: float  # sum of latency / SLA over measured completions
 
 
 class RewardBook:
@@ -73,12 +64,13 @@ class RewardBook:
         self._pairs = tuple(zip(rec.model_stats, self.slo_s, strict=True))
         self._last = self._now()
 
-    def _now(self) -> _Counts:
+    def _now(self) -> tuple[int, int, float]:
+        """(violations, measured completions, sum of latency / SLA over them) so far."""
         r = self.rec
         lat = 0.0  # (the sum in model order, as ``sum`` adds)
         for st, slo in self._pairs:
             lat += st[2] / slo
-        return _Counts(r.violations, r.measured_completed, lat)
+        return r.violations, r.measured_completed, lat
 
     def step(
         self, reconfigured: int = 0, invalid: bool = False, summary: Summary | None = None
@@ -87,13 +79,13 @@ class RewardBook:
         now, last = self._now(), self._last
         self._last = now
         if summary is None:
-            viol = -(now.violations - last.violations) * self.scale
+            viol = -(now[0] - last[0]) * self.scale
         else:  # settle: the terms sum to minus the episode's violation rate
             viol = -summary.sla_violation_rate - self.paid
         self.paid += viol
-        latency = now.lat_norm - last.lat_norm
+        latency = now[2] - last[2]
         if self.per_epoch:
-            latency /= max(now.completed - last.completed, 1)
+            latency /= max(now[1] - last[1], 1)
         terms = {
             "sla_violation": viol,
             "latency": -latency,

@@ -232,7 +232,7 @@ class SlotBank:
         """Observation and mask of every row from the staged inputs; rows where ``live`` is
         False (no pending query) are left blank."""
         if self.n == 1:
-            return self._compute_one() if live is None or live[0] else None
+            return self.compute_solo() if live is None or live[0] else None
         ar, m, b, blk = self._ar, self.model, self.batch, self.blk
         if self._tpl_stale:
             blk[...] = self.tpl[ar, m]
@@ -250,7 +250,7 @@ class SlotBank:
     def _compute_numpy(self) -> None:
         """The per-step columns and masks of every row, in numpy."""
         ar, m, b = self._ar, self.model, self.batch
-        pair = self._pair  # (backlog, est_done) / SLA per slot, as in _compute_one
+        pair = self._pair  # (backlog, est_done) / SLA per slot, as in compute_solo
         np.subtract(self.est, self.now[:, None, None], out=pair)
         np.maximum(pair, 0.0, out=pair)
         np.divide(pair, self.slo[:, None, None], out=pair)
@@ -259,8 +259,9 @@ class SlotBank:
         self._out[...] = pair
         self.mask[...] = self.ok[ar, m, b]
 
-    def _compute_one(self) -> None:
-        """:meth:`compute` for a bank of one row (basic indexing, the same arithmetic)."""
+    def compute_solo(self) -> None:
+        """:meth:`compute` for a bank of one row with a pending query (basic indexing, the
+        same arithmetic)."""
         if self._tpl_stale:
             blk = self.blk[0]
             blk[...] = self.tpl[0, self._mv_row[2][0]]
