@@ -91,8 +91,10 @@ class DispatchEnv(MigEnv):
     ## Speed and vectorisation
     The observation and mask are kept incrementally (:mod:`mig_gym.envs.slots`): layout tables are
     rebuilt only when the partitions change, per-slot state is copied only for the partitions the
-    simulator touched since the last step, and the clock-dependent columns are one vectorised
-    pass. ``gymnasium.make_vec("mig_gym/Dispatch-v0", num_envs=N)`` builds the native
+    simulator touched since the last step, and the clock-dependent columns are one compiled call
+    where numba is installed (``env.bank.compiled``; :mod:`mig_gym.envs.obs_kernel`), else one
+    vectorised numpy pass, with the same observations.
+    ``gymnasium.make_vec("mig_gym/Dispatch-v0", num_envs=N)`` builds the native
     :class:`~mig_gym.envs.vector.DispatchVectorEnv` (N environments in one process, batched
     observations and masks, the trajectories of N independent environments seeded ``seed + i``);
     :class:`mig_gym.learn.vecenv.DispatchSB3VecEnv` is its SB3 ``VecEnv`` (MaskablePPO included).
