@@ -23,8 +23,8 @@ __all__ = ["add_parser", "cmd_baselines", "task_specs", "DEFAULT_SKIP"]
 
 BEGIN, END = "<!-- baselines:begin -->", "<!-- baselines:end -->"
 # One episode of Partition-diurnal-v0 is 2 h of simulated time (about 3.5 M queries: 4 s on the
-# epoch fast path, 40 s on the event loop, which its random, FIFS and JSQ rows take): its rows
-# alone take about 20 minutes on 2 cores, so it runs only when named.
+# epoch fast path, 40 s on the event loop, which its random and JSQ rows take): its rows alone
+# take about 15 minutes on 2 cores, so it runs only when named.
 DEFAULT_SKIP = ("mig_gym/Partition-diurnal-v0",)
 ALL = tuple(t.env_id for t in (*DISPATCH_TASKS, *PARTITION_TASKS))
 
