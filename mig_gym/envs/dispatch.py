@@ -198,16 +198,13 @@ class DispatchEnv(MigEnv):
             self._rate = self._rate * math.exp(-dt / _RATE_TAU_S) + 1.0 / _RATE_TAU_S
             self.pending_query = q
             bank.sync(i, sim)
-            if bank.can_take(i, q):
-                now = sim.now
+            if q.batch <= bank.max_batch and bank.rows[i].any_ok[q.model][q.batch]:  # a slot can
                 tail = (
                     min(self._rate / self._mean_rate, OBS_CLIP),
                     min(sim.active / self.slots, OBS_CLIP),
                     min(sim.rec.arrived / n, 1.0),
                 )
-                bank.stage(i, q, now, sim.slo_s[q.model], tail)
-                if self._solo:
-                    bank.compute_solo()
+                bank.stage(i, q, sim.now, sim.slo_s[q.model], tail, compute=self._solo)
                 return False
             sim.dispatch(q, None)  # nothing can take it now: held until capacity returns
 

@@ -194,13 +194,10 @@ class SlotBank:
                 obs[_F * s + 5] = queue[s] = min(len(p.queue) / 10.0, OBS_CLIP)
             changed.clear()
 
-    def can_take(self, i: int, q: Query) -> bool:
-        """Whether some slot of row ``i`` can take ``q`` now (after :meth:`sync`)."""
-        m, b = q.model, q.batch
-        return b <= self.max_batch and self.rows[i].any_ok[m][b]
-
-    def stage(self, i: int, q: Query, now: float, slo: float, tail: tuple[float, ...]) -> None:
-        """Row ``i``'s query-dependent inputs; ``tail``: (rate, in-system, progress) features."""
+    def stage(self, i: int, q: Query, now: float, slo: float, tail: tuple[float, ...],
+              compute: bool = False) -> None:  # fmt: skip
+        """Row ``i``'s query-dependent inputs; ``tail``: (rate, in-system, progress) features;
+        with ``compute`` (a bank of one row) the observation and mask are computed at once."""
         row, m, o = self.rows[i], q.model, self._mv[i][0]
         mv_now, mv_slo, mv_model, mv_batch = self._mv_row
         mv_now[i], mv_slo[i], mv_model[i], mv_batch[i] = now, slo, m, q.batch
@@ -218,6 +215,8 @@ class SlotBank:
             row.onehot = m
         k += 3 + self.num_models
         o[k], o[k + 1], o[k + 2] = tail
+        if compute:
+            self.compute_solo()
 
     def blank(self, i: int) -> None:
         """Row ``i`` has no pending query: zero observation, nothing valid."""
