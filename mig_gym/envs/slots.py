@@ -34,14 +34,8 @@ __all__ = ["SlotBank", "PART_FEATURES"]
 
 def _load_kernel() -> Callable[..., None] | None:
     """The compiled per-step columns (:mod:`mig_gym.envs.obs_kernel`), or None without numba."""
-    if not compiled.AVAILABLE:
-        return None
-    try:
-        import mig_gym.envs.obs_kernel as kernel  # numba: about 0.2 s the first time
-    except ImportError as e:  # a numba that cannot load: warned once, then not tried again
-        compiled.unusable(e)
-        return None
-    return kernel.columns
+    kernel = compiled.load("mig_gym.envs.obs_kernel")  # numba: about 0.2 s the first time
+    return kernel.columns if kernel is not None else None
 
 
 PART_FEATURES = ("size", "hosts_model", "backlog", "est_done", "available", "queue")

@@ -18,21 +18,25 @@ The arithmetic is the Python loop's, operation for operation (no fast-math), so 
 bit-identical; tests/test_compiled.py checks the kernels against the Python loops, and
 tests/test_epochs.py the whole runner against the event loop, with and without them.
 
-Nothing here imports numba (whose import alone costs about 0.2 s): ``AVAILABLE`` says whether it
-is installed (``pip install 'mig-gym[fast]'``). Without it, or if its import fails (a numpy it
-does not support yet: one warning, :func:`unusable`), rules offer no compiled form and the runner
-uses the Python loops, with the same results.
+Importing this module does not import numba (whose import alone costs about 0.2 s):
+``AVAILABLE`` says whether it is installed (``pip install 'mig-gym[fast]'``), and :func:`load`
+imports a module of kernels (the pull mode's, Dispatch-v0's observation columns) when asked.
+Without numba, or if its import fails (a numpy it does not support yet: one warning,
+:func:`unusable`), rules offer no compiled form and the runner uses the Python loops, with the
+same results; pull runs take the event loop; Dispatch-v0 computes its columns in numpy.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import warnings
+from types import ModuleType
 from typing import Protocol
 
 import numpy as np
 
-__all__ = ["AVAILABLE", "ClassArrays", "CompiledLoop", "unusable"]
+__all__ = ["AVAILABLE", "ClassArrays", "CompiledLoop", "load", "unusable"]
 
 
 def _installed() -> bool:
@@ -57,6 +61,18 @@ def unusable(error: ImportError) -> None:
         RuntimeWarning,
         stacklevel=3,
     )
+
+
+def load(module: str) -> ModuleType | None:
+    """Import a module of compiled kernels (it imports numba), or None where numba is missing
+    or cannot load (warned once, :func:`unusable`)."""
+    if not AVAILABLE:
+        return None
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        unusable(e)
+        return None
 
 
 class CompiledLoop(Protocol):

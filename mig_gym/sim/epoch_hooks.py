@@ -29,13 +29,8 @@ DONE = 1
 
 def _pull_blocker(s: Simulator) -> str | None:
     """Why a pull-mode run cannot take the epoch path: it needs numba (``mig-gym[fast]``)."""
-    if not compiled.AVAILABLE:
+    if compiled.load("mig_gym.sim.pull_kernel") is None:  # numba: about 0.2 s the first time
         return "pull dispatch (FIFS) takes the epoch fast path only with numba (the fast extra)"
-    try:
-        import mig_gym.sim.pull_kernel  # noqa: F401  (numba: about 0.2 s the first time)
-    except ImportError as e:  # a numba that cannot load: warned once, then not tried again
-        compiled.unusable(e)
-        return f"pull dispatch (FIFS) needs numba for the epoch fast path ({e})"
     return s._started_blocker()
 
 
@@ -84,6 +79,11 @@ class EpochAccess:
     def servable_batches(self) -> tuple[int, ...]:
         """The largest batch of each model the plan (or the pending plan) can serve."""
         return tuple(self._servable)  # type: ignore[attr-defined]
+
+    @property
+    def largest_fits(self) -> dict[tuple[int, int], int]:
+        """The largest batch each (model, size) class can hold (0: none)."""
+        return dict(self._max_fit)  # type: ignore[attr-defined]
 
     @property
     def hosted_models(self) -> frozenset[int]:

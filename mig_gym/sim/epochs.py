@@ -100,8 +100,7 @@ class EpochRunner:
         self._forms()
         self.slo = np.asarray(sim.slo_s, np.float64)
         self.lat = {key: list(t) for key, t in sim.tables.items()}
-        self.fit_of = {key: max((b for b, x in enumerate(t) if x < _INF), default=0)
-                       for key, t in self.lat.items()}  # largest batch that fits  # fmt: skip
+        self.fit_of = sim.largest_fits
         self.next_tick: float = sim.epoch_s  # type: ignore[assignment]
         self.tick = 1
         self.cursor: Cursor | None = None

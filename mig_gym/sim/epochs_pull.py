@@ -130,41 +130,48 @@ class PullEpochRunner(EpochRunner):
     def _add_parts(self, fresh: list[Partition], now: float) -> np.ndarray:
         """Add partitions that came online at ``now`` (neither busy nor idle yet) to the
         kernel's arrays, kept grouped by model; returns their indexes, in the given order."""
-        new = (
-            np.array([p.uid for p in fresh], _I8), np.array([p.model for p in fresh], _I8),
-            np.array([p.gpcs for p in fresh], _I8),
-            np.array([self.cls_of[(p.model, p.gpcs)] for p in fresh], _I8),
-            np.full(len(fresh), np.inf), np.zeros(len(fresh), _I8), np.full(len(fresh), -1, _I8),
-            np.full(len(fresh), now),
-        )  # fmt: skip
+        k = len(fresh)
+        new = self._columns(fresh, np.full(k, np.inf), np.zeros(k, _I8), np.full(k, -1, _I8),
+                            np.full(k, now))  # fmt: skip
         n0 = len(self.parts[0])
-        cols = [np.concatenate((a, b)) for a, b in zip(self.parts, new, strict=True)]
-        order = np.argsort(cols[1], kind="stable")
-        self.parts = tuple(c[order] for c in cols)  # type: ignore[assignment]
-        counts = np.bincount(self.parts[1], minlength=self.sim.num_models)
-        self.m_off[1:] = np.cumsum(counts)
+        order = self._set_parts([np.concatenate(c) for c in zip(self.parts, new, strict=True)])
         where = np.empty(len(order), _I8)
         where[order] = np.arange(len(order))
         return where[n0:]
 
-    # ------------------------------------------------------------------ state exchange
-    def _pack(self, parts: list[Partition], seq: dict[int, int], rank: dict[int, int]) -> None:
-        """The kernel's partition arrays: the available partitions of the up GPUs, by model."""
-        parts = sorted(parts, key=lambda p: p.model)
-        run = [p.running is not None for p in parts]
-        self.parts = (
+    def _columns(self, parts: list[Partition], end: object, seq: object, rank: object,
+                 since: object) -> list[np.ndarray]:  # fmt: skip
+        """The kernel's columns for ``parts``: uid, model, size, class, then the given end of
+        the running query (inf if idle), its start order, idle rank (-1: busy) and idle time."""
+        return [
             np.array([p.uid for p in parts], _I8),
             np.array([p.model for p in parts], _I8),
             np.array([p.gpcs for p in parts], _I8),
             np.array([self.cls_of[(p.model, p.gpcs)] for p in parts], _I8),
-            np.array([p.run_end_s if r else _INF for p, r in zip(parts, run, strict=True)]),
-            np.array([seq[p.uid] if r else 0 for p, r in zip(parts, run, strict=True)], _I8),
-            np.array([rank.get(p.uid, -1) for p in parts], _I8),
-            np.array([p.est_free_s for p in parts], np.float64),
-        )
-        counts = np.bincount(self.parts[1], minlength=self.sim.num_models)
+            np.asarray(end, np.float64), np.asarray(seq, _I8), np.asarray(rank, _I8),
+            np.asarray(since, np.float64),
+        ]  # fmt: skip
+
+    def _set_parts(self, cols: list[np.ndarray]) -> np.ndarray:
+        """Take ``cols`` as the kernel's partition arrays, grouped by model (stable: GPU order
+        within a model), with each model's offsets; returns the order applied."""
+        order = np.argsort(cols[1], kind="stable")
+        self.parts = tuple(c[order] for c in cols)  # type: ignore[assignment]
         self.m_off = np.zeros(self.sim.num_models + 1, _I8)
-        np.cumsum(counts, out=self.m_off[1:])
+        np.cumsum(np.bincount(self.parts[1], minlength=self.sim.num_models), out=self.m_off[1:])
+        return order
+
+    # ------------------------------------------------------------------ state exchange
+    def _pack(self, parts: list[Partition], seq: dict[int, int], rank: dict[int, int]) -> None:
+        """The kernel's partition arrays: the available partitions of the up GPUs, by model."""
+        run = [p.running is not None for p in parts]
+        self._set_parts(self._columns(
+            parts,
+            [p.run_end_s if r else _INF for p, r in zip(parts, run, strict=True)],
+            [seq[p.uid] if r else 0 for p, r in zip(parts, run, strict=True)],
+            [rank.get(p.uid, -1) for p in parts],
+            [p.est_free_s for p in parts],
+        ))  # fmt: skip
 
     def _set_waiting(self, central: list[list[Query]]) -> None:
         qs = [q for per in central for q in per]

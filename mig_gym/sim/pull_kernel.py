@@ -147,15 +147,14 @@ def _idle_lists(parts, m_off, idle):
                 _append(lo + k, mm, idle[0], idle[1], idle[2])
 
 
-@jit
-def pull_stretch(t, m, b, qid, stop, lat, parts, m_off, pool, head, tail, out, ctr):
-    """Serve the arrivals ``t, m, b, qid`` (in order, each servable by the plan), then the
-    completions at or before ``stop``; updates ``parts``, ``pool``, ``head``/``tail`` and
-    ``ctr`` in place and writes a row of ``out`` per query started."""
-    wa, wid, wm, wb, wnext = pool
-    for w in range(ctr[3]):  # the central queues on entry, in order
+@jit(inline=True)
+def _open(parts, m_off, pool, head, tail, ctr):
+    """A kernel call's working state: the central queues linked in their order on entry, each
+    model's idle list (by idle rank) and the heap of the running partitions."""
+    wm, wnext = pool[2], pool[4]
+    for w in range(ctr[3]):
         _append(w, wm[w], head, tail, wnext)
-    end, seq, rank, cls = parts[4], parts[5], parts[6], parts[3]
+    end, seq, rank = parts[4], parts[5], parts[6]
     n = end.shape[0]
     idle = (np.full(head.shape[0], -1), np.full(head.shape[0], -1), np.empty(n, np.int64))
     _idle_lists(parts, m_off, idle)
@@ -164,6 +163,17 @@ def pull_stretch(t, m, b, qid, stop, lat, parts, m_off, pool, head, tail, out, c
     for j in range(n):
         if rank[j] < 0 and end[j] < _INF:
             _push(heap, ctr, end[j], seq[j], j)
+    return idle, heap
+
+
+@jit
+def pull_stretch(t, m, b, qid, stop, lat, parts, m_off, pool, head, tail, out, ctr):
+    """Serve the arrivals ``t, m, b, qid`` (in order, each servable by the plan), then the
+    completions at or before ``stop``; updates ``parts``, ``pool``, ``head``/``tail`` and
+    ``ctr`` in place and writes a row of ``out`` per query started."""
+    wa, wid, wm, wb, wnext = pool
+    cls = parts[3]
+    idle, heap = _open(parts, m_off, pool, head, tail, ctr)
     i, n_arr = 0, t.shape[0]
     while True:  # one event per turn: a completion (first on ties) or an arrival
         until = t[i] if i < n_arr else stop
@@ -197,13 +207,8 @@ def pull_settle(fresh, now, lat, parts, m_off, pool, head, tail, out, ctr):
     placement order) that just came online: each in turn takes the oldest waiting query of its
     model it can hold, or goes idle (the event loop's ``_settle``); arguments as
     :func:`pull_stretch`'s."""
-    wa, wid, wm, wb, wnext = pool
-    for w in range(ctr[3]):
-        _append(w, wm[w], head, tail, wnext)
-    n = parts[4].shape[0]
-    idle = (np.full(head.shape[0], -1), np.full(head.shape[0], -1), np.empty(n, np.int64))
-    heap = (np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64))  # rebuilt by each call
-    ctr[4] = 0
+    wa, wid, wm, wb, _ = pool
+    idle, heap = _open(parts, m_off, pool, head, tail, ctr)
     for j in fresh:
         w = _freed(j, now, lat, parts, pool, head, tail, idle, ctr)
         if w >= 0:

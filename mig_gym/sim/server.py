@@ -194,9 +194,8 @@ class Server:
         if p is None:
             self._hold_or_reject(q)
             return
-        b, lat = q.batch, p.lat
-        if not p.available or p.model != q.model or b >= len(lat) or not lat[b] < math.inf:
-            raise ValueError(f"partition {p} cannot take {q}")  # (as ``not p.fits(b)``)
+        if not p.available or p.model != q.model or not p.fits(q.batch):
+            raise ValueError(f"partition {p} cannot take {q}")
         if p.running is None and not p.queue:
             self._start(p, q)
         else:
