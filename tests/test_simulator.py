@@ -109,6 +109,16 @@ class LogRecorder(Recorder):
         self.reasons[qid] = reason
         self.rejected_at[qid] = now
 
+    def bulk(self, arrivals_s, done, rejected) -> None:  # the fast paths and the compiled core
+        super().bulk(arrivals_s, done, rejected)
+        for q, t in zip(done.qid.tolist(), done.end_s.tolist(), strict=True):
+            assert q not in self.done, f"query {q} completed twice"
+            self.done[q] = t
+        for q, c, t in zip(rejected.qid.tolist(), rejected.reason.tolist(),
+                           rejected.t_s.tolist(), strict=True):  # fmt: skip
+            self.reasons[q] = rejected.reasons[c]
+            self.rejected_at[q] = t
+
 
 def make_sim(
     times,
@@ -666,6 +676,7 @@ def _little(profile: Path, seed: int) -> tuple[float, float, float, Summary]:
     )
     run = build(sc, "fixed+earliest_finish", epoch_s=0.007)
     sim, rec = run.sim, run.recorder
+    sim.compiled = False  # the spies need the per-event calls (the core records in bulk)
     area = [0.0, sim.now, 0]  # integral of N(t), time of its last change, N
 
     def step(delta: int) -> None:
@@ -897,6 +908,7 @@ def test_same_seed_same_summary_different_seed_different(profile_csv):
 def _arrivals(sc: dict, policy: str, seed: int) -> dict[int, tuple[float, int]]:
     """Every query's (arrival time, model), recorded from completions (all complete)."""
     run = build(sc, policy, seed)
+    run.sim.compiled = False  # the spy needs the per-event calls (the core records in bulk)
     seen: dict[int, tuple[float, int]] = {}
     on_complete = run.recorder.on_complete
 
@@ -933,6 +945,7 @@ def test_arrivals_do_not_depend_on_the_policy(profile_csv):
 def _service_times(sc: dict, seed: int) -> np.ndarray:
     """Actual service times on a one-partition server, from the recorder's ``served`` calls."""
     run = build(sc, None, seed)
+    run.sim.compiled = False  # the spy needs the per-event calls (the core records in bulk)
     out = []
     served = run.recorder.served
 

@@ -220,6 +220,19 @@ class ClassIndex:
         p.version += 1
         self.valid = False
 
+    def rebuild(self) -> None:
+        """Rebuild the idle order and the heap from the members' current state (after their
+        fields were set directly: the compiled core's write-back, :mod:`.event_core`)."""
+        for p in self.members.values():
+            p.version += 1
+        busy = [p for p in self.members.values() if p.running is not None or p.queue]
+        idle = [p for p in self.members.values() if p.running is None and not p.queue]
+        idle.sort(key=lambda p: (p.est_free_s, p.uid))  # idle since: the order went_idle keeps
+        self.idle = {p.uid: p for p in idle}
+        self.heap = [(p.est_free_s, p.uid, p.version, p) for p in busy]
+        heapq.heapify(self.heap)
+        self.valid = False
+
     def best(self) -> Partition | None:
         if self.valid:
             return self.top

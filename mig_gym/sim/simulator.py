@@ -30,6 +30,7 @@ from mig_gym.metrics import Recorder
 from mig_gym.sim.capacity import CapacityChanges, merge_faults
 from mig_gym.sim.entities import GPU, Plan, Query
 from mig_gym.sim.epoch_hooks import EpochAccess
+from mig_gym.sim.event_core import CompiledCore
 from mig_gym.sim.events import (
     Decision,
     EpochTick,
@@ -46,7 +47,7 @@ from mig_gym.workload import QueryBlock
 __all__ = ["Simulator", "Decision", "PushDispatcher", "REJECT_NOT_HOSTED", "REJECT_MEMORY"]
 
 
-class Simulator(EpochAccess, CapacityChanges):
+class Simulator(EpochAccess, CompiledCore, CapacityChanges):
     """The event loop and the server state. See the module docstring for the semantics.
 
     Args:
@@ -68,6 +69,9 @@ class Simulator(EpochAccess, CapacityChanges):
             its intervals (:func:`~mig_gym.sim.capacity.merge_faults`).
         epoch_s: if set, a ``Decision("epoch")`` every ``epoch_s`` while arrivals remain.
         drain: after the last arrival, run until every query has finished.
+        compiled: let the event loop run its stretches of arrivals and completions on the
+            compiled core where the run allows it (:mod:`.event_core`; the same results);
+            False keeps the Python loop.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class Simulator(EpochAccess, CapacityChanges):
         faults: Sequence[tuple[int, float, float | None]] = (),
         epoch_s: float | None = None,
         drain: bool = True,
+        compiled: bool = True,
     ) -> None:
         if len(plan.layouts) != num_gpus:
             raise ValueError(f"plan has {len(plan.layouts)} layouts for {num_gpus} GPUs")
@@ -98,6 +103,9 @@ class Simulator(EpochAccess, CapacityChanges):
             reconfig_s=reconfig_s, service_cv=service_cv, noise_rng=noise_rng,
         )  # fmt: skip
         self.drain = drain
+        self.compiled = compiled
+        self._core: object | None = None  # the kernels module, once _core_setup allows it
+        self._core_checked = False
         self._observers: list[ArrivalObserver] = []
         self._stream = stream
         self._blk_t: list[float] = []
@@ -124,6 +132,7 @@ class Simulator(EpochAccess, CapacityChanges):
         batch)`` is called for every later arrival, before it is dispatched. A run with
         observers is not static (it takes the event loop)."""
         self._observers.append(observer)
+        self._core, self._core_checked = None, True  # the compiled core does not call them
 
     @property
     def observers(self) -> tuple[ArrivalObserver, ...]:
@@ -147,6 +156,7 @@ class Simulator(EpochAccess, CapacityChanges):
             n = len(self._blk_t)
             f = self._noise_rng.lognormal(-(self._sigma**2) / 2, self._sigma, n)  # type: ignore[union-attr]
             self._blk_noise = f.tolist()
+            self._blk_noise_arr = f
 
     # ------------------------------------------------------------------ main loop
     def _handle(self, ev: object) -> Decision | None:
@@ -173,11 +183,16 @@ class Simulator(EpochAccess, CapacityChanges):
 
     def run_until_decision(self) -> Decision | None:
         """Advance to the next decision; ``None`` when the run is over."""
-        heap = self._heap
+        if not self._core_checked:
+            self._core_setup()
+        core = self._core is not None
         pop = heapq.heappop
         while True:
+            heap = self._heap
             if self._settle_due and not (heap and heap[0][0] <= self.now):
                 self._settle()  # every event of this instant is in
+            if core and self._core_stretch():
+                continue  # up to the next instant the Python loop handles
             if self.arrivals_done:
                 if not heap or self._finished():
                     return None

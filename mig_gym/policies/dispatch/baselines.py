@@ -21,6 +21,7 @@ from mig_gym.policies.dispatch.fastform import FastRule
 from mig_gym.policies.predict import DispatchPredict
 from mig_gym.sim.compiled import CompiledLoop
 from mig_gym.sim.entities import ClusterView, Partition, Query
+from mig_gym.sim.event_core import CoreRule
 from mig_gym.sim.fast import Classes, FastLoop, loop_outputs
 
 __all__ = [
@@ -72,6 +73,9 @@ class EarliestFinish(FastRule, DispatchPredict):
 
     def _fast_loop(self, slo_s: tuple[float, ...]) -> FastLoop:
         return _earliest_finish
+
+    def _event_form(self, slo_s: tuple[float, ...]) -> CoreRule:
+        return CoreRule(0)
 
     def _compiled_loop(self, slo_s: tuple[float, ...]) -> CompiledLoop:
         # numba (about 0.2 s to import) is loaded only when an epoch run asks for this form
@@ -173,6 +177,9 @@ class FirstFree(FastRule, DispatchPredict):
 
     def _fast_loop(self, slo_s: tuple[float, ...]) -> FastLoop:
         return _first_free
+
+    def _event_form(self, slo_s: tuple[float, ...]) -> CoreRule:
+        return CoreRule(1)
 
     def _compiled_loop(self, slo_s: tuple[float, ...]) -> CompiledLoop:
         # numba (about 0.2 s to import) is loaded only when an epoch run asks for this form

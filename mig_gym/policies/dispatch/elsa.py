@@ -29,6 +29,7 @@ from mig_gym.policies.dispatch.fastform import FastRule
 from mig_gym.policies.predict import DispatchPredict
 from mig_gym.sim.compiled import CompiledLoop
 from mig_gym.sim.entities import ClusterView, Partition, Query
+from mig_gym.sim.event_core import CoreRule
 from mig_gym.sim.fast import Classes, FastLoop, loop_outputs
 
 __all__ = ["ELSA", "elsa_choice"]
@@ -113,6 +114,10 @@ class ELSA(FastRule, DispatchPredict):
             return _elsa_fast(ts, ms, bs, classes, budgets, home)
 
         return loop
+
+    def _event_form(self, slo_s: tuple[float, ...]) -> CoreRule:
+        home = self.home_of if self.scan_from == "home" else None
+        return CoreRule(2, np.array([self.alpha * s for s in slo_s]), home)
 
     def _compiled_loop(self, slo_s: tuple[float, ...]) -> CompiledLoop:
         # numba (about 0.2 s to import) is loaded only when an epoch run asks for this form

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from mig_gym.sim import compiled
 from mig_gym.sim.compiled import CompiledLoop
+from mig_gym.sim.event_core import CoreRule
 from mig_gym.sim.fast import FastLoop
 
 __all__ = ["FastRule"]
@@ -48,6 +49,17 @@ class FastRule:
         except ImportError as e:  # numba installed but not importable (e.g. too new a numpy)
             compiled.unusable(e)
             return None
+
+    def event_form(self, slo_s: Sequence[float]) -> CoreRule | None:
+        """The rule as the event loop's compiled core applies it (:mod:`mig_gym.sim.event_core`:
+        the same choice on the simulator's class indexes), or None where the rule has none or a
+        parameter it does not honour is set."""
+        if self.fast_blockers():
+            return None
+        return self._event_form(tuple(slo_s))
+
+    def _event_form(self, slo_s: tuple[float, ...]) -> CoreRule | None:
+        return None  # a rule without one: its runs keep the Python event loop
 
     def fast_blockers(self) -> list[str]:
         """``name=value`` of the constructor parameters set away from their defaults that the

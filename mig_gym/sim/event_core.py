@@ -1,0 +1,320 @@
+"""The simulator's compiled core: its push-mode event loop run by a numba kernel between the
+instants that need its Python code.
+
+Most of a push-dispatched run is arrivals and completions; failures, recoveries,
+reconfigurations, epochs and the re-dispatch that follows them are rare. :class:`CompiledCore`
+is a mixin of :class:`~mig_gym.sim.simulator.Simulator`: whenever the next thing to happen is
+an arrival or a completion before the next Python-handled instant (a scheduled event, or the
+end of a draining GPU's last service), ``run_until_decision`` hands the stretch up to that
+instant to :func:`mig_gym.sim.event_kernel.stretch`: the state is packed into flat arrays
+(:meth:`_core_pack`), the kernel runs block by block of arrivals, the outcomes are recorded in
+bulk (:meth:`~mig_gym.metrics.Recorder.bulk`) and the state is written back onto the partitions,
+queues, class indexes and event heap (:meth:`_core_unpack`), so that between stretches the
+simulator is exactly the event loop's. The kernel is the event loop's arithmetic operation for
+operation (no fast-math), so every completion time is the Python loop's; counts are identical and
+the recorded sums agree to rounding (tests/test_event_core.py).
+
+It needs numba (the ``fast`` extra), push dispatch by a rule with a compiled event form
+(``event_form``: EarliestFinish, FirstFree, ELSA), no arrival observers and no observation that
+watches the class indexes (Dispatch-v0's); :meth:`core_blocker` says why a run takes the Python
+loop. ``Simulator(..., compiled=False)`` keeps the Python loop, the reference.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from mig_gym.metrics import Completions, Rejections
+from mig_gym.sim import compiled
+from mig_gym.sim.entities import GPU, Partition, Query
+from mig_gym.sim.server import REJECT_MEMORY, REJECT_NOT_HOSTED
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mig_gym.sim.simulator import Simulator
+
+__all__ = ["CompiledCore", "CoreRule"]
+
+_REASONS = (REJECT_MEMORY, REJECT_NOT_HOSTED)
+
+
+class CoreRule(NamedTuple):
+    """A push rule's compiled event form: ``kind`` (0 EarliestFinish, 1 FirstFree, 2 ELSA),
+    ELSA's ``budget`` (alpha x SLA per model) and its scan start ``home(model, batch)`` (None:
+    the smallest size)."""
+
+    kind: int
+    budget: np.ndarray | None = None
+    home: Callable[[int, int], int] | None = None
+
+
+class _Packed:
+    """One stretch's arrays (see :mod:`mig_gym.sim.event_kernel`) and the Python objects they
+    stand for: ``parts`` per partition row, ``objs`` the queries of the first slots."""
+
+    def __init__(self, parts: list[Partition], objs: list[Query], stale: dict[int, tuple]) -> None:
+        self.parts, self.objs, self.stale = parts, objs, stale
+
+
+class CompiledCore:
+    """The compiled core's side of the simulator (a mixin of ``Simulator``)."""
+
+    def core_blocker(self) -> str | None:
+        """Why this run's event loop cannot use the compiled core, or None."""
+        s: Simulator = self  # type: ignore[assignment]
+        d = s.dispatcher
+        if not s.compiled:
+            return "compiled=False"
+        if s.central:
+            return "pull dispatch (FIFS)"
+        form = getattr(d, "event_form", None)
+        if form is None or form(s.slo_s) is None:
+            return f"dispatcher {type(d).__name__} has no compiled event form"
+        if s._observers:
+            return "arrival observers are registered"
+        if any(ix.watch is not None for ix in s.index.values()):
+            return "an observation watches the class indexes"
+        if compiled.load("mig_gym.sim.event_kernel") is None:
+            return "numba (the fast extra) is not installed"
+        return None
+
+    def _core_setup(self) -> None:
+        s: Simulator = self  # type: ignore[assignment]
+        s._core_checked = True
+        if s.core_blocker() is None:
+            s._core = compiled.load("mig_gym.sim.event_kernel")
+            s._core_rule = s.dispatcher.event_form(s.slo_s)  # type: ignore[union-attr]
+
+    def _core_until(self) -> float:
+        """The next instant the Python loop must handle: a scheduled event, or the end of a
+        draining GPU's service (its last one takes the GPU down)."""
+        s: Simulator = self  # type: ignore[assignment]
+        until = min((e[0] for e in s._heap if e[3] is None), default=math.inf)
+        for g in s.gpus:
+            if g.state == GPU.DRAINING:
+                for p in g.partitions:
+                    if p.running is not None and p.run_end_s < until:
+                        until = p.run_end_s
+        return until
+
+    def _core_stretch(self) -> bool:
+        """Run the stretch up to the next Python-handled instant on the kernel; False (and
+        nothing done) when the next thing to happen is at that instant."""
+        s: Simulator = self  # type: ignore[assignment]
+        if s._settle_due or (s.arrivals_done and (not s.drain or s.active == 0)):
+            return False
+        until = s._core_until()
+        nxt = s._heap[0][0] if s._heap else math.inf
+        if not s.arrivals_done:
+            nxt = min(nxt, s._blk_t[s._blk_i])
+        if nxt >= until:
+            return False
+        k = s._core_pack(until)
+        while True:
+            status = s._core_run(k, until)
+            if status == 1:
+                break
+            s._load_block()  # the block ended: the next one (or the end of the arrivals)
+            k.ctr[9] = 0
+            if s.arrivals_done and (not s.drain or k.ctr[2] == 0):
+                break
+        s._core_unpack(k)
+        return True
+
+    def _core_run(self, k: Any, until: float) -> int:
+        """One kernel call on the current block, its outcomes recorded."""
+        s: Simulator = self  # type: ignore[assignment]
+        blk = s._blk if not s.arrivals_done else None
+        bt = blk.arrival_s if blk is not None else _EMPTY_F
+        i0 = int(k.ctr[9])
+        left = len(bt) - i0
+        s._core_room(k, left)
+        bm = blk.model.astype(np.int64, copy=False) if blk is not None else _EMPTY_I
+        bb = blk.batch.astype(np.int64, copy=False) if blk is not None else _EMPTY_I
+        bn = s._blk_noise_arr if (blk is not None and s._cv > 0) else np.ones(len(bt))
+        r = s._core_rule
+        k.ctr[6:9] = 0
+        status = s._core.stretch(  # type: ignore[union-attr]
+            r.kind, k.budget, k.start, k.servable, s._cv > 0, until, s.arrivals_done, s.drain,
+            bt, bm, bb, bn, k.pf, k.pi, k.cls_off, k.cls_size, k.lat, k.ch, k.hp_off, k.qf,
+            k.qi, k.slots, k.hx, k.hs, k.hp, k.hq, k.ctr, k.clock, k.out_f, k.out_i, k.rej_f,
+            k.rej_i, k.held,
+        )  # fmt: skip
+        nc, nr, nh = int(k.ctr[6]), int(k.ctr[7]), int(k.ctr[8])
+        done = Completions(k.out_f[:nc, 0], k.out_f[:nc, 1], k.out_i[:nc, 0], k.out_i[:nc, 1],
+                           k.out_i[:nc, 2], k.out_f[:nc, 2], k.slo)  # fmt: skip
+        rm = k.rej_i[:nr, 1]
+        rej = Rejections(k.rej_f[:nr], k.rej_i[:nr, 0], rm, k.reason[rm], _REASONS)
+        s.rec.bulk(bt[i0 : int(k.ctr[9])], done, rej)
+        k.held_slots.extend(k.held[:nh].tolist())
+        return int(status)
+
+    # ------------------------------------------------------------------ state in and out
+    def _core_pack(self, until: float) -> _Packed:
+        """The simulator's state as the kernel's arrays; the event heap keeps only the events
+        that are not completions (the kernel has those) until :meth:`_core_unpack`."""
+        s: Simulator = self  # type: ignore[assignment]
+        parts = [p for g in s.gpus if g.state in (GPU.UP, GPU.DRAINING)
+                 for p in g.partitions if p.available or p.running is not None]  # fmt: skip
+        objs: list[Query] = [q for p in parts for q in _in_service(p)]
+        k = _Packed(parts, objs, {})
+        s._core_classes(k)
+        slot = {id(q): i for i, q in enumerate(objs)}
+        n = len(objs)
+        k.qf, k.qi = np.empty((n, 2)), np.empty((n, 4), np.int64)
+        if n:
+            k.qf[:] = [(q.arrival_s, q.noise) for q in objs]
+            k.qi[:] = [(q.id, q.model, q.batch, -1) for q in objs]
+        k.slots = np.empty(0, np.int64)
+        for j, p in enumerate(parts):
+            k.pf[j] = (p.est_free_s, p.queued_s, p.run_start_s, p.run_end_s)
+            row = k.pi[j]
+            row[1], row[5], row[6] = p.uid, len(p.queue), p.gpcs
+            row[2] = slot[id(p.running)] if p.running is not None else -1
+            row[3] = row[4] = -1
+            for q in p.queue:
+                i = slot[id(q)]
+                if row[3] < 0:
+                    row[3] = i
+                else:
+                    k.qi[row[4], 3] = i
+                row[4] = i
+        s._core_heap(k, {p.uid: j for j, p in enumerate(parts)}, slot)
+        k.ctr = np.array([s._seq, s._next_id, s.active, s.running, k.ctr4, 0, 0, 0, 0,
+                          s._blk_i, n], np.int64)  # fmt: skip
+        k.clock = np.array([s.now, s.last_arrival_s])
+        k.servable = np.asarray(s._servable, np.int64)
+        hosted = [m in s._hosted for m in range(s.num_models)]
+        k.reason = np.array([0 if h else 1 for h in hosted], np.int64)  # _REASONS' index
+        k.slo = np.asarray(s.slo_s, np.float64)
+        k.held_slots = []
+        k.rows = -1  # output rows allocated (none yet)
+        return k
+
+    def _core_classes(self, k: _Packed) -> None:
+        """Classes with members (smallest size first per model), their latency rows and heaps."""
+        s: Simulator = self  # type: ignore[assignment]
+        keys = [(m, kk, ix) for m in range(s.num_models) for kk, ix in s.classes[m] if ix.members]
+        row = {p.uid: j for j, p in enumerate(k.parts)}
+        k.keys = keys
+        k.cls_off = np.zeros(s.num_models + 1, np.int64)
+        for m, _, _ in keys:
+            k.cls_off[m + 1] += 1
+        np.cumsum(k.cls_off, out=k.cls_off)
+        k.cls_size = np.array([kk for _, kk, _ in keys], np.int64)
+        width = max((len(s.tables[(m, kk)]) for m, kk, _ in keys), default=0) + 1
+        k.lat = np.full((max(len(keys), 1), width), math.inf)
+        k.pf = np.empty((len(k.parts), 4))
+        k.pi = np.full((len(k.parts), 8), -1, np.int64)
+        chain: list[int] = []
+        k.hp_off = np.zeros(len(keys) + 1, np.int64)
+        for c, (m, kk, ix) in enumerate(keys):
+            k.lat[c, : len(s.tables[(m, kk)])] = s.tables[(m, kk)]
+            members = sorted(ix.members.values(), key=_class_key)  # sorted: a valid heap
+            for p in members:
+                k.pi[row[p.uid], 0], k.pi[row[p.uid], 7] = c, len(chain)
+                chain.append(row[p.uid])
+            k.hp_off[c + 1] = len(chain)
+        k.ch = np.array(chain, np.int64)
+        r = s._core_rule
+        k.budget = r.budget if r.budget is not None else np.zeros(s.num_models)
+        k.start = np.zeros((s.num_models, width), np.int64)
+        if r.home is not None:
+            k.start[...] = [[r.home(m, b) for b in range(width)] for m in range(s.num_models)]
+
+    def _core_heap(self, k: _Packed, row: dict[int, int], slot: dict[int, int]) -> None:
+        """Completions to the kernel's heap (stale ones kept aside by seq, to be put back)."""
+        s: Simulator = self  # type: ignore[assignment]
+        events, done = [], []
+        for e in s._heap:
+            if e[3] is None:
+                events.append(e)
+                continue
+            p, q = e[2], e[3]
+            if p.running is q and p.uid in row:
+                done.append((e[0], e[1], row[p.uid], slot[id(q)]))
+            else:
+                k.stale[e[1]] = e
+                done.append((e[0], e[1], -1, -1))
+        heapq.heapify(events)
+        s._heap[:] = events  # the same list: the loop's references stay valid
+        done.sort()
+        n = len(done) + len(k.parts) + 1
+        k.hx, k.hs = np.empty(n), np.empty(n, np.int64)
+        k.hp, k.hq = np.empty(n, np.int64), np.empty(n, np.int64)
+        for i, (t, seq, j, q) in enumerate(done):  # sorted: a valid heap
+            k.hx[i], k.hs[i], k.hp[i], k.hq[i] = t, seq, j, q
+        k.ctr4 = len(done)
+
+    def _core_room(self, k: _Packed, left: int) -> None:
+        """Slots and output rows for ``left`` more arrivals (each takes at most one slot)."""
+        free = int(k.ctr[5])
+        if free < left:
+            old = len(k.qf)
+            add = left - free + old // 2 + 64
+            k.qf = np.concatenate([k.qf, np.empty((add, 2))])
+            k.qi = np.concatenate([k.qi, np.empty((add, 4), np.int64)])
+            slots = np.empty(old + add, np.int64)
+            slots[:free] = k.slots[:free]
+            slots[free : free + add] = np.arange(old + add - 1, old - 1, -1)
+            k.slots = slots
+            k.ctr[5] = free + add
+        if k.rows < len(k.qf):
+            k.rows = n = len(k.qf)
+            k.out_f, k.out_i = np.empty((n, 3)), np.empty((n, 3), np.int64)
+            k.rej_f, k.rej_i = np.empty(n), np.empty((n, 2), np.int64)
+            k.held = np.empty(n, np.int64)
+
+    def _core_unpack(self, k: _Packed) -> None:
+        """The kernel's state back onto the simulator's objects (see :meth:`_core_pack`)."""
+        s: Simulator = self  # type: ignore[assignment]
+        qf, qi = k.qf, k.qi  # only the slots still in the system are read (few, usually)
+        first, objs, made = int(k.ctr[10]), k.objs, {}
+
+        def obj(i: int) -> Query:
+            if i < first:
+                return objs[i]
+            q = made.get(i)
+            if q is None:
+                qid, m, b, _ = qi[i].tolist()
+                arrival, noise = qf[i].tolist()
+                q = made[i] = Query(qid, arrival, m, b, noise)
+            return q
+
+        for p, f, r in zip(k.parts, k.pf.tolist(), k.pi.tolist(), strict=True):
+            p.est_free_s, p.queued_s, p.run_start_s, p.run_end_s = f
+            p.running = obj(r[2]) if r[2] >= 0 else None
+            p.queue.clear()
+            i = r[3]
+            for _ in range(r[5]):
+                p.queue.append(obj(i))
+                i = int(qi[i, 3])
+        for _, _, ix in k.keys:
+            ix.rebuild()
+        n = int(k.ctr[4])
+        for t, seq, j, i in zip(k.hx[:n].tolist(), k.hs[:n].tolist(), k.hp[:n].tolist(),
+                                k.hq[:n].tolist(), strict=True):  # fmt: skip
+            s._heap.append(k.stale[seq] if j < 0 else (t, seq, k.parts[j], obj(i)))
+        heapq.heapify(s._heap)
+        s.held.extend(obj(i) for i in k.held_slots)
+        c = k.ctr.tolist()
+        s._seq, s._next_id, s.active, s.running, s._blk_i = c[0], c[1], c[2], c[3], c[9]
+        s.now, s.last_arrival_s = k.clock.tolist()
+
+
+def _in_service(p: Partition) -> list[Query]:
+    return ([p.running] if p.running is not None else []) + list(p.queue)
+
+
+def _class_key(p: Partition) -> tuple[bool, float, int]:
+    """The kernel's class order: idle first, then the estimated free time, then the uid."""
+    return (p.running is not None or bool(p.queue), p.est_free_s, p.uid)
+
+
+_EMPTY_F = np.empty(0)
+_EMPTY_I = np.empty(0, np.int64)

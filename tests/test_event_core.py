@@ -1,0 +1,165 @@
+"""The event loop's compiled core (mig_gym.sim.event_core, mig_gym.sim.event_kernel) against the
+Python loop, which stays the reference.
+
+Each case runs one simulation twice, ``compiled=False`` and ``compiled=True``, taking the same
+decisions, and requires every query's completion time and rejection, the counters and the whole
+server state at every decision to be identical, and the summaries equal to rounding (the core
+records outcomes in bulk, so sums are added in another order). Hand-made runs use exact binary
+times, so free times tie often; they add service noise, GPU failures, recoveries and
+reconfigurations (drains, re-dispatch, held queries) at decisions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mig_gym
+from mig_gym.policies.dispatch.baselines import FIFS, EarliestFinish, FirstFree, JoinShortestQueue
+from mig_gym.policies.dispatch.elsa import ELSA
+from mig_gym.sim import compiled
+from mig_gym.sim.observers import BatchCounts
+from mig_gym.sim.simulator import Simulator
+
+from .conftest import SCENARIOS, assert_close
+from .test_fastpath import TIE_KW, _bursts
+from .test_simulator import layout, make_sim
+
+pytest.importorskip("numba", reason="the compiled core needs numba (pip install 'mig-gym[fast]')")
+
+RULES = {
+    "earliest_finish": EarliestFinish,
+    "fifs_push": FirstFree,
+    "elsa": ELSA,
+    "elsa_tight": lambda: ELSA(alpha=0.05),
+    "elsa_home": lambda: ELSA(scan_from="home", home_of=lambda m, b: 3 if b > 4 else 1),
+}
+LAYOUTS = [(4, 2, 1), (3, 3), (7,), (2, 2, 2, 1)]
+
+
+def _state(sim: Simulator) -> tuple:
+    """Everything the event loop's next steps depend on, as plain values."""
+    parts = tuple(
+        (g.index, g.state, p.uid, p.gpcs, p.available, p.est_free_s, p.queued_s,
+         p.running.id if p.running else None, p.run_start_s, p.run_end_s,
+         tuple((q.id, q.noise, q.retries) for q in p.queue))
+        for g in sim.gpus for p in g.partitions
+    )  # fmt: skip
+    best = tuple(
+        (m, k, ix.best().uid if ix.best() else None)
+        for m in range(sim.num_models)
+        for k, ix in sim.classes[m]
+    )
+    return (parts, best, tuple(q.id for q in sim.held), sim.now, sim.active, sim.running,
+            sim.events_scheduled, sim.last_arrival_s, sim.queued_count())  # fmt: skip
+
+
+def _drive(compile_: bool, rule: str, seed: int, **kw) -> tuple[list, dict, dict, object]:
+    """A hand-made run; at every epoch a GPU is re-partitioned (the same choices both times)."""
+    times, batches = _bursts(seed, 120, 6, 6)
+    if kw.get("service_cv"):
+        kw["noise_rng"] = np.random.default_rng(seed)  # a fresh one per run
+    sim = make_sim(times, batches, dispatcher=RULES[rule](), compiled=compile_, **kw)
+    rng = np.random.default_rng(seed)
+    states = []
+    while sim.run_until_decision() is not None:
+        states.append(_state(sim))
+        g = int(rng.integers(len(sim.gpus)))
+        lay = layout(*LAYOUTS[int(rng.integers(len(LAYOUTS)))])
+        sim.reconfigure(g, lay, [0] * len(lay.placements))
+    sim.check_conservation()
+    states.append(_state(sim))
+    return states, sim.rec.done, sim.rec.reasons, sim
+
+
+def _same(rule: str, seed: int, **kw) -> Simulator:
+    py_states, py_done, py_rej, _ = _drive(False, rule, seed, **kw)
+    states, done, rej, sim = _drive(True, rule, seed, **kw)
+    assert sim._core is not None, sim.core_blocker()
+    assert done == py_done  # every completion at exactly the same time
+    assert rej == py_rej
+    for i, (a, b) in enumerate(zip(py_states, states, strict=True)):
+        assert a == b, f"state differs at decision {i}"
+    return sim
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("seed", range(3))
+def test_ties_query_by_query(rule, seed):
+    _same(rule, seed, **TIE_KW)
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("seed", range(2))
+def test_noise_faults_and_reconfigurations(rule, seed):
+    kw = dict(TIE_KW, epoch_s=7.3, reconfig_s=1.5, service_cv=0.4)
+    faults = [(0, 11.0, 19.5), (1, 30.0, None), (2, 19.5, 44.0), (0, 40.0, 41.0)]
+    sim = _same(rule, seed, faults=faults, **kw)
+    assert sim.rec.retried > 0 and sim.rec.reconfigurations > 0
+
+
+@pytest.mark.parametrize("drain", [False, True])
+def test_all_gpus_down_holds_queries_and_rejects_the_unservable(drain):
+    # every GPU down for a while (arrivals held), then back; batches above 5 fit only 3g/4g/7g,
+    # and a plan of 1g/2g partitions rejects them (memory) at arrival
+    kw = dict(TIE_KW, epoch_s=5.0, reconfig_s=2.0, drain=drain)
+    faults = [(0, 6.0, 20.0), (1, 6.0, 20.0), (2, 6.0, 21.0)]
+    _same("earliest_finish", 4, faults=faults, **kw)
+    _same("elsa", 5, faults=faults, **kw)
+
+
+def test_the_kernel_runs_the_stretches(monkeypatch):
+    kernel = compiled.load("mig_gym.sim.event_kernel")
+    calls = []
+    inner = kernel.stretch
+
+    def spy(*a):
+        calls.append(a[8].shape[0])
+        return inner(*a)
+
+    monkeypatch.setattr(kernel, "stretch", spy)
+    times, batches = _bursts(0, 200, 6, 6)
+    sim = make_sim(times, batches, dispatcher=EarliestFinish(), **TIE_KW)
+    sim.run()
+    assert calls and sim.rec.completed == len(times)
+
+
+def _blocked(**kw) -> str | None:
+    sim = make_sim([0.0, 1.0], [1, 1], **kw)
+    sim._core_setup()
+    return sim.core_blocker()
+
+
+def test_runs_the_core_cannot_take_say_why(monkeypatch):
+    assert _blocked(dispatcher=EarliestFinish()) is None
+    assert _blocked(dispatcher=EarliestFinish(), compiled=False) == "compiled=False"
+    assert "compiled event form" in _blocked(dispatcher=JoinShortestQueue())
+    assert "pull" in _blocked(dispatcher=FIFS(), central=True)
+    sim = make_sim([0.0, 1.0], [1, 1], dispatcher=EarliestFinish())
+    sim.observe(BatchCounts(1))
+    assert "observers" in sim.core_blocker()
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    assert "numba" in _blocked(dispatcher=EarliestFinish())
+
+
+def _scenario_runs() -> list[Path]:
+    return sorted(SCENARIOS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _scenario_runs(), ids=lambda p: p.stem)
+def test_every_shipped_scenario_on_both_loops(path):
+    sc = mig_gym.load_scenario(path)
+    n = min(sc.run.num_queries, 4_000)
+    out = []
+    for compile_ in (False, True):
+        run = mig_gym.build(sc, None, None, n, fast=False)
+        run.sim.compiled = compile_
+        out.append((run.execute().to_dict(), run.sim))
+    (a, _), (b, sim) = out
+    assert_close(a, b)
+    assert (a["arrived"], a["completed"], a["rejected"]) == (b["arrived"], b["completed"],
+                                                           b["rejected"])  # fmt: skip
+    if sim.core_blocker() is None:
+        assert sim._core is not None
