@@ -11,8 +11,10 @@ reconfigurations (drains, re-dispatch, held queries) at decisions.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -20,6 +22,7 @@ import mig_gym
 from mig_gym.policies.dispatch.baselines import FIFS, EarliestFinish, FirstFree, JoinShortestQueue
 from mig_gym.policies.dispatch.elsa import ELSA
 from mig_gym.sim import compiled
+from mig_gym.sim.event_core import CompiledCore
 from mig_gym.sim.observers import BatchCounts
 from mig_gym.sim.simulator import Simulator
 
@@ -126,6 +129,28 @@ def test_the_kernel_runs_the_stretches(monkeypatch):
     assert calls and sim.rec.completed == len(times)
 
 
+class _OneByOne:
+    def on_arrival(self, model: int, batch: int) -> None:
+        pass
+
+
+def test_observers_see_the_same_arrivals_at_every_decision():
+    # BatchCounts (PeriodicPARIS's and Partition-v0's observer) read at each decision: the same
+    # counts, keys in the same order (first arrival), whether fed one by one or per block
+    seen = []
+    for compile_ in (False, True):
+        times, batches = _bursts(3, 150, 6, 6)
+        sim = make_sim(times, batches, dispatcher=ELSA(), compiled=compile_, epoch_s=4.1, **TIE_KW)
+        counts = BatchCounts(1)
+        sim.observe(counts)
+        out = []
+        while sim.run_until_decision() is not None:
+            out.append([list(c.items()) for c in counts.take()])
+        seen.append(out)
+        assert (sim._core is not None) == compile_
+    assert seen[0] == seen[1] and len(seen[0]) > 5
+
+
 def _blocked(**kw) -> str | None:
     sim = make_sim([0.0, 1.0], [1, 1], **kw)
     sim._core_setup()
@@ -138,8 +163,10 @@ def test_runs_the_core_cannot_take_say_why(monkeypatch):
     assert "compiled event form" in _blocked(dispatcher=JoinShortestQueue())
     assert "pull" in _blocked(dispatcher=FIFS(), central=True)
     sim = make_sim([0.0, 1.0], [1, 1], dispatcher=EarliestFinish())
-    sim.observe(BatchCounts(1))
-    assert "observers" in sim.core_blocker()
+    sim.observe(BatchCounts(1))  # fed per block
+    assert sim.core_blocker() is None
+    sim.observe(_OneByOne())
+    assert "on_block" in sim.core_blocker()
     monkeypatch.setattr(compiled, "AVAILABLE", False)
     assert "numba" in _blocked(dispatcher=EarliestFinish())
 
@@ -163,3 +190,39 @@ def test_every_shipped_scenario_on_both_loops(path):
                                                            b["rejected"])  # fmt: skip
     if sim.core_blocker() is None:
         assert sim._core is not None
+
+
+def _partition_episode(path: Path, core: bool, monkeypatch: pytest.MonkeyPatch) -> tuple:
+    with monkeypatch.context() as mp:
+        if not core:
+            mp.setattr(CompiledCore, "core_blocker", lambda self: "the Python loop")
+        sc = mig_gym.load_scenario(path)
+        sc = dataclasses.replace(sc, env=dataclasses.replace(sc.env, epochs_per_episode=4))
+        env = gym.make("mig_gym/Partition-v0", scenario=sc, fast=False)
+        obs, _ = env.reset(seed=3)
+        rng = np.random.default_rng(0)
+        out, rewards = [obs], []
+        done = False
+        while not done:
+            mask = env.unwrapped.action_masks().reshape(env.unwrapped.num_gpus, -1)
+            a = [int(rng.choice(np.flatnonzero(row))) for row in mask]
+            obs, r, term, trunc, info = env.step(np.array(a))
+            out.append(obs)
+            rewards.append(r)
+            done = term or trunc
+        used = env.unwrapped.run.sim._core is not None
+        env.close()
+    return out, rewards, info["summary"], used
+
+
+@pytest.mark.parametrize("name", ["faults.yaml", "drift_mix_flip.yaml"])
+def test_partition_env_event_loop_on_both(name, monkeypatch):
+    # Partition-v0 on the event loop (fast=False): the same observations with the core, the
+    # rewards and the summary to rounding
+    py = _partition_episode(SCENARIOS / name, False, monkeypatch)
+    co = _partition_episode(SCENARIOS / name, True, monkeypatch)
+    assert co[3] and not py[3]
+    assert len(py[0]) == len(co[0])
+    assert all(np.array_equal(a, b) for a, b in zip(py[0], co[0], strict=True))
+    assert co[1] == pytest.approx(py[1], rel=1e-9, abs=1e-12)
+    assert_close(py[2], co[2])

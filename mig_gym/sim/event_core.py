@@ -14,10 +14,11 @@ simulator is exactly the event loop's. The kernel is the event loop's arithmetic
 operation (no fast-math), so every completion time is the Python loop's; counts are identical and
 the recorded sums agree to rounding (tests/test_event_core.py).
 
-It needs numba (the ``fast`` extra), push dispatch by a rule with a compiled event form
-(``event_form``: EarliestFinish, FirstFree, ELSA), no arrival observers and no observation that
-watches the class indexes (Dispatch-v0's); :meth:`core_blocker` says why a run takes the Python
-loop. ``Simulator(..., compiled=False)`` keeps the Python loop, the reference.
+Arrival observers see each kernel call's arrivals through ``on_block`` (before the decision
+that reads them). It needs numba (the ``fast`` extra), push dispatch by a rule with a compiled
+event form (``event_form``: EarliestFinish, FirstFree, ELSA) and no observation that watches the
+class indexes (Dispatch-v0's); :meth:`core_blocker` says why a run takes the Python loop.
+``Simulator(..., compiled=False)`` keeps the Python loop, the reference.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ class CompiledCore:
         form = getattr(d, "event_form", None)
         if form is None or form(s.slo_s) is None:
             return f"dispatcher {type(d).__name__} has no compiled event form"
-        if s._observers:
-            return "arrival observers are registered"
+        if any(getattr(o, "on_block", None) is None for o in s._observers):
+            return "an arrival observer has no on_block (the core feeds observers per block)"
         if any(ix.watch is not None for ix in s.index.values()):
             return "an observation watches the class indexes"
         if compiled.load("mig_gym.sim.event_kernel") is None:
@@ -150,7 +151,10 @@ class CompiledCore:
                            k.out_i[:nc, 2], k.out_f[:nc, 2], k.slo)  # fmt: skip
         rm = k.rej_i[:nr, 1]
         rej = Rejections(k.rej_f[:nr], k.rej_i[:nr, 0], rm, k.reason[rm], _REASONS)
-        s.rec.bulk(bt[i0 : int(k.ctr[9])], done, rej)
+        i1 = int(k.ctr[9])
+        s.rec.bulk(bt[i0:i1], done, rej)
+        for o in s._observers:  # every arrival, rejected or not, before the next decision
+            o.on_block(bm[i0:i1], bb[i0:i1])
         k.held_slots.extend(k.held[:nh].tolist())
         return int(status)
 

@@ -4,9 +4,10 @@ The simulator keeps no bookkeeping for its users: whoever needs to see the arriv
 partitioner, an environment's observation) owns an observer and registers it with
 ``Simulator.observe(observer)``. The event loop calls ``on_arrival(model, batch)`` for every
 arrival, in arrival order, before the query is dispatched. A simulation of the same arrivals done
-another way (a fast path) would call ``on_block(models, batches)`` once per block of arrivals
-instead, with the same result; a run with observers registered is not static
-(:mod:`mig_gym.sim.static`), so today only the event loop feeds them.
+another way calls ``on_block(models, batches)`` once per block of arrivals instead, with the same
+result: the event loop's compiled core (:mod:`mig_gym.sim.event_core`) does, once per kernel call,
+before the decision that reads the counts. A run with observers registered is not static
+(:mod:`mig_gym.sim.static`).
 """
 
 from __future__ import annotations

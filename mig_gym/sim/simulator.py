@@ -129,10 +129,11 @@ class Simulator(EpochAccess, CompiledCore, CapacityChanges):
 
     def observe(self, observer: ArrivalObserver) -> None:
         """Register an arrival observer (:mod:`.observers`): ``observer.on_arrival(model,
-        batch)`` is called for every later arrival, before it is dispatched. A run with
+        batch)`` is called for every later arrival, before it is dispatched (by the compiled
+        core: ``on_block`` for each stretch's arrivals, before the next decision). A run with
         observers is not static (it takes the event loop)."""
         self._observers.append(observer)
-        self._core, self._core_checked = None, True  # the compiled core does not call them
+        self._core, self._core_checked = None, False  # the compiled core's conditions, afresh
 
     @property
     def observers(self) -> tuple[ArrivalObserver, ...]:
