@@ -10,10 +10,12 @@ What is timed (wall clock, best of ``repeats``, runs interleaved):
 - mig_gym: one whole ``simulate()`` call, i.e. ``build()`` (profiles, PARIS plan, simulator set-up),
   the lazily generated workload, the run and the ``Summary``. This static run takes the fast path
   (:mod:`mig_gym.sim.fast`), as every ``simulate()`` call of such a run does; ``mig_gym_events``
-  times the same call with ``fast=False`` (the general event loop), and ``mig_gym_noisy`` the
-  event loop on the same queries with service-time noise (``service_cv`` 0.3) and two GPU
-  failures of a tenth of the run each (the SimPy model has neither: its row is the reference
-  speed of the static system);
+  times the same call with ``fast=False`` (the general event loop, its stretches on the
+  compiled core, :mod:`mig_gym.sim.event_core`), and ``mig_gym_noisy`` the event loop on the
+  same queries with service-time noise (``service_cv`` 0.3) and two GPU failures of a tenth of
+  the run each (the SimPy model has neither: its row is the reference speed of the static
+  system); the ``_python`` twins of both time the event loop without its core
+  (``compiled=False``, the reference loop);
 - SimPy: ``workload.generate()`` plus building and running the SimPy model (the partition plan is
   taken from a ``build()`` outside the timing).
 
@@ -25,6 +27,8 @@ does not compute (it keeps only the latencies).
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -50,6 +54,34 @@ def noisy(sc: Any, span_s: float) -> Any:
     )
     wl = dataclasses.replace(sc.workload, service_cv=NOISY_CV)
     return dataclasses.replace(sc, workload=wl, faults=faults)
+
+
+_FIRST_USE = """
+import time, mig_gym
+times = []
+for _ in range(2):
+    run = mig_gym.build(%r, %r, None, 50_000, fast=False)  # the core takes over at 20,000
+    t0 = time.perf_counter()
+    run.execute()
+    times.append(time.perf_counter() - t0)
+print(max(times[0] - times[1], 0.0))
+"""
+
+
+def _first_use_s(scenario: str | None, policy: str) -> float:
+    """Seconds a fresh process's first event-loop run takes beyond its second: with numba, its
+    import and the loading (or, with no cache yet, the compiling) of the core's kernel."""
+    code = _FIRST_USE % (scenario, policy)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _same_counts(a: Any, b: Any) -> bool:
+    """The same outcome counts, and means and utilization to rounding."""
+    return (a.arrived, a.completed, a.rejected, a.retried) == (
+        b.arrived, b.completed, b.rejected, b.retried
+    ) and all(_rel(x, y) <= 1e-9 for x, y in ((a.latency_mean_ms, b.latency_mean_ms),
+                                               (a.utilization, b.utilization)))  # fmt: skip
 
 
 def _rel(a: float, b: float) -> float:
@@ -83,11 +115,15 @@ def run(
         "mig_gym": [],
         "mig_gym_events": [],
         "mig_gym_noisy": [],
+        "mig_gym_events_python": [],
+        "mig_gym_noisy_python": [],
         **{v: [] for v in VARIANTS},
     }
     gen_times: list[float] = []
     summary = summary_events = None
     loops = set()
+    python_same: list[bool] = []  # the Python loop's counts equal the core's, sums to rounding
+    cores: set[bool] = set()
     results: dict[str, Any] = {}
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -99,9 +135,21 @@ def run(
         summary_events = run_events.execute()
         times["mig_gym_events"].append(time.perf_counter() - t0)
         loops.add((run_fast.loop, run_events.loop))
+        cores.add(run_events.sim.core_blocker() is None)
         t0 = time.perf_counter()
         summary_noisy = mig_gym.build(noisy_sc, policy, seed, fast=False).execute()
         times["mig_gym_noisy"].append(time.perf_counter() - t0)
+        python_runs = (
+            ("mig_gym_events_python", (sc, policy, seed, num_queries, load), summary_events),
+            ("mig_gym_noisy_python", (noisy_sc, policy, seed), summary_noisy),
+        )
+        for key, args, core_summary in python_runs:
+            t0 = time.perf_counter()
+            py = mig_gym.build(*args, fast=False, compiled=False)
+            py_summary = py.execute()
+            times[key].append(time.perf_counter() - t0)
+            python_same.append(_same_counts(py_summary, core_summary))
+            cores.add(py.sim.core_blocker() is None)
         for v in VARIANTS:
             t0 = time.perf_counter()
             blk = gen()
@@ -140,6 +188,7 @@ def run(
         and summary.conserved
         and summary_events.conserved
         and summary_noisy.conserved
+        and all(python_same)
     )
     return {
         "scenario": scenario or "<default scenario>",
@@ -162,6 +211,13 @@ def run(
         "speedup": {v: qps["mig_gym"] / qps[v] for v in VARIANTS},
         "speedup_events": {v: qps["mig_gym_events"] / qps[v] for v in VARIANTS},
         "speedup_noisy": {v: qps["mig_gym_noisy"] / qps[v] for v in VARIANTS},
+        "speedup_events_python": {v: qps["mig_gym_events_python"] / qps[v] for v in VARIANTS},
+        "speedup_noisy_python": {v: qps["mig_gym_noisy_python"] / qps[v] for v in VARIANTS},
+        "core_vs_python": qps["mig_gym_events"] / qps["mig_gym_events_python"],
+        "core_vs_python_noisy": qps["mig_gym_noisy"] / qps["mig_gym_noisy_python"],
+        "python_agrees": all(python_same),
+        "core_used": sorted(cores) == [False, True],  # the core timed, the Python loop not
+        "core_first_use_s": _first_use_s(scenario, policy),
         "noisy": {
             "service_cv": NOISY_CV,
             "faults": [dataclasses.asdict(f) for f in noisy_sc.faults],

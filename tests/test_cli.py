@@ -11,6 +11,7 @@ import pytest
 
 from mig_gym.cli import main
 from mig_gym.output.tensorboard import read_layout, read_scalars
+from mig_gym.sim import compiled
 
 from .conftest import SCENARIOS
 
@@ -36,13 +37,17 @@ def test_run_says_which_loop_simulated_and_event_loop_forces_it(capsys):
     assert main(base) == 0
     assert "simulated with the fast path" in capsys.readouterr().out
     assert main([*base, "--event-loop"]) == 0
-    assert "event loop (--event-loop)" in capsys.readouterr().out
-    assert main([*base, "--json"]) == 0
-    fast = json.loads(capsys.readouterr().out)
-    assert main([*base, "--json", "--event-loop"]) == 0
-    events = json.loads(capsys.readouterr().out)
-    assert fast["completed"] == events["completed"] == 3000
-    assert fast["latency_mean_ms"] == pytest.approx(events["latency_mean_ms"], rel=1e-9)
+    core = "compiled core" if compiled.AVAILABLE else "Python loop: numba"
+    assert f"event loop (--event-loop; {core}" in capsys.readouterr().out
+    assert main([*base, "--python-loop"]) == 0
+    assert "event loop (--python-loop: the Python loop)" in capsys.readouterr().out
+    out = {}
+    for flag in ("", "--event-loop", "--python-loop"):
+        assert main([*base, "--json", *([flag] if flag else [])]) == 0
+        out[flag] = json.loads(capsys.readouterr().out)
+    for d in out.values():
+        assert d["completed"] == 3000
+        assert d["latency_mean_ms"] == pytest.approx(out[""]["latency_mean_ms"], rel=1e-9)
 
 
 def test_validate_ok_and_bad(tmp_path: Path, capsys):

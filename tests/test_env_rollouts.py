@@ -7,9 +7,10 @@ two streams: ``dynamics`` (observation, terminated, truncated, the action mask, 
 ``info["invalid_actions"]``, ``info["reconfigured"]``, ``info["episode_seed"]`` at reset) and
 ``reward`` (the reward and ``info["reward_terms"]``). ``info["summary"]`` is left out (its fields
 are the metrics layer's, checked in test_metrics.py); the test checks it is present at each episode
-end. The Partition-v0 cases run on the event loop (``fast=False``): the epoch fast path gives the
-same trajectories to floating-point rounding only (tests/test_partition_fast.py), not bit for
-bit. The digests below were recorded on the tree before the refactoring; re-record with
+end. The Partition-v0 cases run on the Python event loop (``fast=False, compiled=False``): the
+epoch fast path and the event loop's compiled core give the same trajectories with rewards to
+floating-point rounding only (tests/test_partition_fast.py, tests/test_event_core.py), not bit
+for bit. The digests below were recorded on the tree before the refactoring; re-record with
 ``python tests/test_env_rollouts.py`` only for a deliberate change of behaviour, and say so in the
 commit. Re-recorded so far: the ``reward`` stream once, when the default reward became the score
 (issue 15 item 2; the ``dynamics`` stream unchanged). Added since: ``partition-mixflip-
@@ -34,7 +35,6 @@ from mig_gym.envs import reference_policy
 from mig_gym.policies.partition.paris import PARIS
 from mig_gym.policies.predict import Predictor
 from mig_gym.sim.entities import match_assignment
-from mig_gym.sim.event_core import CompiledCore
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
@@ -82,28 +82,28 @@ CASES: dict[str, tuple[str, dict | None, dict, str, int]] = {
     "partition-mixflip-paris": (  # PARIS on the last epoch's pmfs (Partition-v0's former "paris")
         "mig_gym/Partition-v0",
         _scenario("drift_mix_flip"),
-        {"fast": False},
+        {"fast": False, "compiled": False},
         "last_epoch_paris",
         14,
     ),
     "partition-mixflip-periodic_paris": (
         "mig_gym/Partition-v0",
         _scenario("drift_mix_flip"),
-        {"fast": False},
+        {"fast": False, "compiled": False},
         "periodic_paris",
         14,
     ),
     "partition-mixflip-random": (
         "mig_gym/Partition-v0",
         _scenario("drift_mix_flip"),
-        {"fast": False},
+        {"fast": False, "compiled": False},
         "random",
         14,
     ),
     "partition-tinyhuge-static": (
         "mig_gym/Partition-v0",
         _scenario("drift_tiny_huge"),
-        {"fast": False},
+        {"fast": False, "compiled": False},
         "static",
         13,
     ),
@@ -188,10 +188,7 @@ def rollout(case: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_rollout_matches_recorded_digest(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # recorded on the Python event loop; its compiled core (sim/event_core.py) gives the same
-    # dynamics, and rewards to rounding only (it records in bulk): keep the Python loop here
-    monkeypatch.setattr(CompiledCore, "core_blocker", lambda self: "the recorded loop")
+def test_rollout_matches_recorded_digest(case: str) -> None:
     dynamics, reward = rollout(case)
     want_dynamics, want_reward = EXPECTED[case]
     assert dynamics == want_dynamics, f"{case}: observations/dones/masks changed"
@@ -199,6 +196,5 @@ def test_rollout_matches_recorded_digest(case: str, monkeypatch: pytest.MonkeyPa
 
 
 if __name__ == "__main__":  # print the table to paste into EXPECTED
-    CompiledCore.core_blocker = lambda self: "the recorded loop"  # type: ignore[method-assign]
     for c in sorted(CASES) if len(sys.argv) < 2 else sys.argv[1:]:
         print(f"    {c!r}: {rollout(c)!r},")

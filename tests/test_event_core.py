@@ -22,7 +22,6 @@ import mig_gym
 from mig_gym.policies.dispatch.baselines import FIFS, EarliestFinish, FirstFree, JoinShortestQueue
 from mig_gym.policies.dispatch.elsa import ELSA
 from mig_gym.sim import compiled
-from mig_gym.sim.event_core import CompiledCore
 from mig_gym.sim.observers import BatchCounts
 from mig_gym.sim.simulator import Simulator
 
@@ -31,6 +30,12 @@ from .test_fastpath import TIE_KW, _bursts
 from .test_simulator import layout, make_sim
 
 pytest.importorskip("numba", reason="the compiled core needs numba (pip install 'mig-gym[fast]')")
+
+
+@pytest.fixture(autouse=True)
+def _core_from_the_start(monkeypatch):
+    monkeypatch.setattr(Simulator, "CORE_AFTER", 0)  # short runs take the core here too
+
 
 RULES = {
     "earliest_finish": EarliestFinish,
@@ -151,6 +156,21 @@ def test_observers_see_the_same_arrivals_at_every_decision():
     assert seen[0] == seen[1] and len(seen[0]) > 5
 
 
+@pytest.mark.parametrize("after", [1, 37, 10_000])
+def test_the_core_takes_over_after_core_after_arrivals(after):
+    # the Python loop serves the first ``after`` arrivals (a short run never loads numba), then
+    # the core: the same completions either way
+    times, batches = _bursts(1, 120, 6, 6)
+    runs = []
+    for compile_ in (False, True):
+        sim = make_sim(times, batches, compiled=compile_, core_after=after, **TIE_KW)
+        sim.run()
+        runs.append(sim)
+    assert runs[1].rec.done == runs[0].rec.done
+    short = after > len(times)
+    assert (runs[1]._core is None) == short and runs[1]._core_checked != short
+
+
 def _blocked(**kw) -> str | None:
     sim = make_sim([0.0, 1.0], [1, 1], **kw)
     sim._core_setup()
@@ -192,35 +212,32 @@ def test_every_shipped_scenario_on_both_loops(path):
         assert sim._core is not None
 
 
-def _partition_episode(path: Path, core: bool, monkeypatch: pytest.MonkeyPatch) -> tuple:
-    with monkeypatch.context() as mp:
-        if not core:
-            mp.setattr(CompiledCore, "core_blocker", lambda self: "the Python loop")
-        sc = mig_gym.load_scenario(path)
-        sc = dataclasses.replace(sc, env=dataclasses.replace(sc.env, epochs_per_episode=4))
-        env = gym.make("mig_gym/Partition-v0", scenario=sc, fast=False)
-        obs, _ = env.reset(seed=3)
-        rng = np.random.default_rng(0)
-        out, rewards = [obs], []
-        done = False
-        while not done:
-            mask = env.unwrapped.action_masks().reshape(env.unwrapped.num_gpus, -1)
-            a = [int(rng.choice(np.flatnonzero(row))) for row in mask]
-            obs, r, term, trunc, info = env.step(np.array(a))
-            out.append(obs)
-            rewards.append(r)
-            done = term or trunc
-        used = env.unwrapped.run.sim._core is not None
-        env.close()
+def _partition_episode(path: Path, core: bool) -> tuple:
+    sc = mig_gym.load_scenario(path)
+    sc = dataclasses.replace(sc, env=dataclasses.replace(sc.env, epochs_per_episode=4))
+    env = gym.make("mig_gym/Partition-v0", scenario=sc, fast=False, compiled=core)
+    obs, _ = env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    out, rewards = [obs], []
+    done = False
+    while not done:
+        mask = env.unwrapped.action_masks().reshape(env.unwrapped.num_gpus, -1)
+        a = [int(rng.choice(np.flatnonzero(row))) for row in mask]
+        obs, r, term, trunc, info = env.step(np.array(a))
+        out.append(obs)
+        rewards.append(r)
+        done = term or trunc
+    used = env.unwrapped.run.sim._core is not None
+    env.close()
     return out, rewards, info["summary"], used
 
 
 @pytest.mark.parametrize("name", ["faults.yaml", "drift_mix_flip.yaml"])
-def test_partition_env_event_loop_on_both(name, monkeypatch):
+def test_partition_env_event_loop_on_both(name):
     # Partition-v0 on the event loop (fast=False): the same observations with the core, the
     # rewards and the summary to rounding
-    py = _partition_episode(SCENARIOS / name, False, monkeypatch)
-    co = _partition_episode(SCENARIOS / name, True, monkeypatch)
+    py = _partition_episode(SCENARIOS / name, False)
+    co = _partition_episode(SCENARIOS / name, True)
     assert co[3] and not py[3]
     assert len(py[0]) == len(co[0])
     assert all(np.array_equal(a, b) for a, b in zip(py[0], co[0], strict=True))

@@ -140,6 +140,7 @@ def make_sim(
     ``external`` (every arrival is a dispatch decision) or another ``dispatcher`` is given."""
     if dispatcher is None and not central and not external:
         dispatcher = EarliestFinish()
+    kw.setdefault("core_after", 0)  # the compiled core (where it applies) from the first arrival
     return Simulator(
         gpu=SPEC,
         num_gpus=len(gpus),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from mig_gym.cli.args import COUNT, LOAD, scenario_options
 from mig_gym.metrics.summary import Summary, strict_dumps
-from mig_gym.runs.build import build
+from mig_gym.runs.build import Run, build
 
 __all__ = ["add_parser", "cmd_run", "format_summary"]
 
@@ -24,6 +24,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="simulate with the event loop even if the run could take the fast path",
     )
+    r.add_argument(
+        "--python-loop",
+        action="store_true",
+        help="the event loop without its compiled core (the reference; implies --event-loop)",
+    )
     r.set_defaults(func=cmd_run)
 
 
@@ -35,17 +40,27 @@ def cmd_run(a: argparse.Namespace) -> int:
         num_queries=a.num_queries,
         load=a.load,
         progress=not a.no_progress,
-        fast=not a.event_loop,
+        fast=not (a.event_loop or a.python_loop),
+        compiled=not a.python_loop,
     )
     s = run.execute()
     if a.json:
         print(strict_dumps(s.to_dict(), indent=2))
     else:
         print(format_summary(s))
-        why = "--event-loop" if a.event_loop else run.loop_note
-        loop = "fast path (static run)" if run.loop == "fast" else f"event loop ({why})"
-        print(f"simulated with the {loop}")
+        print(f"simulated with the {_loop_of(run, a)}")
     return 0
+
+
+def _loop_of(run: Run, a: argparse.Namespace) -> str:
+    if run.loop == "fast":
+        return "fast path (static run)"
+    if a.python_loop:
+        return "event loop (--python-loop: the Python loop)"
+    why = "--event-loop" if a.event_loop else run.loop_note
+    blocker = run.sim.core_blocker()
+    core = "compiled core" if blocker is None else f"Python loop: {blocker}"
+    return f"event loop ({why}; {core})"
 
 
 def _table(rows: Sequence[tuple[str, str]]) -> str:

@@ -138,18 +138,18 @@ class PartitionEnv(MigEnv):
 
     ## Arguments
     ``gym.make("mig_gym/Partition-v0", scenario=..., render_mode=None | "ansi" | "rgb_array",
-    policy=None, fast=True)``;
+    policy=None, fast=True, compiled=True)``;
     ``reset(options={"episode_seed": s})`` runs the arrivals of seed ``s`` exactly.
 
     ## Simulation loop
     With ``fast=True`` (the default) an episode whose dispatcher has a fast form (ELSA, earliest
-    finish, ``fifs_push``; FIFS's central queue with numba) and whose settings allow it (no
-    service noise, no faults) runs its epochs on the epoch fast path (:mod:`mig_gym.sim.epochs`,
-    :mod:`mig_gym.sim.epochs_pull`: no event heap, the same re-partitioning semantics, the same
-    trajectories and rewards to floating-point rounding); otherwise, or with ``fast=False``, on
-    the event loop. ``env.loop`` (``"fast"`` or ``"events"``, also ``info["loop"]``) says which
-    ran, ``env.loop_note`` why the event loop did, and ``env.compiled`` whether the fast path ran
-    compiled (numba, the ``fast`` extra; else the rule's Python loop, with the same results).
+    finish, ``fifs_push``; FIFS with numba) and no service noise or faults runs its epochs on the
+    epoch fast path (:mod:`mig_gym.sim.epochs`, :mod:`mig_gym.sim.epochs_pull`: no event heap,
+    the same trajectories, rewards to rounding); otherwise, or with ``fast=False``, on the event
+    loop, with its compiled core where it applies (:mod:`mig_gym.sim.event_core`, the same
+    again). ``env.loop`` (``"fast"``/``"events"``, also ``info["loop"]``) says which ran,
+    ``env.loop_note`` why the event loop did, ``env.compiled`` whether the fast path ran compiled
+    (numba; else Python, the same results). ``compiled=False``: every loop in Python.
 
     ## Version History
     * v0: initial version; episodes of exactly ``epochs_per_episode`` epochs from t = 0,
@@ -164,12 +164,12 @@ class PartitionEnv(MigEnv):
         render_mode: str | None = None,
         policy: str | None = None,
         fast: bool = True,
+        compiled: bool = True,
     ) -> None:
         super().__init__(scenario, render_mode, policy)
         sc = self.scenario
-        self.fast = fast
-        self.loop, self.loop_note = "", ""
-        self.compiled = False
+        self.fast, self._kernels = fast, compiled  # _kernels: numba kernels allowed
+        self.loop, self.loop_note, self.compiled = "", "", False
         self._runner: epochs.EpochRunner | None = None
         self.epochs = sc.env.epochs_per_episode
         self.horizon_s = self.epochs * sc.env.epoch_s
@@ -178,12 +178,8 @@ class PartitionEnv(MigEnv):
 
     def _run_settings(self, sc: C.Scenario) -> dict[str, Any]:
         # Arrivals are generated as the epochs consume them, whatever run.num_queries says.
-        return {
-            "drain": False,
-            "window_s": sc.env.epoch_s,
-            "warmup_queries": 0,
-            "num_queries": UNBOUNDED_QUERIES,
-        }
+        return {"drain": False, "window_s": sc.env.epoch_s, "warmup_queries": 0,
+                "num_queries": UNBOUNDED_QUERIES}  # fmt: skip
 
     def _make_spaces(self, sc: C.Scenario) -> tuple[spaces.MultiDiscrete, spaces.Box]:
         self.layouts = env_layouts(sc)
@@ -242,11 +238,14 @@ class PartitionEnv(MigEnv):
 
     # ------------------------------------------------------------------ step hooks
     def _build(self, seed: int) -> Run:
-        run = build(self.scenario, self.policy, seed, epoch_s=self.scenario.env.epoch_s)
+        run = build(self.scenario, self.policy, seed, epoch_s=self.scenario.env.epoch_s,
+                    compiled=self._kernels)  # fmt: skip
         self._batches = BatchCounts(self.num_models)  # this episode's arrivals, per epoch
         run.sim.observe(self._batches)
         why = epochs.unsupported(run.sim) if self.fast else "fast=False"
-        self._runner = epoch_runner(run.sim) if why is None else None
+        if why is None and run.sim.central and not self._kernels:  # pull: compiled form only
+            why = "compiled=False"
+        self._runner = epoch_runner(run.sim, self._kernels) if why is None else None
         self.loop, self.loop_note = ("fast", "") if why is None else ("events", why)
         self.compiled = self._runner is not None and self._runner.compiled
         return run

@@ -157,6 +157,7 @@ def build(
     progress: bool = False,
     plan: Plan | None = None,
     fast: bool = True,
+    compiled: bool = True,
 ) -> Run:
     """Build (but do not run) a simulation. Arguments as for :func:`simulate`; ``plan`` replaces
     the partitioner's initial plan; ``external_dispatch`` makes every arrival a ``Decision``."""
@@ -182,28 +183,21 @@ def build(
         blocks = Progress.wrap_blocks(blocks, sc.run.num_queries, f"{sc.name} {pol.label}")
     rec = Recorder(spec.sizes, sc.run.window_s, sc.run.warmup_queries, sc.model_names)
     sim = Simulator(
-        gpu=spec,
-        num_gpus=sc.cluster.num_gpus,
-        tables=tables,
-        slo_s=[m.slo_ms / 1e3 for m in sc.models],
-        stream=blocks,
-        plan=plan,
-        recorder=rec,
+        gpu=spec, num_gpus=sc.cluster.num_gpus, tables=tables,
+        slo_s=[m.slo_ms / 1e3 for m in sc.models], stream=blocks, plan=plan, recorder=rec,
         dispatcher=None if external_dispatch else pol.dispatcher,
         central_queue=pol.dispatcher.central_queue and not external_dispatch,
-        fallback=pol.fallback,
-        reconfig_s=sc.cluster.reconfig_s,
-        service_cv=sc.workload.service_cv,
-        noise_rng=rng_for(seed, _NOISE),
+        fallback=pol.fallback, reconfig_s=sc.cluster.reconfig_s,
+        service_cv=sc.workload.service_cv, noise_rng=rng_for(seed, _NOISE),
         faults=[(f.gpu, f.down_at_s, f.up_at_s) for f in sc.faults],
         epoch_s=epoch_s if epoch_s is not None else getattr(pol.partitioner, "epoch_s", None),
-        drain=sc.run.drain,
-    )
+        drain=sc.run.drain, compiled=compiled,
+    )  # fmt: skip
     if (attach := getattr(pol.partitioner, "attach", None)) is not None:
         attach(sim)  # a re-planning partitioner counts the arrivals it re-plans from
     rebuild = functools.partial(
         build, sc, policy, seed, external_dispatch=external_dispatch, epoch_s=epoch_s,
-        progress=progress, plan=plan, fast=False,
+        progress=progress, plan=plan, fast=False, compiled=compiled,
     )  # fmt: skip
     return Run(sc, pol, seed, sim, rec, ctx, stream, fast=fast, rebuild=rebuild)
 
@@ -237,6 +231,7 @@ def simulate(
     load: float | None = None,
     progress: bool = False,
     fast: bool = True,
+    compiled: bool = True,
 ) -> Summary:
     """Run one simulation and return its :class:`~mig_gym.metrics.Summary`.
 
@@ -250,5 +245,10 @@ def simulate(
         progress: draw a progress bar on stderr.
         fast: let static runs take the fast path (same model without an event heap, see
             :mod:`mig_gym.sim.fast`); False forces the event loop.
+        compiled: let the event loop run its stretches of arrivals and completions on its
+            compiled core where numba and the run allow it (:mod:`mig_gym.sim.event_core`: the
+            same completion times, sums to rounding); False keeps the Python loop.
     """
-    return build(scenario, policy, seed, num_queries, load, progress=progress, fast=fast).execute()
+    run = build(scenario, policy, seed, num_queries, load, progress=progress, fast=fast,
+                compiled=compiled)  # fmt: skip
+    return run.execute()

@@ -72,7 +72,12 @@ class Simulator(EpochAccess, CompiledCore, CapacityChanges):
         compiled: let the event loop run its stretches of arrivals and completions on the
             compiled core where the run allows it (:mod:`.event_core`; the same results);
             False keeps the Python loop.
+        core_after: arrivals the Python loop handles before the compiled core takes over
+            (default ``CORE_AFTER``): numba's import and the kernel's load (about 0.3 s and
+            100 MB, once per process) cost more than the core saves on a short run.
     """
+
+    CORE_AFTER = 20_000
 
     def __init__(
         self,
@@ -94,6 +99,7 @@ class Simulator(EpochAccess, CompiledCore, CapacityChanges):
         epoch_s: float | None = None,
         drain: bool = True,
         compiled: bool = True,
+        core_after: int | None = None,
     ) -> None:
         if len(plan.layouts) != num_gpus:
             raise ValueError(f"plan has {len(plan.layouts)} layouts for {num_gpus} GPUs")
@@ -104,6 +110,7 @@ class Simulator(EpochAccess, CompiledCore, CapacityChanges):
         )  # fmt: skip
         self.drain = drain
         self.compiled = compiled
+        self.core_after = self.CORE_AFTER if core_after is None else core_after
         self._core: object | None = None  # the kernels module, once _core_setup allows it
         self._core_checked = False
         self._observers: list[ArrivalObserver] = []
@@ -184,8 +191,6 @@ class Simulator(EpochAccess, CompiledCore, CapacityChanges):
 
     def run_until_decision(self) -> Decision | None:
         """Advance to the next decision; ``None`` when the run is over."""
-        if not self._core_checked:
-            self._core_setup()
         core = self._core is not None
         pop = heapq.heappop
         while True:
@@ -198,6 +203,10 @@ class Simulator(EpochAccess, CompiledCore, CapacityChanges):
                 if not heap or self._finished():
                     return None
             elif not heap or heap[0][0] > self._blk_t[self._blk_i]:
+                if not self._core_checked and self._next_id >= self.core_after:
+                    self._core_setup()  # long enough a run for the compiled core
+                    core = self._core is not None
+                    continue
                 d = self._arrivals()
                 if d is not None:
                     return d
