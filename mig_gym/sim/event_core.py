@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -165,29 +166,34 @@ class CompiledCore:
         s: Simulator = self  # type: ignore[assignment]
         parts = [p for g in s.gpus if g.state in (GPU.UP, GPU.DRAINING)
                  for p in g.partitions if p.available or p.running is not None]  # fmt: skip
-        objs: list[Query] = [q for p in parts for q in _in_service(p)]
+        objs: list[Query] = []
         k = _Packed(parts, objs, {})
         s._core_classes(k)
-        slot = {id(q): i for i, q in enumerate(objs)}
+        k.orig = orig = np.zeros(len(parts), np.int64)  # queue lengths on entry
+        run = []
+        for j, p in enumerate(parts):  # running query, then the queue, in consecutive slots
+            row = k.pi[j]
+            row[1], row[6] = p.uid, p.gpcs
+            row[2] = len(objs) if p.running is not None else -1
+            if p.running is not None:
+                objs.append(p.running)
+            run.append(row[2])
+            a = len(objs)
+            objs.extend(p.queue)
+            orig[j] = row[5] = len(objs) - a
+            row[3], row[4] = (a, len(objs) - 1) if row[5] else (-1, -1)
+            k.pf[j] = (p.est_free_s, p.queued_s, p.run_start_s, p.run_end_s)
         n = len(objs)
         k.qf, k.qi = np.empty((n, 2)), np.empty((n, 4), np.int64)
-        if n:
-            k.qf[:] = [(q.arrival_s, q.noise) for q in objs]
-            k.qi[:] = [(q.id, q.model, q.batch, -1) for q in objs]
+        for c, name in enumerate(("arrival_s", "noise")):
+            k.qf[:, c] = np.fromiter(map(attrgetter(name), objs), np.float64, n)
+        for c, name in enumerate(("id", "model", "batch")):
+            k.qi[:, c] = np.fromiter(map(attrgetter(name), objs), np.int64, n)
+        k.qi[:, 3] = np.arange(1, n + 1)  # each queued slot links to the next; tails end it
+        tails = k.pi[:, 4]
+        k.qi[tails[tails >= 0], 3] = -1
         k.slots = np.empty(0, np.int64)
-        for j, p in enumerate(parts):
-            k.pf[j] = (p.est_free_s, p.queued_s, p.run_start_s, p.run_end_s)
-            row = k.pi[j]
-            row[1], row[5], row[6] = p.uid, len(p.queue), p.gpcs
-            row[2] = slot[id(p.running)] if p.running is not None else -1
-            row[3] = row[4] = -1
-            for q in p.queue:
-                i = slot[id(q)]
-                if row[3] < 0:
-                    row[3] = i
-                else:
-                    k.qi[row[4], 3] = i
-                row[4] = i
+        slot = dict(zip((p.uid for p in parts), run, strict=True))  # the running query's slot
         s._core_heap(k, {p.uid: j for j, p in enumerate(parts)}, slot)
         k.ctr = np.array([s._seq, s._next_id, s.active, s.running, k.ctr4, 0, 0, 0, 0,
                           s._blk_i, n], np.int64)  # fmt: skip
@@ -241,7 +247,7 @@ class CompiledCore:
                 continue
             p, q = e[2], e[3]
             if p.running is q and p.uid in row:
-                done.append((e[0], e[1], row[p.uid], slot[id(q)]))
+                done.append((e[0], e[1], row[p.uid], slot[p.uid]))
             else:
                 k.stale[e[1]] = e
                 done.append((e[0], e[1], -1, -1))
@@ -275,29 +281,36 @@ class CompiledCore:
             k.held = np.empty(n, np.int64)
 
     def _core_unpack(self, k: _Packed) -> None:
-        """The kernel's state back onto the simulator's objects (see :meth:`_core_pack`)."""
+        """The kernel's state back onto the simulator's objects (see :meth:`_core_pack`); the
+        queries it had on entry keep their objects, and a queue changes only at its ends."""
         s: Simulator = self  # type: ignore[assignment]
-        qf, qi = k.qf, k.qi  # only the slots still in the system are read (few, usually)
-        first, objs, made = int(k.ctr[10]), k.objs, {}
+        qf, qi, first = k.qf, k.qi, int(k.ctr[10])
+        foreign = np.empty(len(k.parts), np.int64)
+        added = np.empty(len(qf), np.int64)
+        n = s._core.queue_tails(k.pi, qi, first, foreign, added)  # type: ignore[union-attr]
+        queued = _queries(qf, qi, added[:n])  # new since entry, in queue order
+        made = dict(zip(added[:n].tolist(), queued, strict=True))
+        objs = k.objs
 
         def obj(i: int) -> Query:
             if i < first:
                 return objs[i]
             q = made.get(i)
             if q is None:
-                qid, m, b, _ = qi[i].tolist()
-                arrival, noise = qf[i].tolist()
-                q = made[i] = Query(qid, arrival, m, b, noise)
+                q = made[i] = _queries(qf, qi, np.array([i]))[0]
             return q
 
-        for p, f, r in zip(k.parts, k.pf.tolist(), k.pi.tolist(), strict=True):
+        at = 0
+        for p, f, r, kept, had in zip(k.parts, k.pf.tolist(), k.pi.tolist(), foreign.tolist(),
+                                      k.orig.tolist(), strict=True):  # fmt: skip
             p.est_free_s, p.queued_s, p.run_start_s, p.run_end_s = f
             p.running = obj(r[2]) if r[2] >= 0 else None
-            p.queue.clear()
-            i = r[3]
-            for _ in range(r[5]):
-                p.queue.append(obj(i))
-                i = int(qi[i, 3])
+            dq = p.queue  # still the queue on entry: its front went, new queries came behind
+            for _ in range(had - kept):
+                dq.popleft()
+            new = r[5] - kept
+            dq.extend(queued[at : at + new])
+            at += new
         for _, _, ix in k.keys:
             ix.rebuild()
         n = int(k.ctr[4])
@@ -311,8 +324,10 @@ class CompiledCore:
         s.now, s.last_arrival_s = k.clock.tolist()
 
 
-def _in_service(p: Partition) -> list[Query]:
-    return ([p.running] if p.running is not None else []) + list(p.queue)
+def _queries(qf: np.ndarray, qi: np.ndarray, slots: np.ndarray) -> list[Query]:
+    """New ``Query`` objects for the kernel's ``slots``."""
+    return [Query(i, t, m, b, z) for (i, m, b, _), (t, z)
+            in zip(qi[slots].tolist(), qf[slots].tolist(), strict=True)]  # fmt: skip
 
 
 def _class_key(p: Partition) -> tuple[bool, float, int]:

@@ -293,3 +293,22 @@ def _complete(pf, pi, ch, hp_off, lat, qf, qi, heap, ctr, noisy, now, j, s, slot
     else:
         pf[j, 0] = now
         _changed(pf, pi, ch, hp_off, j)
+
+
+@jit
+def queue_tails(pi, qi, first, foreign, out):
+    """Per partition, how many of its queued queries are ones it had on entry (slots below
+    ``first``: always the front of the queue, FIFO) in ``foreign[j]``, and the slots queued
+    since (behind them) appended to ``out`` in order; returns the number written."""
+    n = 0
+    for j in range(pi.shape[0]):
+        s, kept = pi[j, 3], 0
+        for _ in range(pi[j, 5]):
+            if s < first:
+                kept += 1
+            else:
+                out[n] = s
+                n += 1
+            s = qi[s, 3]
+        foreign[j] = kept
+    return n
