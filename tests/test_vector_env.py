@@ -14,6 +14,8 @@ import mig_gym  # noqa: F401  (registers the environments)
 from mig_gym.envs.vector import DispatchVectorEnv
 from mig_gym.sim import compiled
 
+from .conftest import assert_close
+
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FAULTS = [{"gpu": 2, "down_at_s": 0.2, "up_at_s": 0.6}, {"gpu": 5, "down_at_s": 0.4}]
 
@@ -116,3 +118,57 @@ def test_maskable_ppo_trains_on_the_sb3_adapter():
     acts, _ = model.predict(obs, action_masks=venv.action_masks(), deterministic=True)
     assert venv.action_masks()[np.arange(4), acts].all()
     venv.close()
+
+
+@pytest.mark.skipif(not compiled.AVAILABLE, reason="the compiled step needs numba")
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_compiled_step_equals_independent_envs_over_long_overloaded_episodes(mode, monkeypatch):
+    # the packed episodes (one kernel call per step, vec_core.py) against independent Python
+    # environments: overloaded (queues grow past the slot pool: it grows; outcome buffers fill:
+    # they are flushed), blocks of arrivals end, episodes end in Python, invalid actions remapped
+    sc = yaml.safe_load((SCENARIOS / "paper_resnet50.yaml").read_text())
+    sc["workload"]["load"] = 1.6
+    kw = {"scenario": sc, "num_queries": 2500}
+    n = 3
+    vec = DispatchVectorEnv(n, autoreset_mode=mode, **kw)
+    core = vec.core
+    seen = {"flush": 0, "grow": 0, "packed": 0}
+    flush, alloc = core.flush, core._alloc
+    monkeypatch.setattr(core, "flush", lambda e: (seen.__setitem__("flush", seen["flush"] + 1),
+                                                  flush(e))[1])  # fmt: skip
+    monkeypatch.setattr(core, "_alloc", lambda dims: (seen.__setitem__("grow", seen["grow"] + 1),
+                                                      alloc(dims))[1])  # fmt: skip
+    mode_enum = gym.vector.AutoresetMode.SAME_STEP if mode == "same_step" else None
+    ref = gym.vector.SyncVectorEnv(
+        [lambda: gym.make("mig_gym/Dispatch-v0", **kw)] * n,
+        **({"autoreset_mode": mode_enum} if mode_enum else {}),
+    )
+    obs, info = vec.reset(seed=7)
+    robs, rinfo = ref.reset(seed=7)
+    rng = np.random.default_rng(3)
+    ends = 0
+    for step in range(2 * kw["num_queries"] + 20):
+        np.testing.assert_array_equal(obs, robs, err_msg=f"step {step}")
+        np.testing.assert_array_equal(info["action_mask"], rinfo["action_mask"])
+        seen["packed"] += int(core.packed.sum())
+        a = _actions(rng, info["action_mask"])
+        obs, r, te, tr, info = vec.step(a)
+        robs, rr, rte, rtr, rinfo = ref.step(a)
+        np.testing.assert_array_equal(r, rr, err_msg=f"step {step}")
+        np.testing.assert_array_equal(tr, rtr)
+        np.testing.assert_array_equal(te, rte)
+        if "invalid_actions" in rinfo:
+            m = rinfo["_invalid_actions"]
+            np.testing.assert_array_equal(info["invalid_actions"][m], rinfo["invalid_actions"][m])
+            np.testing.assert_array_equal(info["invalid"][m], rinfo["invalid"][m])
+        for i in np.flatnonzero(tr):
+            ends += 1
+            want = rinfo["summary"] if "summary" in rinfo else rinfo["final_info"]["summary"]
+            keys = [k for k, v in want.items() if isinstance(v, np.ndarray) and v.dtype != object]
+            assert len(keys) > 20
+            got = {k: info["summary"][k][i].item() for k in keys}
+            assert_close(got, {k: want[k][i].item() for k in keys})  # sums to rounding (bulk)
+    assert ends >= n and seen["packed"] > n * kw["num_queries"]
+    assert seen["flush"] and seen["grow"] > 1  # the first allocation, then growth
+    vec.close()
+    ref.close()

@@ -73,10 +73,16 @@ class RewardBook:
         return r.violations, r.measured_completed, lat
 
     def step(
-        self, reconfigured: int = 0, invalid: bool = False, summary: Summary | None = None
+        self,
+        reconfigured: int = 0,
+        invalid: bool = False,
+        summary: Summary | None = None,
+        counts: tuple[int, int, float] | None = None,
     ) -> tuple[float, dict[str, float]]:
-        """This step's ``(reward, terms)``; pass the episode's ``summary`` on its last step."""
-        now, last = self._now(), self._last
+        """This step's ``(reward, terms)``; pass the episode's ``summary`` on its last step.
+        ``counts``: (violations, measured completions, sum of latency / SLA) kept elsewhere as
+        the recorder counts them (Dispatch-v0's compiled vector step), instead of its own."""
+        now, last = counts if counts is not None else self._now(), self._last
         self._last = now
         if summary is None:
             viol = -(now[0] - last[0]) * self.scale

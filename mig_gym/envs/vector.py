@@ -28,6 +28,7 @@ from gymnasium.vector.utils import batch_space
 
 from mig_gym.envs.dispatch import DispatchEnv
 from mig_gym.envs.slots import SlotBank
+from mig_gym.envs.vec_core import VecCore, packable
 
 __all__ = ["DispatchVectorEnv"]
 
@@ -39,6 +40,8 @@ class DispatchVectorEnv(VectorEnv):
         num_envs: N.
         autoreset_mode: ``AutoresetMode.NEXT_STEP`` (default) or ``SAME_STEP`` (or their
             values ``"NextStep"``/``"SameStep"``, or ``"next_step"``/``"same_step"``).
+        compiled_step: step the episodes that allow it in one compiled call for all
+            environments (:mod:`mig_gym.envs.vec_core`, with numba); False: each in Python.
         **kwargs: :class:`~mig_gym.envs.dispatch.DispatchEnv`'s (``scenario``, ``policy``,
             ``num_queries``, ``drain``).
     """
@@ -48,6 +51,7 @@ class DispatchVectorEnv(VectorEnv):
         num_envs: int = 1,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
+        compiled_step: bool = True,
         **kwargs: Any,
     ) -> None:
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
@@ -64,9 +68,12 @@ class DispatchVectorEnv(VectorEnv):
         kwargs.pop("max_episode_steps", None)  # (episodes end by num_queries)
         self.envs = [DispatchEnv(**kwargs) for _ in range(num_envs)]
         e0 = self.envs[0]
+        kernels = VecCore.load() if compiled_step else None
+        self.core = VecCore(self.envs, *kernels) if kernels is not None else None
         self.bank = SlotBank(num_envs, e0.slot_width, e0.slots, e0.max_batch, e0.num_models)
-        for i, e in enumerate(self.envs):
-            e.share_bank(self.bank, i)
+        if self.core is None:  # one bank for every row; else each environment keeps its own
+            for i, e in enumerate(self.envs):
+                e.share_bank(self.bank, i)
         self.num_envs = num_envs
         self.autoreset_mode = mode
         self.metadata = {"autoreset_mode": mode, "render_modes": []}
@@ -89,10 +96,28 @@ class DispatchVectorEnv(VectorEnv):
 
     def _finish(self, infos: dict[str, Any]) -> None:
         """Compute every row, note which have a pending query, add the batched mask."""
-        for i, e in enumerate(self.envs):
-            self._live[i] = e.pending_query is not None
-        self.bank.compute(self._live)
-        infos["action_mask"] = self.bank.mask.copy()
+        core = self.core
+        if core is None:
+            for i, e in enumerate(self.envs):
+                self._live[i] = e.pending_query is not None
+            self.bank.compute(self._live)
+        else:  # packed rows were written by the kernel; the others come from their own banks
+            for i, e in enumerate(self.envs):
+                if not core.packed[i] and packable(e):
+                    core.pack(i)
+                elif not core.packed[i]:
+                    live = e.pending_query is not None
+                    core.obs[i] = e.bank.obs[0] if live else 0.0
+                    core.mask[i] = e.bank.mask[0] if live else False
+        infos["action_mask"] = self._mask.copy()
+
+    @property
+    def _obs(self) -> np.ndarray:
+        return self.bank.obs if self.core is None else self.core.obs
+
+    @property
+    def _mask(self) -> np.ndarray:
+        return self.bank.mask if self.core is None else self.core.mask
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
@@ -103,51 +128,93 @@ class DispatchVectorEnv(VectorEnv):
             _, info = e.reset(seed=s, options=options)
             infos = self._add_info(infos, {"episode_seed": info["episode_seed"]}, i)
         self._done[:] = False
+        if self.core is not None:
+            self.core.packed[:] = False  # new episodes: packed again by _finish
         self._finish(infos)
-        return self.bank.obs.copy(), infos
+        return self._obs.copy(), infos
 
     def step(
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        acts = np.asarray(actions).reshape(self.num_envs).tolist()
         n = self.num_envs
+        arr = np.asarray(actions).reshape(n)
+        acts = arr.tolist()
         rewards = np.zeros(n)
-        term, trunc = np.zeros(n, bool), np.zeros(n, bool)
-        invalid, count = np.zeros(n, bool), np.zeros(n, np.int64)
+        term, trunc, invalid = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
         infos: dict[str, Any] = {}
-        same = self.autoreset_mode == AutoresetMode.SAME_STEP
-        for i, e in enumerate(self.envs):
+        rows = self.core.packed & ~self._done if self.core is not None else self._done & False
+        left = self._kernel_step(arr, acts, rows, rewards, invalid) if rows.any() else {}
+        for i in sorted(np.flatnonzero(~rows).tolist() + list(left)):  # the Python steps
+            e = self.envs[i]
             if self._done[i]:  # NEXT_STEP: this step resets it
                 _, info = e.reset()
                 infos = self._add_info(infos, {"episode_seed": info["episode_seed"]}, i)
                 self._done[i] = False
                 continue
-            _, r, te, tr, info = e._step(acts[i], full=False)
+            if i in left:
+                r, te, tr, info = left[i]
+            else:
+                _, r, te, tr, info = e._step(acts[i], full=False)
             rewards[i], term[i], trunc[i], invalid[i] = r, te, tr, info["invalid"]
-            count[i] = e.invalid_actions
             if te or tr:
-                infos = self._add_info(infos, {"summary": info["summary"]}, i)
-                if same:
-                    final = {"summary": info["summary"], "invalid": info["invalid"]}
-                    _, info = e.reset()
-                    infos = self._add_info(
-                        infos,
-                        {
-                            "final_obs": np.zeros(self.single_observation_space.shape, np.float32),
-                            "final_info": final,
-                            "episode_seed": info["episode_seed"],
-                        },
-                        i,
-                    )
-                else:
-                    self._done[i] = True
+                infos = self._ended(infos, i, info)
+        count = np.fromiter((e.invalid_actions for e in self.envs), np.int64, n)
         infos["invalid"], infos["invalid_actions"] = invalid, count
         self._finish(infos)
-        return self.bank.obs.copy(), rewards, term, trunc, infos
+        return self._obs.copy(), rewards, term, trunc, infos
+
+    def _ended(self, infos: dict[str, Any], i: int, info: dict[str, Any]) -> dict[str, Any]:
+        """Environment ``i``'s episode ended this step: its summary, and its reset (SAME_STEP)
+        or a reset on the next step (NEXT_STEP)."""
+        infos = self._add_info(infos, {"summary": info["summary"]}, i)
+        if self.autoreset_mode != AutoresetMode.SAME_STEP:
+            self._done[i] = True
+            return infos
+        final = {"summary": info["summary"], "invalid": info["invalid"]}
+        _, info = self.envs[i].reset()
+        extra = {
+            "final_obs": np.zeros(self.single_observation_space.shape, np.float32),
+            "final_info": final,
+            "episode_seed": info["episode_seed"],
+        }
+        return self._add_info(infos, extra, i)
+
+    def _kernel_step(self, arr: np.ndarray, acts: list[Any], rows: np.ndarray,
+                     rewards: np.ndarray, invalid: np.ndarray) -> dict[int, tuple]:  # fmt: skip
+        """The packed environments' step in one kernel call (:mod:`mig_gym.envs.vec_core`),
+        their rewards and invalid flags written in place; returns ``(reward, terminated,
+        truncated, info)`` of those whose arrivals ended (the rest of their step in Python)."""
+        core = self.core
+        assert core is not None
+        if arr.dtype.kind == "i":  # out of range is invalid in the kernel (-1 likewise)
+            a = arr.astype(np.int64, copy=False)
+        else:  # anything else as each environment's own check reads it (-1: invalid)
+            a = np.full(self.num_envs, -1, np.int64)
+            for i in np.flatnonzero(rows).tolist():
+                a[i] = self.envs[i]._validate(acts[i])[0]
+        left = core.step(a, rows)
+        np.copyto(rewards, core.reward, where=rows)
+        np.logical_and(core.invalid, rows, out=invalid)
+        if invalid.any():
+            for i in np.flatnonzero(invalid).tolist():
+                self.envs[i].invalid_actions += 1
+        return {i: self._continue(self.envs[i], bool(invalid[i])) for i in left}
+
+    @staticmethod
+    def _continue(e: DispatchEnv, invalid: bool) -> tuple[float, bool, bool, dict]:
+        """The rest of ``DispatchEnv._step`` after the kernel applied the action."""
+        over = e._next_query()
+        summary = e.run.summary() if over else None  # type: ignore[union-attr]
+        r, _ = e.book.step(invalid=invalid, summary=summary)
+        info: dict[str, Any] = {"invalid": invalid}
+        if summary is not None:
+            e._ended = True
+            info["summary"] = summary.to_dict()
+        return float(r), False, over, info
 
     def action_masks(self) -> np.ndarray:
         """(N, P) valid slots of each environment's pending query."""
-        return self.bank.mask.copy()
+        return self._mask.copy()
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         """Call (or read) ``name`` on every environment."""

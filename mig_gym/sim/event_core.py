@@ -85,6 +85,50 @@ class CompiledCore:
             return "numba (the fast extra) is not installed"
         return None
 
+    # ------------------------------------------------------------------ an outside packer
+    def pack_blocker(self) -> str | None:
+        """Why an outside stepper (Dispatch-v0's compiled vector step, which dispatches itself)
+        cannot take this simulator's state into its arrays now, or None."""
+        s: Simulator = self  # type: ignore[assignment]
+        if s.central or s.dispatcher is not None:
+            return "the simulator dispatches (an attached dispatcher or pull mode)"
+        if s._observers or s._cv > 0:
+            return "arrival observers or service noise"
+        if s._settle_due or s.arrivals_done:
+            return "an instant to settle, or no arrivals left"
+        if any(e[3] is None for e in s._heap) or any(g.state == GPU.DRAINING for g in s.gpus):
+            return "scheduled events (faults, reconfigurations) or a draining GPU"
+        return None
+
+    def pack_state(self, kernel: Any) -> _Packed:
+        """The state as the compiled core's arrays (:meth:`_core_pack`), for an outside stepper
+        whose invalid choices the earliest-finish rule remaps; ``kernel``: the event kernels."""
+        s: Simulator = self  # type: ignore[assignment]
+        s._core_rule, s._core = CoreRule(0), kernel
+        return s._core_pack(math.inf)
+
+    def unpack_state(self, k: _Packed) -> None:
+        """The arrays back onto the objects (:meth:`_core_unpack`)."""
+        self._core_unpack(k)  # type: ignore[attr-defined]
+
+    def arrival_block(self) -> tuple[Any, int]:
+        """The current block of arrivals and the index of its next arrival."""
+        s: Simulator = self  # type: ignore[assignment]
+        return s._blk, s._blk_i
+
+    def next_block(self) -> bool:
+        """The current block was used up (outside): load the next; False if none is left."""
+        s: Simulator = self  # type: ignore[assignment]
+        s._blk_i = len(s._blk.arrival_s)
+        s._load_block()
+        return not s.arrivals_done
+
+    def reject_codes(self) -> np.ndarray:
+        """Per model, the index in ``("batch_exceeds_partition_memory", "model_not_hosted")``
+        of the reason an arrival of it is rejected."""
+        s: Simulator = self  # type: ignore[assignment]
+        return np.array([0 if m in s._hosted else 1 for m in range(s.num_models)], np.int64)
+
     def _core_setup(self) -> None:
         s: Simulator = self  # type: ignore[assignment]
         s._core_checked = True
