@@ -119,10 +119,12 @@ def run_epochs(steps: int, repeats: int = 3) -> dict[str, Any]:
     return out
 
 
-def _vector_stepper(scenario: str | None, num_envs: int, seed: int = 0) -> Any:
+def _vector_stepper(scenario: str | None, num_envs: int, seed: int = 0,
+                    compiled_step: bool = True) -> Any:  # fmt: skip
     """As :func:`_stepper` for the native vector environment, counting env-steps (autoreset
     included), random valid actions drawn for all rows at once."""
-    venv = gym.make_vec("mig_gym/Dispatch-v0", num_envs=num_envs, scenario=scenario)
+    venv = gym.make_vec("mig_gym/Dispatch-v0", num_envs=num_envs, scenario=scenario,
+                        compiled_step=compiled_step)  # fmt: skip
     rng = np.random.default_rng(seed)
     _, info = venv.reset(seed=seed)
     last = [info]
@@ -161,6 +163,7 @@ def run(scenario: str | None, seconds: float = 3.0, num_envs: int = 8) -> dict[s
         "cartpole": _stepper(cart, sample),
         "dispatch": _stepper(disp, valid),
         "dispatch_vec": _vector_stepper(scenario, num_envs),
+        "dispatch_vec_python": _vector_stepper(scenario, num_envs, compiled_step=False),
     }, seconds)  # fmt: skip
     n, dt = _stepper(part, sample)(seconds)  # (seconds per step: not sliced)
     rates["partition"] = n / dt
@@ -171,4 +174,5 @@ def run(scenario: str | None, seconds: float = 3.0, num_envs: int = 8) -> dict[s
         "partition_vs_cartpole": rates["partition"] / rates["cartpole"],
         "vec_num_envs": num_envs,
         "dispatch_vec_vs_cartpole": rates["dispatch_vec"] / rates["cartpole"],
+        "dispatch_vec_python_vs_cartpole": rates["dispatch_vec_python"] / rates["cartpole"],
     }

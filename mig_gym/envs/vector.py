@@ -101,11 +101,12 @@ class DispatchVectorEnv(VectorEnv):
             for i, e in enumerate(self.envs):
                 self._live[i] = e.pending_query is not None
             self.bank.compute(self._live)
-        else:  # packed rows were written by the kernel; the others come from their own banks
-            for i, e in enumerate(self.envs):
-                if not core.packed[i] and packable(e):
+        elif not core.packed.all():  # packed rows are the kernel's; the others, their banks'
+            for i in np.flatnonzero(~core.packed).tolist():
+                e = self.envs[i]
+                if packable(e):
                     core.pack(i)
-                elif not core.packed[i]:
+                else:
                     live = e.pending_query is not None
                     core.obs[i] = e.bank.obs[0] if live else 0.0
                     core.mask[i] = e.bank.mask[0] if live else False
