@@ -144,8 +144,10 @@ class DispatchVectorEnv(VectorEnv):
         term, trunc, invalid = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
         infos: dict[str, Any] = {}
         rows = self.core.packed & ~self._done if self.core is not None else self._done & False
-        left = self._kernel_step(arr, acts, rows, rewards, invalid) if rows.any() else {}
-        for i in sorted(np.flatnonzero(~rows).tolist() + list(left)):  # the Python steps
+        every = rows.all()
+        left = self._kernel_step(arr, acts, rows, rewards, invalid) if every or rows.any() else {}
+        python = [] if every and not left else np.flatnonzero(~rows).tolist() + list(left)
+        for i in sorted(python):  # the Python steps
             e = self.envs[i]
             if self._done[i]:  # NEXT_STEP: this step resets it
                 _, info = e.reset()
@@ -159,7 +161,7 @@ class DispatchVectorEnv(VectorEnv):
             rewards[i], term[i], trunc[i], invalid[i] = r, te, tr, info["invalid"]
             if te or tr:
                 infos = self._ended(infos, i, info)
-        count = np.fromiter((e.invalid_actions for e in self.envs), np.int64, n)
+        count = np.array([e.invalid_actions for e in self.envs], np.int64)
         infos["invalid"], infos["invalid_actions"] = invalid, count
         self._finish(infos)
         return self._obs.copy(), rewards, term, trunc, infos

@@ -296,11 +296,12 @@ def _complete(pf, pi, ch, hp_off, lat, qf, qi, heap, ctr, noisy, now, j, s, slot
 
 
 @jit
-def queue_tails(pi, qi, first, foreign, out):
+def queue_tails(pi, qi, first, foreign, out, order):
     """Per partition, how many of its queued queries are ones it had on entry (slots below
     ``first``: always the front of the queue, FIFO) in ``foreign[j]``, and the slots queued
-    since (behind them) appended to ``out`` in order; returns the number written."""
-    n = 0
+    since (behind them) appended to ``out`` in order; every queue's slots, front to back and
+    partition after partition, in ``order``. Returns the number written to ``out``."""
+    n = at = 0
     for j in range(pi.shape[0]):
         s, kept = pi[j, 3], 0
         for _ in range(pi[j, 5]):
@@ -309,6 +310,8 @@ def queue_tails(pi, qi, first, foreign, out):
             else:
                 out[n] = s
                 n += 1
+            order[at] = s
+            at += 1
             s = qi[s, 3]
         foreign[j] = kept
     return n
