@@ -23,34 +23,13 @@ import math
 
 import numpy as np
 
-from mig_gym.sim.event_kernel import _changed, _choose, _complete, _heap_pop, _start
+from mig_gym.sim.event_kernel import _choose, _complete, _heap_pop, dispatch
 from mig_gym.sim.jit import jit
 
 __all__ = ["vec_step"]
 
 DECISION, BLOCK_END, NO_ROOM, FLUSH = 0, 1, 2, 3
 _TAU = 1.0  # Dispatch-v0's arrival-rate time constant (dispatch._RATE_TAU_S)
-
-
-@jit(inline=True)
-def _dispatch(pf, pi, ch, hp_off, cls_off, cls_size, lat, qf, qi, heap, ctr, now, s, j, held):
-    """``Server.dispatch`` of slot ``s`` to partition row ``j`` (-1: held)."""
-    if j < 0:
-        held[ctr[8]] = s
-        ctr[8] += 1
-    elif pi[j, 2] < 0 and pi[j, 5] == 0:
-        _start(pf, pi, ch, hp_off, lat, qf, qi, heap, ctr, False, now, j, s)
-    else:
-        est = lat[pi[j, 0], qi[s, 2]]
-        if pi[j, 5] == 0:
-            pi[j, 3] = s
-        else:
-            qi[pi[j, 4], 3] = s
-        pi[j, 4] = s
-        pi[j, 5] += 1
-        pf[j, 1] += est
-        pf[j, 0] = pf[j, 0] + est
-        _changed(pf, pi, ch, hp_off, j)
 
 
 @jit(inline=True)
@@ -130,7 +109,7 @@ def vec_step(fresh, active, stage, acts, invalid, status, sizes, warmup, servabl
             invalid[e] = j < 0
             if j < 0:  # remapped to the earliest-finish valid partition
                 j = _choose(0, co, cs, lte, che, hpo, pfe, 0.0, 0, m, b, cle[0])
-            _dispatch(pfe, pie, che, hpo, co, cs, lte, qfe, qie, heap, ce, cle[0], s, j, held[e])
+            dispatch(pfe, pie, che, hpo, lte, qfe, qie, heap, ce, False, cle[0], s, j, held[e])
             ce[11] = -1
             stage[e] = 1
         status[e] = _advance(e, ce, cle, pfe, pie, che, hpo, co, cs, lte, qfe, qie, slots[e],

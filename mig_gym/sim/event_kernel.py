@@ -41,7 +41,7 @@ import numpy as np
 
 from mig_gym.sim.jit import jit
 
-__all__ = ["stretch"]
+__all__ = ["dispatch", "queue_tails", "stretch"]
 
 EARLIEST_FINISH, FIRST_FREE, ELSA = 0, 1, 2
 
@@ -248,13 +248,20 @@ def _arrive(rule, budget, start, servable, noisy, m, b, noise, t, pf, pi, cls_of
     qf[s, 0], qf[s, 1] = t, noise
     qi[s, 0], qi[s, 1], qi[s, 2], qi[s, 3] = qid, m, b, -1
     j = _choose(rule, cls_off, cls_size, lat, ch, hp_off, pf, budget[m], start[m, b], m, b, t)
+    dispatch(pf, pi, ch, hp_off, lat, qf, qi, heap, ctr, noisy, t, s, j, held)
+
+
+@jit(inline=True)
+def dispatch(pf, pi, ch, hp_off, lat, qf, qi, heap, ctr, noisy, now, s, j, held):
+    """``Server.dispatch`` of slot ``s`` to partition ``j``: started if the partition is idle,
+    else queued (its estimated free time as the server keeps it); ``j = -1``: held."""
     if j < 0:
         held[ctr[8]] = s
         ctr[8] += 1
     elif pi[j, 2] < 0 and pi[j, 5] == 0:
-        _start(pf, pi, ch, hp_off, lat, qf, qi, heap, ctr, noisy, t, j, s)
+        _start(pf, pi, ch, hp_off, lat, qf, qi, heap, ctr, noisy, now, j, s)
     else:
-        est = lat[pi[j, 0], b]
+        est = lat[pi[j, 0], qi[s, 2]]
         if pi[j, 5] == 0:
             pi[j, 3] = s
         else:
@@ -264,7 +271,7 @@ def _arrive(rule, budget, start, servable, noisy, m, b, noise, t, pf, pi, cls_of
         pf[j, 1] += est
         free = pf[j, 0] + est
         if noisy:
-            alt = t + pf[j, 1]
+            alt = now + pf[j, 1]
             free = free if free >= alt else alt
         pf[j, 0] = free
         _changed(pf, pi, ch, hp_off, j)
