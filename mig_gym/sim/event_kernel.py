@@ -41,7 +41,7 @@ import numpy as np
 
 from mig_gym.sim.jit import jit
 
-__all__ = ["dispatch", "queue_tails", "stretch"]
+__all__ = ["dispatch", "push_key", "queue_tails", "stretch"]
 
 EARLIEST_FINISH, FIRST_FREE, ELSA = 0, 1, 2
 
@@ -177,17 +177,21 @@ def _choose(rule, cls_off, cls_size, lat, ch, hp_off, pf, budget, s0, m, b, now)
         return cand
     for c in range(cls_off[m], cls_off[m + 1]):
         j = ch[hp_off[c]]
-        ell = lat[c, b]
-        f = pf[j, 0]
-        if rule == 0:
-            key = (f if f > now else now) + ell
-        elif ell == inf:
-            continue
-        else:
-            key = f if f > now else now
+        key = push_key(rule, pf[j, 0], now, lat[c, b])
         if key < best:
             best, pick = key, j
     return pick
+
+
+@jit(inline=True)
+def push_key(rule, free, now, ell):
+    """The class key of EarliestFinish (``rule`` 0: ``max(free, now) + ell``) or FirstFree (1:
+    ``max(free, now)``, inf where the batch does not fit); the smallest wins, ties to the
+    smaller size (strict ``<`` over classes smallest first)."""
+    start = free if free > now else now
+    if rule == 0:
+        return start + ell
+    return start if ell != np.inf else np.inf
 
 
 @jit

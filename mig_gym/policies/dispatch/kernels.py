@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from mig_gym.sim.compiled import ClassArrays, CompiledLoop
+from mig_gym.sim.event_kernel import push_key
 from mig_gym.sim.jit import jit
 
 __all__ = ["EARLIEST_FINISH", "FIRST_FREE", "elsa_loop", "jit", "push_loop", "replace_top"]
@@ -133,14 +134,7 @@ def _push_kernel(rule, t, m, b, cls_off, cls_size, lat, part_off, free, uid,
         ti, mi, bi = t[i], m[i], b[i]
         best, pick = inf, -1
         for c in range(cls_off[mi], cls_off[mi + 1]):
-            ell = lat[c, bi]
-            f = free[part_off[c]]
-            if rule == 0:
-                key = (f if f > ti else ti) + ell
-            elif ell == inf:
-                continue
-            else:
-                key = f if f > ti else ti
+            key = push_key(rule, free[part_off[c]], ti, lat[c, bi])
             if key < best:
                 best, pick = key, c
         lo = part_off[pick]
