@@ -96,7 +96,8 @@ class DispatchEnv(MigEnv):
     vectorised numpy pass, with the same observations.
     ``gymnasium.make_vec("mig_gym/Dispatch-v0", num_envs=N)`` builds the native
     :class:`~mig_gym.envs.vector.DispatchVectorEnv` (N environments in one process, batched
-    observations and masks, the trajectories of N independent environments seeded ``seed + i``);
+    observations and masks, the trajectories of N independent environments seeded ``seed + i``;
+    with numba, one compiled call steps every episode that allows it, :mod:`mig_gym.envs.vec_core`);
     :class:`mig_gym.learn.vecenv.DispatchSB3VecEnv` is its SB3 ``VecEnv`` (MaskablePPO included).
 
     ## Version History

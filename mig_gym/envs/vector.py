@@ -16,6 +16,10 @@ episode ended with, masked by ``info["_final_obs"]``).
 ``episode_seed`` at resets, ``summary`` at episode ends (masked ``_``-keys as in gymnasium).
 ``action_masks()`` returns the (N, P) masks. :class:`mig_gym.learn.vecenv.DispatchSB3VecEnv`
 adapts it to stable-baselines3 (and sb3-contrib's ``MaskablePPO``).
+
+With numba (and ``compiled_step=True``, the default) the episodes that allow it are stepped
+together by one compiled call (:mod:`mig_gym.envs.vec_core`); the others, and every episode
+without numba, step one by one in Python, with the same trajectories.
 """
 
 from __future__ import annotations
