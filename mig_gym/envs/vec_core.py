@@ -28,13 +28,12 @@ import numpy as np
 
 from mig_gym.envs.common import OBS_CLIP
 from mig_gym.envs.dispatch import DispatchEnv
-from mig_gym.metrics import Completions, Rejections
 from mig_gym.sim import compiled
+from mig_gym.sim.event_core import record_outcomes
 
 __all__ = ["VecCore"]
 
-DECISION, BLOCK_END, NO_ROOM, FLUSH = 0, 1, 2, 3
-_REASONS = ("batch_exceeds_partition_memory", "model_not_hosted")
+DECISION, BLOCK_END, NO_ROOM, FLUSH = 0, 1, 2, 3  # vec_kernel's statuses (it imports numba)
 
 
 def packable(e: DispatchEnv) -> bool:
@@ -231,15 +230,9 @@ class VecCore:
         """Record row ``e``'s outcomes since the last flush (bulk) and its held queries."""
         sim, c, k = self.envs[e].run.sim, self.ctr[e], self.k[e]  # type: ignore[union-attr]
         nc, nr, nh, i = int(c[6]), int(c[7]), int(c[8]), int(c[9])
-        of, oi = self.out_f[e], self.out_i[e]
-        slo = np.asarray(sim.slo_s, np.float64)
-        f, i_ = of[:nc].copy(), oi[:nc].copy()
-        done = Completions(f[:, 0], f[:, 1], i_[:, 0], i_[:, 1], i_[:, 2], f[:, 2], slo)
-        rm = self.rej_i[e, :nr, 1].copy()
-        reason = sim.reject_codes()
-        rej = Rejections(self.rej_f[e, :nr].copy(), self.rej_i[e, :nr, 0].copy(), rm,
-                         reason[rm] if nr else rm, _REASONS)  # fmt: skip
-        sim.rec.bulk(self.bt[e, self.flushed[e] : i].copy(), done, rej)
+        record_outcomes(sim.rec, self.bt[e, self.flushed[e] : i], self.out_f[e, :nc],
+                        self.out_i[e, :nc], self.rej_f[e, :nr], self.rej_i[e, :nr],
+                        sim.reject_codes(), np.asarray(sim.slo_s, np.float64))  # fmt: skip
         k.held_slots.extend(self.held[e, :nh].tolist())
         c[6] = c[7] = c[8] = 0
         self.flushed[e] = i

@@ -23,13 +23,13 @@ import math
 
 import numpy as np
 
+from mig_gym.envs.dispatch import _RATE_TAU_S as _TAU  # the arrival-rate time constant
 from mig_gym.sim.event_kernel import _choose, _complete, _heap_pop, dispatch
 from mig_gym.sim.jit import jit
 
 __all__ = ["vec_step"]
 
 DECISION, BLOCK_END, NO_ROOM, FLUSH = 0, 1, 2, 3
-_TAU = 1.0  # Dispatch-v0's arrival-rate time constant (dispatch._RATE_TAU_S)
 
 
 @jit(inline=True)

@@ -39,9 +39,9 @@ if TYPE_CHECKING:
 
     from mig_gym.sim.simulator import Simulator
 
-__all__ = ["CompiledCore", "CoreRule"]
+__all__ = ["CompiledCore", "CoreRule", "REASONS", "record_outcomes"]
 
-_REASONS = (REJECT_MEMORY, REJECT_NOT_HOSTED)
+REASONS = (REJECT_MEMORY, REJECT_NOT_HOSTED)  # rejection reasons, as the kernels code them
 
 
 class CoreRule(NamedTuple):
@@ -96,7 +96,7 @@ class CompiledCore(CorePacking):
         whose invalid choices the earliest-finish rule remaps; ``kernel``: the event kernels."""
         s: Simulator = self  # type: ignore[assignment]
         s._core_rule, s._core = CoreRule(0), kernel
-        return s._core_pack(math.inf)
+        return s._core_pack()
 
     def unpack_state(self, k: _Packed) -> None:
         """The arrays back onto the objects (:meth:`_core_unpack`)."""
@@ -116,8 +116,7 @@ class CompiledCore(CorePacking):
         return not s.arrivals_done
 
     def reject_codes(self) -> np.ndarray:
-        """Per model, the index in ``("batch_exceeds_partition_memory", "model_not_hosted")``
-        of the reason an arrival of it is rejected."""
+        """Per model, the index in ``REASONS`` of the reason an arrival of it is rejected."""
         s: Simulator = self  # type: ignore[assignment]
         return np.array([0 if m in s._hosted else 1 for m in range(s.num_models)], np.int64)
 
@@ -152,7 +151,7 @@ class CompiledCore(CorePacking):
             nxt = min(nxt, s._blk_t[s._blk_i])
         if nxt >= until:
             return False
-        k = s._core_pack(until)
+        k = s._core_pack()
         while True:
             status = s._core_run(k, until)
             if status == 1:
@@ -183,13 +182,9 @@ class CompiledCore(CorePacking):
             k.qi, k.slots, k.hx, k.hs, k.hp, k.hq, k.ctr, k.clock, k.out_f, k.out_i, k.rej_f,
             k.rej_i, k.held,
         )  # fmt: skip
-        nc, nr, nh = int(k.ctr[6]), int(k.ctr[7]), int(k.ctr[8])
-        done = Completions(k.out_f[:nc, 0], k.out_f[:nc, 1], k.out_i[:nc, 0], k.out_i[:nc, 1],
-                           k.out_i[:nc, 2], k.out_f[:nc, 2], k.slo)  # fmt: skip
-        rm = k.rej_i[:nr, 1]
-        rej = Rejections(k.rej_f[:nr], k.rej_i[:nr, 0], rm, k.reason[rm], _REASONS)
-        i1 = int(k.ctr[9])
-        s.rec.bulk(bt[i0:i1], done, rej)
+        nc, nr, nh, i1 = int(k.ctr[6]), int(k.ctr[7]), int(k.ctr[8]), int(k.ctr[9])
+        record_outcomes(s.rec, bt[i0:i1], k.out_f[:nc], k.out_i[:nc], k.rej_f[:nr], k.rej_i[:nr],
+                        k.reason, k.slo)  # fmt: skip
         for o in s._observers:  # every arrival, rejected or not, before the next decision
             o.on_block(bm[i0:i1], bb[i0:i1])
         k.held_slots.extend(k.held[:nh].tolist())
@@ -198,3 +193,15 @@ class CompiledCore(CorePacking):
 
 _EMPTY_F = np.empty(0)
 _EMPTY_I = np.empty(0, np.int64)
+
+
+def record_outcomes(rec: Any, arrivals: np.ndarray, out_f: np.ndarray, out_i: np.ndarray,
+                    rej_f: np.ndarray, rej_i: np.ndarray, reason: np.ndarray,
+                    slo: np.ndarray) -> None:  # fmt: skip
+    """A kernel's outcome rows into the recorder in bulk: the arrivals' times, completions
+    (``out_f``: end, arrival, service; ``out_i``: id, model, size) and rejections (``rej_f``:
+    time; ``rej_i``: id, model), with each model's rejection code ``reason``."""
+    done = Completions(out_f[:, 0], out_f[:, 1], out_i[:, 0], out_i[:, 1], out_i[:, 2],
+                       out_f[:, 2], slo)  # fmt: skip
+    rm = rej_i[:, 1]
+    rec.bulk(arrivals, done, Rejections(rej_f, rej_i[:, 0], rm, reason[rm], REASONS))

@@ -66,7 +66,7 @@ class _Memo:
 class CorePacking:
     """The packing side of the compiled core (a mixin of ``Simulator``)."""
 
-    def _core_pack(self, until: float) -> _Packed:
+    def _core_pack(self) -> _Packed:
         """The simulator's state as the kernel's arrays; the event heap keeps only the events
         that are not completions (the kernel has those) until :meth:`_core_unpack`."""
         s: Simulator = self  # type: ignore[assignment]
@@ -88,8 +88,7 @@ class CorePacking:
                           s._blk_i, n], np.int64)  # fmt: skip
         k.clock = np.array([s.now, s.last_arrival_s])
         k.servable = np.asarray(s._servable, np.int64)
-        hosted = [m in s._hosted for m in range(s.num_models)]
-        k.reason = np.array([0 if h else 1 for h in hosted], np.int64)  # _REASONS' index
+        k.reason = s.reject_codes()
         k.slo = np.asarray(s.slo_s, np.float64)
         k.held_slots = []
         k.rows = -1  # output rows allocated (none yet)
@@ -102,7 +101,7 @@ class CorePacking:
         s: Simulator = self  # type: ignore[assignment]
         parts, objs, orig = k.parts, k.objs, k.orig
         run: list[int] = []
-        memo: _Memo | None = getattr(s, "_core_memo", None)
+        memo: _Memo | None = s._core_memo
         read: list[int] = []  # slots whose queries are read afresh
         dst: list[np.ndarray] = []  # slots copied from the last stretch's arrays, and from where
         src: list[np.ndarray] = []

@@ -113,6 +113,7 @@ class Simulator(EpochAccess, CompiledCore, CapacityChanges):
         self.core_after = self.CORE_AFTER if core_after is None else core_after
         self._core: object | None = None  # the kernels module, once _core_setup allows it
         self._core_checked = False
+        self._core_memo = None  # where the last stretch left the queues (event_pack._Memo)
         self._observers: list[ArrivalObserver] = []
         self._stream = stream
         self._blk_t: list[float] = []
